@@ -1,0 +1,95 @@
+/*
+ * Quick exit ("Exit this page"), after the GOV.UK Design System component.
+ *
+ * - The button, or Shift pressed on its own three times within 5 seconds, leaves the handbook.
+ * - Leaving hides the page at once, then replaces it with the exit site, so Back does not return.
+ * - Moving between handbook pages also replaces the current history entry, so the handbook never
+ *   holds more than one place in the Back list: after an exit, Back leaves it behind entirely.
+ * Browser history itself cannot be erased from a web page; help/quick-exit explains that.
+ */
+(function () {
+  "use strict";
+
+  var PRESSES_TO_EXIT = 3;
+  var PRESS_WINDOW_MS = 5000;
+
+  var button = document.querySelector("[data-quick-exit-button]");
+  var status = document.querySelector("[data-quick-exit-status]");
+  if (!button) {
+    return;
+  }
+
+  var presses = 0;
+  var pressTimer = null;
+  var lastKeyUpHadShift = false;
+
+  function announce(message) {
+    if (status) {
+      status.textContent = message;
+    }
+  }
+
+  function exitPage(event) {
+    if (event) {
+      event.preventDefault();
+    }
+    document.documentElement.classList.add("quick-exit--leaving");
+    announce("Loading.");
+    window.location.replace(button.href);
+  }
+
+  function resetPresses() {
+    if (presses > 0) {
+      announce("Exit this page expired.");
+    }
+    presses = 0;
+    button.removeAttribute("data-presses");
+  }
+
+  function onKeyUp(event) {
+    // Shift used to type a capital fires a keyup with shiftKey set first: ignore the Shift after it.
+    if (event.key === "Shift" && !lastKeyUpHadShift) {
+      presses += 1;
+      button.setAttribute("data-presses", String(presses));
+      window.clearTimeout(pressTimer);
+      if (presses >= PRESSES_TO_EXIT) {
+        exitPage(null);
+        return;
+      }
+      var left = PRESSES_TO_EXIT - presses;
+      announce("Shift, press " + left + " more " + (left === 1 ? "time" : "times") + " to exit.");
+      pressTimer = window.setTimeout(resetPresses, PRESS_WINDOW_MS);
+    } else if (event.key !== "Shift" && presses > 0) {
+      window.clearTimeout(pressTimer);
+      resetPresses();
+    }
+    lastKeyUpHadShift = event.shiftKey;
+  }
+
+  function isHandbookNavigation(event, link) {
+    if (event.defaultPrevented || event.button !== 0) return false;
+    if (event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return false;
+    if (link.target && link.target !== "_self") return false;
+    if (link.hasAttribute("download") || link === button) return false;
+    if (link.origin !== window.location.origin) return false;
+    // A link within the same page (a heading) scrolls; it does not navigate.
+    var samePage = link.pathname === window.location.pathname && link.search === window.location.search;
+    return !(samePage && link.hash);
+  }
+
+  function onClick(event) {
+    var link = event.target instanceof Element ? event.target.closest("a[href]") : null;
+    if (link && isHandbookNavigation(event, link)) {
+      event.preventDefault();
+      window.location.replace(link.href);
+    }
+  }
+
+  // A page restored from the back/forward cache must not stay hidden.
+  window.addEventListener("pageshow", function () {
+    document.documentElement.classList.remove("quick-exit--leaving");
+  });
+  button.addEventListener("click", exitPage);
+  document.addEventListener("keyup", onKeyUp, true);
+  document.addEventListener("click", onClick);
+})();

@@ -1,0 +1,61 @@
+"""The handbook: building it with MkDocs, and what the server must know of the built pages."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import re
+from pathlib import Path
+
+from mkdocs.commands.build import build
+from mkdocs.config import load_config
+from mkdocs.exceptions import MkDocsException
+
+logger = logging.getLogger(__name__)
+
+# An inline script is one with no src; JSON data blocks are not run, so CSP does not cover them.
+INLINE_SCRIPT = re.compile(
+    r"<script(?![^>]*\bsrc=)(?![^>]*application/json)[^>]*>(.*?)</script>", re.S
+)
+
+
+class HandbookBuildError(Exception):
+    """The handbook did not build; the message is MkDocs' own reason."""
+
+
+class ProblemCollector(logging.Handler):
+    """Keeps MkDocs' warnings and errors: its exception alone only says that there were some."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.problems: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.problems.append(record.getMessage().strip())
+
+
+def build_handbook(config_file: Path, site_dir: Path) -> None:
+    """Build strictly, as CI does: a warning is an error, so a broken link never goes live."""
+    collector = ProblemCollector()
+    mkdocs_logger = logging.getLogger("mkdocs")
+    mkdocs_logger.addHandler(collector)
+    try:
+        config = load_config(str(config_file), strict=True, site_dir=str(site_dir))
+        build(config)
+    except MkDocsException as error:
+        reasons = "\n".join(["", *collector.problems]) if collector.problems else ""
+        raise HandbookBuildError(f"The handbook did not build: {error}{reasons}") from error
+    finally:
+        mkdocs_logger.removeHandler(collector)
+    logger.info("Built the handbook into %s", site_dir)
+
+
+def inline_script_hashes(site_dir: Path) -> frozenset[str]:
+    """CSP sources for the theme's small inline scripts, so no 'unsafe-inline' is needed."""
+    hashes = set()
+    for page in site_dir.rglob("*.html"):
+        for script in INLINE_SCRIPT.findall(page.read_text(encoding="utf-8")):
+            digest = hashlib.sha256(script.encode("utf-8")).digest()
+            hashes.add(f"'sha256-{base64.b64encode(digest).decode('ascii')}'")
+    return frozenset(hashes)

@@ -1,0 +1,95 @@
+"""Shared fixtures: the built handbook, a real server on loopback, and a real browser."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import uvicorn
+from playwright.sync_api import Browser, Playwright, sync_playwright
+
+from forms_server.app import create_app
+from forms_server.handbook import build_handbook
+from forms_server.settings import PROJECT_ROOT, Settings, load_settings
+from tests.handbook_pages import HandbookPage, handbook_pages
+
+CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
+# Without the background-networking flags Chromium calls Google's hosts at start (refused here).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def site_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The handbook, built once per run exactly as `forms-server serve` builds it (strict)."""
+    directory = tmp_path_factory.mktemp("site")
+    build_handbook(PROJECT_ROOT / "mkdocs.yml", directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def pages() -> list[HandbookPage]:
+    return handbook_pages(PROJECT_ROOT / "mkdocs.yml")
+
+
+@pytest.fixture(scope="session")
+def settings(site_dir: Path) -> Settings:
+    return replace(load_settings(env_file=None), site_dir=site_dir, build_handbook_on_start=False)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+def server_url(settings: Settings) -> Iterator[str]:
+    """The real app under uvicorn on loopback, as `make run` serves it."""
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, log_level="warning", access_log=False
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("the test server did not start")
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def playwright_instance() -> Iterator[Playwright]:
+    if not CHROMIUM.exists():
+        message = f"Debian's Chromium is not at {CHROMIUM}: run `apt-get install -y chromium`."
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with sync_playwright() as playwright:
+        yield playwright
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_instance: Playwright) -> Iterator[Browser]:
+    browser = playwright_instance.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()

@@ -1,0 +1,113 @@
+"""Every handbook page in a real browser: accessible, private on the wire, readable anywhere."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Browser, Page, Response, expect
+
+from tests.browser import visit
+from tests.handbook_pages import HandbookPage
+from tests.test_browser_quick_exit import EXIT_BUTTON_NAME, EXIT_URL
+
+pytestmark = pytest.mark.browser
+
+FIRST_VIEW_BUDGET_BYTES = 70 * 1024
+
+
+def axe_violations(page: Page) -> list[dict[str, Any]]:
+    results = Axe().run(page)
+    violations: list[dict[str, Any]] = results.response["violations"]
+    return [
+        {"id": v["id"], "nodes": [node["target"] for node in v["nodes"]][:3]} for v in violations
+    ]
+
+
+@pytest.mark.parametrize("color_scheme", ["light", "dark"])
+def test_axe_finds_nothing_on_any_page(
+    browser: Browser, server_url: str, pages: list[HandbookPage], color_scheme: str
+) -> None:
+    found = {}
+    with visit(browser, server_url, EXIT_URL, color_scheme=color_scheme) as record:
+        for handbook_page in pages:
+            record.page.goto(f"{server_url}/{handbook_page.url_path}")
+            violations = axe_violations(record.page)
+            if violations:
+                found[handbook_page.source] = violations
+        assert record.requests_elsewhere == []
+    assert found == {}
+
+
+def test_no_page_asks_another_host_for_anything_or_logs_an_error(
+    browser: Browser, server_url: str, pages: list[HandbookPage]
+) -> None:
+    with visit(browser, server_url, EXIT_URL) as record:
+        for handbook_page in pages:
+            record.page.goto(f"{server_url}/{handbook_page.url_path}")
+            record.page.wait_for_load_state("networkidle")
+        assert record.requests_elsewhere == []
+        # The Content-Security-Policy reports anything it blocks here, as would a broken asset.
+        assert record.console_errors == []
+
+
+@pytest.mark.parametrize(
+    "viewport",
+    [
+        {"width": 320, "height": 640},  # a small phone
+        {"width": 640, "height": 400},  # a 1280 px laptop screen zoomed to 200%
+    ],
+)
+def test_no_page_scrolls_sideways(
+    browser: Browser, server_url: str, pages: list[HandbookPage], viewport: dict[str, int]
+) -> None:
+    too_wide = {}
+    with visit(browser, server_url, EXIT_URL, viewport=viewport) as record:
+        for handbook_page in pages:
+            record.page.goto(f"{server_url}/{handbook_page.url_path}")
+            width = record.page.evaluate("document.documentElement.scrollWidth")
+            if width > viewport["width"]:
+                too_wide[handbook_page.source] = width
+    assert too_wide == {}
+
+
+def test_printing_shows_the_words_without_navigation_or_the_exit_button(
+    browser: Browser, server_url: str
+) -> None:
+    with visit(browser, server_url, EXIT_URL) as record:
+        page = record.page
+        page.goto(server_url + "/guidelines/online-safety/")
+        page.emulate_media(media="print")
+        expect(page.get_by_role("link", name=EXIT_BUTTON_NAME)).to_be_hidden()
+        expect(page.locator(".md-header")).to_be_hidden()
+        expect(page.locator(".md-sidebar--primary")).to_be_hidden()
+        expect(page.locator("article h1")).to_be_visible()
+
+
+def test_dark_mode_follows_the_device(browser: Browser, server_url: str) -> None:
+    with visit(browser, server_url, EXIT_URL, color_scheme="dark") as record:
+        record.page.goto(server_url + "/")
+        expect(record.page.locator("body")).to_have_attribute("data-md-color-scheme", "slate")
+
+
+def test_the_first_view_of_the_home_page_is_small(browser: Browser, server_url: str) -> None:
+    with visit(browser, server_url, EXIT_URL) as record:
+        responses: list[Response] = []
+
+        def keep(response: Response) -> None:
+            responses.append(response)
+
+        record.page.on("response", keep)
+        record.page.goto(server_url + "/")
+        record.page.wait_for_load_state("networkidle")
+        transferred = sum(
+            r.request.sizes()["responseBodySize"] + r.request.sizes()["responseHeadersSize"]
+            for r in responses
+        )
+        encodings = {r.url: r.headers.get("content-encoding") for r in responses}
+    assert len(responses) >= 4, encodings  # the page, its CSS and JS: a real first view
+    assert all(
+        encoding == "gzip" for url, encoding in encodings.items() if url.endswith((".css", ".js"))
+    ), encodings
+    assert transferred <= FIRST_VIEW_BUDGET_BYTES, f"{transferred} bytes"

@@ -1,0 +1,48 @@
+"""The MkDocs hook that fills in group facts and marks external links."""
+
+from __future__ import annotations
+
+import pytest
+from mkdocs.exceptions import PluginError
+
+from hooks.group_facts import fill_placeholders, mark_external_links
+
+FACTS = {
+    "name": "Harbour",
+    "crisis_contacts": [{"name": "Samaritans", "how": "call 116 123", "when": "any time"}],
+}
+
+
+def test_a_placeholder_becomes_its_value() -> None:
+    assert fill_placeholders("Welcome to {{ group.name }}.", FACTS, "x.md") == "Welcome to Harbour."
+
+
+def test_crisis_contacts_become_a_list() -> None:
+    assert fill_placeholders("{{group.crisis_contacts}}", FACTS, "x.md") == (
+        "- **Samaritans**: call 116 123, any time."
+    )
+
+
+def test_an_unknown_placeholder_names_the_page_and_the_key() -> None:
+    with pytest.raises(PluginError, match=r"x\.md: `group\.nope`"):
+        fill_placeholders("{{ group.nope }}", FACTS, "x.md")
+
+
+@pytest.mark.parametrize(
+    ("html", "expected"),
+    [
+        (
+            '<a href="https://ico.org.uk/">ICO</a>',
+            '<a href="https://ico.org.uk/" rel="noopener noreferrer">ICO</a>',
+        ),
+        (
+            '<a rel="x" href="http://a.example/">A</a>',
+            '<a href="http://a.example/" rel="noopener noreferrer">A</a>',
+        ),
+        ('<a href="../faq/">FAQ</a>', '<a href="../faq/">FAQ</a>'),
+        ('<a href="http://127.0.0.1/x">Here</a>', '<a href="http://127.0.0.1/x">Here</a>'),
+        ('<a href="mailto:a@example.org">a</a>', '<a href="mailto:a@example.org">a</a>'),
+    ],
+)
+def test_only_links_to_other_hosts_are_marked(html: str, expected: str) -> None:
+    assert mark_external_links(html, "127.0.0.1") == expected

@@ -1,0 +1,95 @@
+"""The handbook builds strictly, every page is in the navigation, and group facts reach pages."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from bs4 import BeautifulSoup, Tag
+
+from forms_server.handbook import HandbookBuildError, build_handbook
+from forms_server.settings import PROJECT_ROOT
+from tests.handbook_pages import HandbookPage
+
+DOCS = PROJECT_ROOT / "docs"
+
+
+def group_facts() -> dict[str, object]:
+    config = yaml.safe_load((PROJECT_ROOT / "mkdocs.yml").read_text(encoding="utf-8"))
+    facts: dict[str, object] = config["extra"]["group"]
+    return facts
+
+
+def test_every_page_is_in_the_navigation(pages: list[HandbookPage]) -> None:
+    written = {str(path.relative_to(DOCS)) for path in DOCS.rglob("*.md")}
+    listed = {page.source for page in pages}
+    assert written == listed
+
+
+def test_every_navigation_page_is_built(pages: list[HandbookPage], site_dir: Path) -> None:
+    missing = [page.source for page in pages if not page.built_file(site_dir).is_file()]
+    assert missing == []
+
+
+def test_no_placeholder_is_left_unfilled(pages: list[HandbookPage], site_dir: Path) -> None:
+    unfilled = [
+        page.source for page in pages if "{{" in page.built_file(site_dir).read_text("utf-8")
+    ]
+    assert unfilled == []
+
+
+def test_group_facts_reach_the_pages(site_dir: Path) -> None:
+    facts = group_facts()
+    help_html = (site_dir / "help/get-help-now/index.html").read_text("utf-8")
+    help_page = " ".join(BeautifulSoup(help_html, "html.parser").get_text(" ").split())
+    for contact in facts["crisis_contacts"]:  # type: ignore[attr-defined]
+        assert contact["name"] in help_page, contact
+    everything = "".join(path.read_text("utf-8") for path in site_dir.rglob("*.html"))
+    for key in ("facilitators_email", "safeguarding_email", "privacy_email", "regulator_phone"):
+        assert str(facts[key]) in everything, key
+
+
+def test_every_page_has_one_h1_and_a_description(pages: list[HandbookPage], site_dir: Path) -> None:
+    for page in pages:
+        soup = BeautifulSoup(page.built_file(site_dir).read_text("utf-8"), "html.parser")
+        assert len(soup.select("article h1")) == 1, page.source
+        description = soup.select_one('meta[name="description"]')
+        assert description is not None, page.source
+        assert description.get("content"), page.source
+
+
+def test_external_content_links_do_not_leak_the_referrer(site_dir: Path) -> None:
+    external: list[Tag] = []
+    for path in site_dir.rglob("*.html"):
+        soup = BeautifulSoup(path.read_text("utf-8"), "html.parser")
+        external += soup.select('article a[href^="http://"], article a[href^="https://"]')
+    assert external, "expected at least one external link (crisis services, the ICO)"
+    for link in external:
+        rel = link.get_attribute_list("rel")
+        assert "noopener" in rel, link
+        assert "noreferrer" in rel, link
+
+
+def copy_project(tmp_path: Path) -> Path:
+    for name in ("docs", "overrides", "hooks", "includes"):
+        shutil.copytree(PROJECT_ROOT / name, tmp_path / name)
+    shutil.copy(PROJECT_ROOT / "mkdocs.yml", tmp_path / "mkdocs.yml")
+    return tmp_path
+
+
+def test_an_unknown_group_fact_stops_the_build(tmp_path: Path) -> None:
+    project = copy_project(tmp_path)
+    with (project / "docs/index.md").open("a", encoding="utf-8") as page:
+        page.write("\nCall {{ group.phone_number_that_does_not_exist }}.\n")
+    with pytest.raises(HandbookBuildError, match="phone_number_that_does_not_exist"):
+        build_handbook(project / "mkdocs.yml", tmp_path / "site")
+
+
+def test_a_broken_link_stops_the_build(tmp_path: Path) -> None:
+    project = copy_project(tmp_path)
+    with (project / "docs/index.md").open("a", encoding="utf-8") as page:
+        page.write("\nSee [a page that is not there](not-there.md).\n")
+    with pytest.raises(HandbookBuildError, match=r"not-there\.md"):
+        build_handbook(project / "mkdocs.yml", tmp_path / "site")
