@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import os
 import re
 from pathlib import Path
 
@@ -13,6 +14,9 @@ from mkdocs.config import load_config
 from mkdocs.exceptions import MkDocsException
 
 logger = logging.getLogger(__name__)
+
+# MkDocs 1.x prints a long banner about MkDocs 2 on every build; the README covers the plan.
+os.environ.setdefault("NO_MKDOCS_2_WARNING", "1")
 
 # An inline script is one with no src; JSON data blocks are not run, so CSP does not cover them.
 INLINE_SCRIPT = re.compile(

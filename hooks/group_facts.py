@@ -78,6 +78,12 @@ def mark_external_links(html: str, site_host: str) -> str:
     return LINK_TAG.sub(mark, html)
 
 
+def on_config(config: MkDocsConfig) -> MkDocsConfig:
+    """The site's title comes from the group's name, so the name is set in one place only."""
+    config.site_name = f"{group_facts(config)['name']} handbook"
+    return config
+
+
 def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files) -> str:
     return fill_placeholders(markdown, group_facts(config), page.file.src_path)
 

@@ -51,6 +51,12 @@ def test_group_facts_reach_the_pages(site_dir: Path) -> None:
         assert str(facts[key]) in everything, key
 
 
+def test_the_site_title_is_the_group_name(site_dir: Path) -> None:
+    soup = BeautifulSoup((site_dir / "index.html").read_text("utf-8"), "html.parser")
+    assert soup.title is not None
+    assert f"{group_facts()['name']} handbook" in soup.title.get_text()
+
+
 def test_every_page_has_one_h1_and_a_description(pages: list[HandbookPage], site_dir: Path) -> None:
     for page in pages:
         soup = BeautifulSoup(page.built_file(site_dir).read_text("utf-8"), "html.parser")
