@@ -2,17 +2,23 @@
 
 Values come from `FORMS_*` environment variables, then a `.env` file in the working folder, then
 the embedded defaults below, which are enough to run everything on one machine with no setup.
-Bad values stop start-up with a message that names the variable.
+Bad values stop start-up with a message that names the variable and says how to fix it.
 """
 
 from __future__ import annotations
 
+import os
+import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from starlette.config import Config
+from starlette.datastructures import CommaSeparatedStrings, Secret
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MINIMUM_SECRET_BYTES = 32
+ENVIRONMENTS = ("development", "production")
 
 
 class SettingsError(Exception):
@@ -21,22 +27,76 @@ class SettingsError(Exception):
 
 @dataclass(frozen=True)
 class Settings:
+    environment: str
     host: str
     port: int
     handbook_config: Path
     site_dir: Path
     build_handbook_on_start: bool
+    data_dir: Path
+    # Oldest first: the last one signs, all of them verify (see signing.py).
+    secret_keys: tuple[Secret, ...]
+    token_max_age_seconds: int
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
 
 
-def load_settings(env_file: Path | None = Path(".env")) -> Settings:
-    config = Config(env_file if env_file is not None and env_file.is_file() else None)
+def development_secret(data_dir: Path) -> Secret:
+    """A key made on first run and kept in the data folder, readable by its owner only."""
+    key_file = data_dir / "development-secret-key"
+    if not key_file.exists():
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", encoding="ascii") as file:
+            file.write(secrets.token_urlsafe(48))
+    return Secret(key_file.read_text(encoding="ascii").strip())
+
+
+def secret_keys_from(config: Config, environment: str, data_dir: Path) -> tuple[Secret, ...]:
+    configured = config("FORMS_SECRET_KEYS", cast=CommaSeparatedStrings, default="")
+    keys = tuple(Secret(key.strip()) for key in configured if key.strip())
+    if not keys:
+        if environment == "production":
+            raise SettingsError(
+                "FORMS_SECRET_KEYS is not set. In production, set it to one or more random "
+                "keys of at least 32 characters, separated by commas (newest last). "
+                'Make one with: python3 -c "import secrets; print(secrets.token_urlsafe(48))"'
+            )
+        return (development_secret(data_dir),)
+    for position, key in enumerate(keys, start=1):
+        if len(str(key).encode("utf-8")) < MINIMUM_SECRET_BYTES:
+            raise SettingsError(
+                f"FORMS_SECRET_KEYS: key {position} is shorter than {MINIMUM_SECRET_BYTES} "
+                "bytes. Use a longer random key."
+            )
+    return keys
+
+
+def load_settings(
+    env_file: Path | None = Path(".env"), environ: Mapping[str, str] | None = None
+) -> Settings:
+    """`environ` replaces the process environment (tests use it); None means os.environ."""
+    config = Config(
+        env_file if env_file is not None and env_file.is_file() else None,
+        environ=os.environ if environ is None else environ,
+    )
+    environment = config("FORMS_ENV", default="development")
+    if environment not in ENVIRONMENTS:
+        raise SettingsError(
+            f"FORMS_ENV must be one of {', '.join(ENVIRONMENTS)}, not {environment!r}."
+        )
     try:
         port = config("FORMS_PORT", cast=int, default=8000)
         build = config("FORMS_BUILD_HANDBOOK", cast=bool, default=True)
+        token_max_age = config("FORMS_TOKEN_MAX_AGE_SECONDS", cast=int, default=2 * 60 * 60)
     except ValueError as error:
         raise SettingsError(str(error)) from error
     if not 0 < port < 65536:
         raise SettingsError(f"FORMS_PORT must be between 1 and 65535, not {port}.")
+    if not 60 <= token_max_age <= 24 * 60 * 60:
+        raise SettingsError("FORMS_TOKEN_MAX_AGE_SECONDS must be between 60 and 86400.")
     handbook_config = Path(
         config("FORMS_HANDBOOK_CONFIG", default=str(PROJECT_ROOT / "mkdocs.yml"))
     )
@@ -44,10 +104,15 @@ def load_settings(env_file: Path | None = Path(".env")) -> Settings:
         raise SettingsError(
             f"FORMS_HANDBOOK_CONFIG points to {handbook_config}, which does not exist."
         )
+    data_dir = Path(config("FORMS_DATA_DIR", default=str(PROJECT_ROOT / "data")))
     return Settings(
+        environment=environment,
         host=config("FORMS_HOST", default="127.0.0.1"),
         port=port,
         handbook_config=handbook_config,
         site_dir=Path(config("FORMS_SITE_DIR", default=str(PROJECT_ROOT / "site"))),
         build_handbook_on_start=build,
+        data_dir=data_dir,
+        secret_keys=secret_keys_from(config, environment, data_dir),
+        token_max_age_seconds=token_max_age,
     )

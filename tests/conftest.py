@@ -7,7 +7,6 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -46,8 +45,13 @@ def pages() -> list[HandbookPage]:
 
 
 @pytest.fixture(scope="session")
-def settings(site_dir: Path) -> Settings:
-    return replace(load_settings(env_file=None), site_dir=site_dir, build_handbook_on_start=False)
+def settings(site_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    environ = {
+        "FORMS_DATA_DIR": str(tmp_path_factory.mktemp("data")),
+        "FORMS_SITE_DIR": str(site_dir),
+        "FORMS_BUILD_HANDBOOK": "false",
+    }
+    return load_settings(env_file=None, environ=environ)
 
 
 def free_port() -> int:

@@ -1,0 +1,633 @@
+"""The single definition of each form.
+
+Each form is a `FormDefinition`: its fields (label, hint, why we ask, kind, limits, choices,
+whether optional), who receives it, what is kept once it is delivered and for how long. The page,
+validation, the check-answers page, the email, storage, retention and the privacy notice are all
+driven from here, so adding a field is one edit in this file.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+# Answers as they come from a form post: one string per field, or a list for checkboxes.
+Answers = dict[str, str | list[str]]
+
+
+class FieldKind(Enum):
+    TEXT = "text"  # one line
+    EMAIL = "email"  # exactly one address
+    TEXTAREA = "textarea"  # several lines
+    RADIOS = "radios"  # one of the choices
+    CHECKBOXES = "checkboxes"  # any of the choices
+    AGREE = "agree"  # a single box the member must tick to go on
+
+
+class Recipients(Enum):
+    """Who receives a form: the addresses themselves are configuration (settings)."""
+
+    FACILITATORS = "facilitators"
+    SAFEGUARDING = "safeguarding"  # the safeguarding lead and deputy
+    ORGANISATION_LEAD = "organisation_lead"  # for a concern about a facilitator
+
+
+@dataclass(frozen=True)
+class Choice:
+    value: str
+    label: str
+    hint: str = ""
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    label: str
+    # The name used in error messages: "Name must be 100 characters or fewer".
+    short_name: str
+    # "Enter the name we should use": said when a required field is empty.
+    required_message: str
+    kind: FieldKind = FieldKind.TEXT
+    max_length: int = 100
+    hint: str = ""
+    why: str = ""  # why we ask, shown under the label
+    optional: bool = False
+    choices: tuple[Choice, ...] = ()
+    # A handbook page the member should read first (agreements link to their guidelines).
+    handbook_link: tuple[str, str] | None = None
+    # Kept on our server after delivery (encrypted). Everything else is gone once delivered.
+    kept: bool = False
+    # The browser's autofill hint (WCAG 1.3.5).
+    autocomplete: str = ""
+    # This answer shows the crisis contacts at once (and marks the form urgent, see below).
+    crisis_answer: str | None = None
+
+    @property
+    def is_single_line(self) -> bool:
+        return self.kind in {FieldKind.TEXT, FieldKind.EMAIL}
+
+    def choice_label(self, value: str) -> str:
+        for choice in self.choices:
+            if choice.value == value:
+                return choice.label
+        return value
+
+
+@dataclass(frozen=True)
+class FormDefinition:
+    kind: str  # the URL segment and the token salt: "consent", "leave-leaving", ...
+    title: str  # the page's heading: the task in the member's words
+    email_name: str  # how facilitators see it named: "Consent form"
+    intro: str
+    fields: tuple[Field, ...]
+    recipients: Recipients
+    retention_days: int
+    # What the facilitators should do when it arrives.
+    next_steps: str
+    # What the member is told will happen, on the confirmation page.
+    what_happens_next: str
+    # Binds the record to the exact guidelines shown (the consent form).
+    binds_guidelines: bool = False
+    # Crisis contacts are shown on the page when the form is about risk.
+    shows_crisis_contacts: bool = False
+    # (field, answer, recipients): an answer that sends the form to someone else instead.
+    rerouted_when: tuple[str, str, Recipients] | None = None
+
+    def field_named(self, name: str) -> Field:
+        for candidate in self.fields:
+            if candidate.name == name:
+                return candidate
+        raise KeyError(name)
+
+
+# -- Validation -------------------------------------------------------------------------------
+
+# Characters that end or break a line, or that have no business in a name or address.
+LINE_BREAKING = {"\r", "\n", "\x00", "\u2028", "\u2029", "\x85", "\x0b", "\x0c"}
+# One address: no spaces, commas, angle brackets or quotes, so it can never become two.
+EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+$")
+MAX_EMAIL_LENGTH = 254
+
+
+def has_control_characters(text: str, allow_newlines: bool) -> bool:
+    allowed = {"\n", "\r", "\t"} if allow_newlines else set()
+    for character in text:
+        if character in allowed:
+            continue
+        if character in LINE_BREAKING or unicodedata.category(character) in {
+            "Cc",
+            "Cf",
+            "Zl",
+            "Zp",
+        }:
+            # Cf holds invisible format characters (for example right-to-left overrides) that
+            # can make a name in an email read differently from what was typed.
+            return True
+    return False
+
+
+def as_text(value: str | list[str] | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return value[0] if value else ""
+    return value
+
+
+def as_list(value: str | list[str] | None) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value] if value else []
+    return [item for item in value if item]
+
+
+def not_a_choice_message(spec: Field) -> str:
+    return f"Select {spec.short_name.lower()} from the list"  # noqa: S608 - words, not SQL
+
+
+def validate_field(spec: Field, raw: str | list[str] | None) -> tuple[str | list[str], str | None]:
+    """The cleaned value and, when it is not acceptable, the message to show beside it."""
+    if spec.kind is FieldKind.CHECKBOXES:
+        values = as_list(raw)
+        known = {choice.value for choice in spec.choices}
+        if any(value not in known for value in values):
+            return values, not_a_choice_message(spec)
+        if not values and not spec.optional:
+            return values, spec.required_message
+        return values, None
+
+    text = as_text(raw)
+    text = text.replace("\r\n", "\n").strip()
+
+    if not text:
+        return text, None if spec.optional else spec.required_message
+
+    if spec.kind is FieldKind.RADIOS:
+        if text not in {choice.value for choice in spec.choices}:
+            return text, not_a_choice_message(spec)
+        return text, None
+    if spec.kind is FieldKind.AGREE:
+        return (text, None) if text == "yes" else (text, spec.required_message)
+
+    if has_control_characters(text, allow_newlines=spec.kind is FieldKind.TEXTAREA):
+        if spec.is_single_line:
+            return text, f"{spec.short_name} must be on one line, with no special characters"
+        return text, f"{spec.short_name} must not contain special characters"
+    if len(text) > spec.max_length:
+        return text, f"{spec.short_name} must be {spec.max_length} characters or fewer"
+    if spec.kind is FieldKind.EMAIL and not EMAIL.match(text):
+        return text, "Enter an email address in the correct format, like name@example.com"
+    return text, None
+
+
+@dataclass(frozen=True)
+class Validated:
+    answers: Answers
+    errors: dict[str, str]  # field name -> message, in the order of the form
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def validate(form: FormDefinition, submitted: Mapping[str, str | list[str]]) -> Validated:
+    """Checks every field of the form; fields the form does not have are ignored."""
+    answers: Answers = {}
+    errors: dict[str, str] = {}
+    for spec in form.fields:
+        value, error = validate_field(spec, submitted.get(spec.name))
+        answers[spec.name] = value
+        if error is not None:
+            errors[spec.name] = error
+    return Validated(answers, errors)
+
+
+def display_value(spec: Field, value: str | list[str]) -> str:
+    """An answer as the member and the facilitators read it back."""
+    if spec.kind is FieldKind.CHECKBOXES:
+        labels = [spec.choice_label(item) for item in as_list(value)]
+        return "\n".join(labels) if labels else "None"
+    text = as_text(value)
+    if spec.kind is FieldKind.RADIOS:
+        return spec.choice_label(text) if text else "Not answered"
+    if spec.kind is FieldKind.AGREE:
+        return "Yes, I agree" if text == "yes" else "No"
+    return text or "Not given"
+
+
+# -- The forms --------------------------------------------------------------------------------
+
+YES_NO_CONTACT = (
+    Choice("yes", "Yes"),
+    Choice("contact", "I'd like a facilitator to contact me"),
+    Choice("no", "No"),
+)
+
+CONSENT = FormDefinition(
+    kind="consent",
+    title="Join the group: consent form",
+    email_name="Consent form",
+    intro=(
+        "Fill in this form to join the group. It takes about 5 minutes. "
+        "You agree to our guidelines and tell us how to reach you."
+    ),
+    recipients=Recipients.FACILITATORS,
+    retention_days=365,
+    binds_guidelines=True,
+    next_steps=(
+        "Add this member to the group and send them the meeting link. If they use an "
+        "anonymous display name, note it so you can mark them as attending."
+    ),
+    what_happens_next=(
+        "A facilitator will email you within 3 days with the meeting link. "
+        "If you do not hear from us, email the facilitators."
+    ),
+    fields=(
+        Field(
+            name="name",
+            label="What name should we use for you?",
+            short_name="Name",
+            required_message="Enter the name we should use",
+            hint="This can be your first name or a name you prefer.",
+            autocomplete="given-name",
+            kept=True,
+        ),
+        Field(
+            name="email",
+            label="Email address",
+            kind=FieldKind.EMAIL,
+            short_name="Email address",
+            required_message="Enter your email address",
+            max_length=MAX_EMAIL_LENGTH,
+            why="We use it to send you the meeting link and to contact you.",
+            autocomplete="email",
+            kept=True,
+        ),
+        Field(
+            name="display_name",
+            label="What name will you show in meetings?",
+            short_name="Display name",
+            required_message="Enter the name you will show in meetings",
+            hint="You can use an anonymous name.",
+            why="So we know you have attended when you use a different name.",
+            kept=True,
+        ),
+        Field(
+            name="agree_guidelines",
+            label="I agree to the group guidelines",
+            kind=FieldKind.AGREE,
+            short_name="Group guidelines",
+            required_message="Confirm that you agree to the group guidelines",
+            handbook_link=("guidelines/taking-part/", "Read the group guidelines"),
+            kept=True,
+        ),
+        Field(
+            name="agree_confidentiality",
+            label="I agree to keep the group confidential",
+            kind=FieldKind.AGREE,
+            short_name="Confidentiality",
+            required_message="Confirm that you agree to keep the group confidential",
+            handbook_link=("guidelines/confidentiality/", "Read about confidentiality"),
+            kept=True,
+        ),
+        Field(
+            name="agree_online_safety",
+            label="I agree to follow the online safety steps",
+            kind=FieldKind.AGREE,
+            short_name="Online safety",
+            required_message="Confirm that you agree to follow the online safety steps",
+            handbook_link=("guidelines/online-safety/", "Read the online safety steps"),
+            kept=True,
+        ),
+        Field(
+            name="agree_removal",
+            label="I understand when I may be asked to leave the group",
+            kind=FieldKind.AGREE,
+            short_name="Removal",
+            required_message="Confirm that you understand when you may be asked to leave",
+            handbook_link=("guidelines/removal/", "Read when we may ask someone to leave"),
+            kept=True,
+        ),
+        Field(
+            name="consent_health_data",
+            label=(
+                "I give my explicit consent for you to hold information that shows I attend "
+                "a mental health peer support group"
+            ),
+            kind=FieldKind.AGREE,
+            short_name="Consent",
+            required_message=(
+                "Give your consent for us to hold information that shows you attend the group"
+            ),
+            hint=(
+                "This is health information, which the law protects more. "
+                "We cannot run the group for you without it. You can withdraw it at any time."
+            ),
+            handbook_link=("about/privacy/", "Read how we use your information"),
+            kept=True,
+        ),
+        Field(
+            name="signature",
+            label="Type your full name to sign",
+            short_name="Signature",
+            required_message="Type your full name to sign",
+            hint="Typing your name here counts as your signature.",
+            autocomplete="name",
+            kept=True,
+        ),
+    ),
+)
+
+LEAVE_LEAVING = FormDefinition(
+    kind="leave-leaving",
+    title="Tell us you are leaving the group",
+    email_name="Leave notice: leaving the group",
+    intro="Thank you for telling us. It means we can offer your place to someone else.",
+    recipients=Recipients.FACILITATORS,
+    retention_days=183,
+    next_steps=(
+        "Remove this member after their last session. If they agreed, offer their place "
+        "to someone waiting."
+    ),
+    what_happens_next=(
+        "A facilitator will read your notice within 3 days. You are welcome back at any time."
+    ),
+    fields=(
+        Field(
+            name="name",
+            label="Your name",
+            short_name="Name",
+            required_message="Enter your name",
+            hint="The name we know you by.",
+            autocomplete="name",
+            kept=True,
+        ),
+        Field(
+            name="last_session",
+            label="When will your last session be?",
+            short_name="Last session",
+            required_message="Enter when your last session will be",
+            hint="For example, 'next Tuesday' or '2 December'.",
+            max_length=60,
+            kept=True,
+        ),
+        Field(
+            name="offer_place",
+            label="Can we offer your place to someone else?",
+            kind=FieldKind.RADIOS,
+            short_name="Offer your place",
+            required_message="Select whether we can offer your place to someone else",
+            choices=(Choice("yes", "Yes"), Choice("no", "No, not yet")),
+        ),
+        Field(
+            name="reason",
+            label="Would you like to tell us why you are leaving?",
+            kind=FieldKind.TEXTAREA,
+            short_name="Reason",
+            required_message="",
+            optional=True,
+            max_length=1000,
+            hint="You do not have to. It helps us improve the group.",
+        ),
+    ),
+)
+
+LEAVE_MISSING = FormDefinition(
+    kind="leave-missing",
+    title="Tell us you will miss sessions",
+    email_name="Leave notice: missing sessions",
+    intro=(
+        "If you miss three meetings in a row without telling us, you may be removed from "
+        "the group. Sending this counts as telling us."
+    ),
+    recipients=Recipients.FACILITATORS,
+    retention_days=183,
+    next_steps=(
+        "Record these sessions as missed with notice. This counts as the member telling us: "
+        "do not count them towards the three-missed-meetings rule."
+    ),
+    what_happens_next="A facilitator will read your notice within 3 days. We hope to see you soon.",
+    fields=(
+        Field(
+            name="name",
+            label="Your name",
+            short_name="Name",
+            required_message="Enter your name",
+            hint="The name we know you by.",
+            autocomplete="name",
+            kept=True,
+        ),
+        Field(
+            name="dates",
+            label="Which sessions will you miss?",
+            kind=FieldKind.TEXT,
+            short_name="Sessions",
+            required_message="Enter which sessions you will miss",
+            hint="For example, '2 and 9 December' or 'the next 3 weeks'.",
+            max_length=200,
+            kept=True,
+        ),
+        Field(
+            name="message",
+            label="Anything else you want to tell us?",
+            kind=FieldKind.TEXTAREA,
+            short_name="Message",
+            required_message="",
+            optional=True,
+            max_length=1000,
+        ),
+    ),
+)
+
+LEAVE_LEFT_EARLY = FormDefinition(
+    kind="leave-left-early",
+    title="Tell us you left a session early",
+    email_name="Leave notice: left a session early",
+    intro=(
+        "Our guidelines ask you to message us if you step out or leave a session, "
+        "so we can make sure you are safe."
+    ),
+    recipients=Recipients.FACILITATORS,
+    retention_days=183,
+    shows_crisis_contacts=True,
+    next_steps=(
+        "Check the answer to 'Are you safe now?'. If they asked for contact, or said no, "
+        "contact them today."
+    ),
+    what_happens_next=(
+        "A facilitator will read this as soon as they can. Nobody watches the forms all "
+        "the time, so if you need help now, use the contacts below."
+    ),
+    fields=(
+        Field(
+            name="name",
+            label="Your name",
+            short_name="Name",
+            required_message="Enter your name",
+            hint="The name we know you by.",
+            autocomplete="name",
+            kept=True,
+        ),
+        Field(
+            name="session",
+            label="Which session did you leave?",
+            short_name="Session",
+            required_message="Enter which session you left",
+            hint="For example, 'tonight' or 'Tuesday 2 December'.",
+            max_length=60,
+            kept=True,
+        ),
+        Field(
+            name="safe_now",
+            label="Are you safe now?",
+            kind=FieldKind.RADIOS,
+            short_name="Are you safe now",
+            required_message="Select whether you are safe now",
+            choices=YES_NO_CONTACT,
+            crisis_answer="no",
+        ),
+        Field(
+            name="message",
+            label="Anything else you want to tell us?",
+            kind=FieldKind.TEXTAREA,
+            short_name="Message",
+            required_message="",
+            optional=True,
+            max_length=1000,
+        ),
+    ),
+)
+
+CONCERN = FormDefinition(
+    kind="concern",
+    title="Raise a concern",
+    email_name="Concern",
+    intro=(
+        "Tell us if you are worried about something raised in a meeting, another member, "
+        "a facilitator or yourself. You can stay anonymous: every question about you is "
+        "optional. If you leave them empty, we cannot tell who sent this, and we cannot "
+        "reply to you."
+    ),
+    recipients=Recipients.SAFEGUARDING,
+    rerouted_when=("about", "facilitator", Recipients.ORGANISATION_LEAD),
+    retention_days=183,
+    shows_crisis_contacts=True,
+    next_steps=(
+        "Follow the safeguarding policy. If someone is at immediate risk, act on it now. "
+        "If the member asked for contact, reply the way they asked."
+    ),
+    what_happens_next=(
+        "Our safeguarding lead will read your concern within 2 days, or the same day if "
+        "someone is at risk. Nobody watches the forms all the time."
+    ),
+    fields=(
+        Field(
+            name="about",
+            label="What is your concern about?",
+            kind=FieldKind.RADIOS,
+            short_name="What your concern is about",
+            required_message="Select what your concern is about",
+            choices=(
+                Choice("meeting", "Something raised in a meeting"),
+                Choice("member", "Another member"),
+                Choice(
+                    "facilitator",
+                    "A facilitator",
+                    hint="This goes to the organisation's safeguarding lead, not the facilitators.",
+                ),
+                Choice("myself", "Myself"),
+                Choice("other", "Something else"),
+            ),
+        ),
+        Field(
+            name="immediate_risk",
+            label="Is anyone at immediate risk of harm?",
+            kind=FieldKind.RADIOS,
+            short_name="Immediate risk",
+            required_message="Select whether anyone is at immediate risk of harm",
+            choices=(Choice("yes", "Yes"), Choice("no", "No"), Choice("unsure", "I'm not sure")),
+            crisis_answer="yes",
+        ),
+        Field(
+            name="what_happened",
+            label="What happened?",
+            kind=FieldKind.TEXTAREA,
+            short_name="What happened",
+            required_message="Enter what happened",
+            hint="Say what happened, when and where. Only include what you need to.",
+            max_length=3000,
+        ),
+        Field(
+            name="why_concerned",
+            label="Why are you concerned?",
+            kind=FieldKind.TEXTAREA,
+            short_name="Why you are concerned",
+            required_message="Enter why you are concerned",
+            max_length=3000,
+        ),
+        Field(
+            name="name",
+            label="Your name",
+            short_name="Name",
+            required_message="",
+            optional=True,
+            hint="Leave this empty to stay anonymous.",
+            autocomplete="name",
+        ),
+        Field(
+            name="contact_preference",
+            label="Do you want us to contact you about this?",
+            kind=FieldKind.RADIOS,
+            short_name="Contact",
+            required_message="",
+            optional=True,
+            choices=(
+                Choice("no", "No"),
+                Choice("email", "Yes, by email"),
+                Choice("meeting", "Yes, after a meeting"),
+            ),
+        ),
+        Field(
+            name="email",
+            label="Email address",
+            kind=FieldKind.EMAIL,
+            short_name="Email address",
+            required_message="",
+            optional=True,
+            max_length=MAX_EMAIL_LENGTH,
+            hint="Only if you want a reply by email.",
+            autocomplete="email",
+        ),
+    ),
+)
+
+FORMS: Mapping[str, FormDefinition] = {
+    form.kind: form for form in (CONSENT, LEAVE_LEAVING, LEAVE_MISSING, LEAVE_LEFT_EARLY, CONCERN)
+}
+
+# The leave notice starts by asking which kind, then asks only what that kind needs.
+LEAVE_KINDS: Sequence[Choice] = (
+    Choice("leave-leaving", "I am leaving the group"),
+    Choice("leave-missing", "I will miss some sessions"),
+    Choice("leave-left-early", "I left a session early or stepped out"),
+)
+
+
+def is_urgent(form: FormDefinition, answers: Answers) -> bool:
+    """Someone may be at risk now: the form is marked urgent and sent first."""
+    return any(
+        spec.crisis_answer is not None and answers.get(spec.name) == spec.crisis_answer
+        for spec in form.fields
+    )
+
+
+def recipients_for(form: FormDefinition, answers: Answers) -> Recipients:
+    if form.rerouted_when is not None:
+        field_name, answer, recipients = form.rerouted_when
+        if answers.get(field_name) == answer:
+            return recipients
+    return form.recipients

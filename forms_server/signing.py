@@ -1,0 +1,66 @@
+"""Signed, timestamped tokens (itsdangerous), one salt per form kind and purpose.
+
+A check-answers page carries the member's answers as a token, so nothing is stored until they
+confirm. Every token has a maximum age that is always enforced; a token dated in the future is
+refused too. Keys rotate: the last configured key signs, and every configured key verifies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import Enum
+from typing import Any
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+
+class Purpose(Enum):
+    CHECK_ANSWERS = "check-answers"
+
+
+class TokenError(Exception):
+    """A token that cannot be used. Subclasses say why, so the page can say what to do."""
+
+
+class ExpiredTokenError(TokenError):
+    pass
+
+
+class FutureTokenError(TokenError):
+    pass
+
+
+class InvalidTokenError(TokenError):
+    """Altered, signed with a key we no longer have, or made for another form or purpose."""
+
+
+class Signer:
+    def __init__(self, secret_keys: Sequence[str], max_age_seconds: int) -> None:
+        if not secret_keys:
+            raise ValueError("at least one secret key is needed")
+        if max_age_seconds <= 0:
+            raise ValueError("tokens must have a maximum age")
+        # itsdangerous signs with the last key and tries them all, newest first, to verify.
+        self.secret_keys = list(secret_keys)
+        self.max_age_seconds = max_age_seconds
+
+    def serializer(self, form_kind: str, purpose: Purpose) -> URLSafeTimedSerializer:
+        return URLSafeTimedSerializer(
+            self.secret_keys, salt=f"peer-support-forms/{form_kind}/{purpose.value}"
+        )
+
+    def sign(self, form_kind: str, purpose: Purpose, payload: dict[str, Any]) -> str:
+        return self.serializer(form_kind, purpose).dumps(payload)
+
+    def verify(self, form_kind: str, purpose: Purpose, token: str) -> dict[str, Any]:
+        try:
+            payload = self.serializer(form_kind, purpose).loads(token, max_age=self.max_age_seconds)
+        except SignatureExpired as error:
+            if "< 0 seconds" in str(error):
+                raise FutureTokenError(str(error)) from error
+            raise ExpiredTokenError(str(error)) from error
+        except BadSignature as error:
+            raise InvalidTokenError(str(error)) from error
+        if not isinstance(payload, dict):
+            raise InvalidTokenError("the token does not hold a form's answers")
+        return payload

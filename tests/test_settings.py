@@ -1,0 +1,77 @@
+"""Settings: embedded defaults for development, and a refusal to start without real secrets."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from forms_server.settings import SettingsError, load_settings
+
+STRONG_OLD = "o" * 32
+STRONG_NEW = "n" * 40
+
+
+def environ_for(tmp_path: Path, **values: str) -> dict[str, str]:
+    return {"FORMS_DATA_DIR": str(tmp_path / "data"), "FORMS_BUILD_HANDBOOK": "false", **values}
+
+
+def test_development_makes_a_key_once_and_keeps_it_private(tmp_path: Path) -> None:
+    first = load_settings(env_file=None, environ=environ_for(tmp_path))
+    second = load_settings(env_file=None, environ=environ_for(tmp_path))
+    key_file = tmp_path / "data" / "development-secret-key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert str(first.secret_keys[0]) == str(second.secret_keys[0])
+    assert len(str(first.secret_keys[0])) >= 32
+    assert not first.is_production
+
+
+def test_production_refuses_to_start_without_secrets(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="FORMS_SECRET_KEYS is not set"):
+        load_settings(env_file=None, environ=environ_for(tmp_path, FORMS_ENV="production"))
+    assert not (tmp_path / "data" / "development-secret-key").exists()
+
+
+def test_a_short_secret_is_refused_and_named(tmp_path: Path) -> None:
+    keys = f"{STRONG_OLD},too-short"
+    with pytest.raises(SettingsError, match="key 2 is shorter than 32 bytes"):
+        load_settings(
+            env_file=None,
+            environ=environ_for(tmp_path, FORMS_ENV="production", FORMS_SECRET_KEYS=keys),
+        )
+
+
+def test_keys_keep_their_order_for_rotation(tmp_path: Path) -> None:
+    settings = load_settings(
+        env_file=None,
+        environ=environ_for(
+            tmp_path, FORMS_ENV="production", FORMS_SECRET_KEYS=f"{STRONG_OLD}, {STRONG_NEW}"
+        ),
+    )
+    assert [str(key) for key in settings.secret_keys] == [STRONG_OLD, STRONG_NEW]
+    assert settings.is_production
+    assert STRONG_NEW not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("FORMS_ENV", "staging", "FORMS_ENV must be one of development, production"),
+        ("FORMS_PORT", "eighty", "FORMS_PORT"),
+        ("FORMS_PORT", "70000", "FORMS_PORT must be between 1 and 65535"),
+        ("FORMS_TOKEN_MAX_AGE_SECONDS", "5", "FORMS_TOKEN_MAX_AGE_SECONDS must be between"),
+    ],
+)
+def test_a_bad_value_names_its_variable(
+    tmp_path: Path, name: str, value: str, message: str
+) -> None:
+    with pytest.raises(SettingsError, match=message):
+        load_settings(env_file=None, environ=environ_for(tmp_path, **{name: value}))
+
+
+def test_a_dotenv_file_is_read(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("FORMS_PORT=8123\n", encoding="utf-8")
+    settings = load_settings(env_file=env_file, environ=environ_for(tmp_path))
+    assert settings.port == 8123
