@@ -12,6 +12,7 @@ import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import Enum
 
 # Answers as they come from a form post: one string per field, or a list for checkboxes.
@@ -101,6 +102,18 @@ class FormDefinition:
             if candidate.name == name:
                 return candidate
         raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A confirmed form: what the member sent, as the store and the email need it."""
+
+    reference: str
+    form_kind: str
+    answers: Answers
+    received_at: datetime
+    urgent: bool
+    guidelines_version: str | None
 
 
 # -- Validation -------------------------------------------------------------------------------

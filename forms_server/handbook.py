@@ -63,3 +63,25 @@ def inline_script_hashes(site_dir: Path) -> frozenset[str]:
             digest = hashlib.sha256(script.encode("utf-8")).digest()
             hashes.add(f"'sha256-{base64.b64encode(digest).decode('ascii')}'")
     return frozenset(hashes)
+
+
+def guidelines_version(docs_dir: Path) -> str:
+    """A short fingerprint of the guidelines' pages as published: a consent binds to it, so a
+    later change to any rule is detectable on every consent record."""
+    digest = hashlib.sha256()
+    for page in sorted((docs_dir / "guidelines").glob("*.md")):
+        digest.update(page.name.encode("utf-8") + b"\0")
+        digest.update(page.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
+
+
+def theme_stylesheets(site_dir: Path) -> list[str]:
+    """The built theme's fingerprinted stylesheets, for the forms' pages to share."""
+    found = []
+    for pattern in ("assets/stylesheets/main.*.min.css", "assets/stylesheets/palette.*.min.css"):
+        matches = sorted(site_dir.glob(pattern))
+        if not matches:
+            raise HandbookBuildError(f"{site_dir} has no {pattern}: build the handbook first.")
+        found.append(str(matches[0].relative_to(site_dir)))
+    found.append("assets/handbook.css")
+    return found

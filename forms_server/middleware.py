@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import secrets
 from collections.abc import Iterable
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+logger = logging.getLogger(__name__)
 
 
 def content_security_policy(script_hashes: Iterable[str]) -> str:
@@ -30,8 +34,24 @@ def content_security_policy(script_hashes: Iterable[str]) -> str:
     )
 
 
-class SecurityHeaders:
-    """Adds the headers that keep a member's visit private and the pages unframed."""
+# The theme's own files carry a content hash in their names, so they can be kept for good.
+FINGERPRINTED = re.compile(r"\.[0-9a-f]{8}\.min\.(?:css|js)$")
+
+
+def cache_control_for(path: str, content_type: str) -> str:
+    if FINGERPRINTED.search(path):
+        return "public, max-age=31536000, immutable"
+    if content_type.startswith("text/html"):
+        # Pages change when the guidelines do: always check, using the ETag, before reuse.
+        return "no-cache"
+    return "public, max-age=3600"
+
+
+class StandardHeaders:
+    """Headers every response gets: privacy and security, and caching that spares a slow phone.
+
+    A view's own headers win (form pages say no-store), since these are only set when absent.
+    """
 
     def __init__(self, app: ASGIApp, script_hashes: Iterable[str] = ()) -> None:
         self.app = app
@@ -55,33 +75,37 @@ class SecurityHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
+                content_type = headers.get("content-type", "")
                 extra = dict(self.headers)
-                if headers.get("content-type", "").startswith("text/html"):
+                if content_type.startswith("text/html"):
                     extra |= self.document_headers
+                extra["Cache-Control"] = cache_control_for(scope["path"], content_type)
+                if scope.get("scheme") == "https":
+                    extra["Strict-Transport-Security"] = "max-age=31536000"
                 for name, value in extra.items():
                     headers.setdefault(name, value)
-                if scope.get("scheme") == "https":
-                    headers.setdefault("Strict-Transport-Security", "max-age=31536000")
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
 
 
-# The theme's own files carry a content hash in their names, so they can be kept for good.
-FINGERPRINTED = re.compile(r"\.[0-9a-f]{8}\.min\.(?:css|js)$")
+INCIDENT_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width,initial-scale=1">
+<title>Sorry, something went wrong</title></head>
+<body><main><h1>Sorry, something went wrong</h1>
+<p>Your form may not have been sent. Try again in a few minutes.
+If it still does not work, email the facilitators instead.</p>
+<p>If you contact us about this, give this code: <strong>{incident}</strong></p>
+</main></body></html>"""
 
 
-def cache_control_for(path: str, content_type: str) -> str:
-    if FINGERPRINTED.search(path):
-        return "public, max-age=31536000, immutable"
-    if content_type.startswith("text/html"):
-        # Pages change when the guidelines do: always check, using the ETag, before reuse.
-        return "no-cache"
-    return "public, max-age=3600"
+class IncidentPages:
+    """The outermost layer: an unexpected error becomes a plain page with an incident code.
 
-
-class CachePolicy:
-    """Repeat visits on a slow phone fetch nothing that has not changed."""
+    The log gets the code and the error's type only. Never the message or a traceback, which
+    could hold what a member typed.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -90,12 +114,31 @@ class CachePolicy:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        started = False
 
-        async def send_with_cache_control(message: Message) -> None:
+        async def track(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                policy = cache_control_for(scope["path"], headers.get("content-type", ""))
-                headers.setdefault("Cache-Control", policy)
+                started = True
             await send(message)
 
-        await self.app(scope, receive, send_with_cache_control)
+        try:
+            await self.app(scope, receive, track)
+        except Exception as error:  # noqa: BLE001 - this is the last line of defence
+            incident = secrets.token_hex(4).upper()
+            logger.error("Incident %s: %s", incident, type(error).__name__)
+            if started:
+                return
+            body = INCIDENT_PAGE.format(incident=incident).encode("utf-8")
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [
+                        (b"content-type", b"text/html; charset=utf-8"),
+                        (b"content-length", str(len(body)).encode("ascii")),
+                        (b"cache-control", b"no-store"),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})

@@ -7,12 +7,15 @@ Bad values stop start-up with a message that names the variable and says how to 
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import yaml
 from starlette.config import Config
 from starlette.datastructures import CommaSeparatedStrings, Secret
 
@@ -37,21 +40,54 @@ class Settings:
     # Oldest first: the last one signs, all of them verify (see signing.py).
     secret_keys: tuple[Secret, ...]
     token_max_age_seconds: int
+    # 32 bytes for AES-GCM: seals personal answers in the store.
+    data_key: Secret
+    # Where the handbook lives, for links from the forms' pages ("/" when served together).
+    handbook_url: str
+    # The group's facts, set once under `extra.group` in the handbook's mkdocs.yml.
+    group: Mapping[str, Any]
 
     @property
     def is_production(self) -> bool:
         return self.environment == "production"
 
+    @property
+    def data_key_bytes(self) -> bytes:
+        return base64.urlsafe_b64decode(str(self.data_key).encode("ascii"))
 
-def development_secret(data_dir: Path) -> Secret:
+
+def development_secret(data_dir: Path, name: str, make: Callable[[], str]) -> Secret:
     """A key made on first run and kept in the data folder, readable by its owner only."""
-    key_file = data_dir / "development-secret-key"
+    key_file = data_dir / name
     if not key_file.exists():
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w", encoding="ascii") as file:
-            file.write(secrets.token_urlsafe(48))
+            file.write(make())
     return Secret(key_file.read_text(encoding="ascii").strip())
+
+
+def new_data_key() -> str:
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode("ascii")
+
+
+def data_key_from(config: Config, environment: str, data_dir: Path) -> Secret:
+    configured = config("FORMS_DATA_KEY", default="")
+    if not configured:
+        if environment == "production":
+            raise SettingsError(
+                "FORMS_DATA_KEY is not set. In production, set it to 32 random bytes in "
+                'URL-safe base64. Make one with: python3 -c "import base64, secrets; '
+                'print(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())"'
+            )
+        return development_secret(data_dir, "development-data-key", new_data_key)
+    try:
+        key = base64.urlsafe_b64decode(configured.encode("ascii"))
+    except (ValueError, UnicodeEncodeError) as error:
+        raise SettingsError("FORMS_DATA_KEY must be URL-safe base64.") from error
+    if len(key) != 32:
+        raise SettingsError(f"FORMS_DATA_KEY must decode to 32 bytes, not {len(key)}.")
+    return Secret(configured)
 
 
 def secret_keys_from(config: Config, environment: str, data_dir: Path) -> tuple[Secret, ...]:
@@ -64,7 +100,11 @@ def secret_keys_from(config: Config, environment: str, data_dir: Path) -> tuple[
                 "keys of at least 32 characters, separated by commas (newest last). "
                 'Make one with: python3 -c "import secrets; print(secrets.token_urlsafe(48))"'
             )
-        return (development_secret(data_dir),)
+        return (
+            development_secret(
+                data_dir, "development-secret-key", lambda: secrets.token_urlsafe(48)
+            ),
+        )
     for position, key in enumerate(keys, start=1):
         if len(str(key).encode("utf-8")) < MINIMUM_SECRET_BYTES:
             raise SettingsError(
@@ -72,6 +112,24 @@ def secret_keys_from(config: Config, environment: str, data_dir: Path) -> tuple[
                 "bytes. Use a longer random key."
             )
     return keys
+
+
+REQUIRED_GROUP_FACTS = ("name", "organisation", "facilitators_email", "crisis_contacts", "exit_url")
+
+
+def group_facts_from(handbook_config: Path) -> Mapping[str, Any]:
+    """The group's facts from the handbook's configuration: one place for both."""
+    try:
+        config = yaml.safe_load(handbook_config.read_text(encoding="utf-8"))
+        facts = config["extra"]["group"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as error:
+        raise SettingsError(
+            f"Could not read the group's facts (extra.group) from {handbook_config}: {error}"
+        ) from error
+    missing = [name for name in REQUIRED_GROUP_FACTS if not facts.get(name)]
+    if missing:
+        raise SettingsError(f"{handbook_config}: extra.group needs {', '.join(missing)}.")
+    return dict(facts)
 
 
 def load_settings(
@@ -100,7 +158,7 @@ def load_settings(
     handbook_config = Path(
         config("FORMS_HANDBOOK_CONFIG", default=str(PROJECT_ROOT / "mkdocs.yml"))
     )
-    if build and not handbook_config.is_file():
+    if not handbook_config.is_file():
         raise SettingsError(
             f"FORMS_HANDBOOK_CONFIG points to {handbook_config}, which does not exist."
         )
@@ -115,4 +173,7 @@ def load_settings(
         data_dir=data_dir,
         secret_keys=secret_keys_from(config, environment, data_dir),
         token_max_age_seconds=token_max_age,
+        data_key=data_key_from(config, environment, data_dir),
+        handbook_url=config("FORMS_HANDBOOK_URL", default="/"),
+        group=group_facts_from(handbook_config),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import stat
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from forms_server.settings import SettingsError, load_settings
 
 STRONG_OLD = "o" * 32
 STRONG_NEW = "n" * 40
+DATA_KEY = base64.urlsafe_b64encode(bytes(range(32))).decode("ascii")
 
 
 def environ_for(tmp_path: Path, **values: str) -> dict[str, str]:
@@ -46,12 +48,41 @@ def test_keys_keep_their_order_for_rotation(tmp_path: Path) -> None:
     settings = load_settings(
         env_file=None,
         environ=environ_for(
-            tmp_path, FORMS_ENV="production", FORMS_SECRET_KEYS=f"{STRONG_OLD}, {STRONG_NEW}"
+            tmp_path,
+            FORMS_ENV="production",
+            FORMS_SECRET_KEYS=f"{STRONG_OLD}, {STRONG_NEW}",
+            FORMS_DATA_KEY=DATA_KEY,
         ),
     )
     assert [str(key) for key in settings.secret_keys] == [STRONG_OLD, STRONG_NEW]
     assert settings.is_production
     assert STRONG_NEW not in repr(settings)
+    assert DATA_KEY not in repr(settings)
+    assert settings.data_key_bytes == bytes(range(32))
+
+
+def test_production_refuses_to_start_without_a_data_key(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="FORMS_DATA_KEY is not set"):
+        load_settings(
+            env_file=None,
+            environ=environ_for(tmp_path, FORMS_ENV="production", FORMS_SECRET_KEYS=STRONG_NEW),
+        )
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [("c2hvcnQ=", "must decode to 32 bytes, not 5"), ("not base64!", "URL-safe base64")],
+)
+def test_a_bad_data_key_is_refused(tmp_path: Path, key: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        load_settings(env_file=None, environ=environ_for(tmp_path, FORMS_DATA_KEY=key))
+
+
+def test_development_makes_a_private_data_key(tmp_path: Path) -> None:
+    settings = load_settings(env_file=None, environ=environ_for(tmp_path))
+    key_file = tmp_path / "data" / "development-data-key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert len(settings.data_key_bytes) == 32
 
 
 @pytest.mark.parametrize(

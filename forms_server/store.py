@@ -1,0 +1,225 @@
+"""The store: TinyDB on a storage of our own that never leaves a broken file.
+
+TinyDB's own JSONStorage rewrites its file in place, so a crash mid-write leaves invalid JSON, and
+two processes writing one file corrupt it. `AtomicJSONStorage` writes a temporary file, fsyncs
+it, renames it over the old one and fsyncs the folder, all under an exclusive lock on a separate
+lock file, so every reader sees a whole old file or a whole new one, and two server processes
+take turns. A file that cannot be read stops start-up and is kept as it is.
+
+Personal answers are sealed with AES-GCM (`cryptography`) before they reach the file, bound to
+their reference, so a name or address typed into a form cannot be found in the raw file.
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import anyio.to_thread
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from tinydb import Query, TinyDB
+from tinydb.storages import Storage
+
+from forms_server.forms import FORMS, Submission
+
+logger = logging.getLogger(__name__)
+
+TEMPORARY_SUFFIX = ".tmp"
+NONCE_BYTES = 12
+
+
+class StoreError(Exception):
+    """The store cannot be used; the message says what to do."""
+
+
+class StoreCorruptError(StoreError):
+    pass
+
+
+def fsync_folder(folder: Path) -> None:
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+class AtomicJSONStorage(Storage):
+    """A TinyDB storage whose file is always either the old version or the new one, whole."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+
+    def read(self) -> dict[str, dict[str, Any]] | None:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        if not text:
+            return None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise StoreCorruptError(
+                f"{self.path} is not valid JSON ({error}). It has been left exactly as it is. "
+                "Restore it from a backup, or move it aside to start with an empty store."
+            ) from error
+        if not isinstance(data, dict):
+            raise StoreCorruptError(f"{self.path} does not hold a TinyDB database.")
+        return data
+
+    def write(self, data: dict[str, dict[str, Any]]) -> None:
+        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}{TEMPORARY_SUFFIX}")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            json.dump(data, file, separators=(",", ":"))
+            file.flush()
+            os.fsync(file.fileno())
+        temporary.replace(self.path)
+        fsync_folder(self.path.parent)
+
+    def close(self) -> None:
+        pass
+
+
+@contextmanager
+def exclusive_lock(lock_path: Path) -> Iterator[None]:
+    """Held across a whole read-change-write, so two processes never interleave."""
+    descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(descriptor, fcntl.LOCK_UN)
+        os.close(descriptor)
+
+
+class Sealer:
+    """AES-GCM with the data key; the reference is the associated data, so a sealed answer
+    moved onto another record no longer opens."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) != 32:
+            raise StoreError("The data key must be 32 bytes.")
+        self.aead = AESGCM(key)
+
+    def seal(self, reference: str, value: object) -> str:
+        nonce = os.urandom(NONCE_BYTES)
+        plain = json.dumps(value, separators=(",", ":")).encode("utf-8")
+        sealed = nonce + self.aead.encrypt(nonce, plain, reference.encode("ascii"))
+        return base64.b64encode(sealed).decode("ascii")
+
+    def open(self, reference: str, sealed: str) -> dict[str, Any]:
+        raw = base64.b64decode(sealed)
+        try:
+            plain = self.aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], reference.encode())
+        except InvalidTag as error:
+            raise StoreError(f"Record {reference} cannot be opened with the data key.") from error
+        opened = json.loads(plain)
+        if not isinstance(opened, dict):
+            raise StoreError(f"Record {reference} does not hold a form's answers.")
+        return opened
+
+
+@dataclass(frozen=True)
+class StoredSubmission:
+    reference: str
+    form_kind: str
+    received_at: datetime
+    expires_at: datetime
+    urgent: bool
+    guidelines_version: str | None
+    answers: dict[str, Any] | None  # None once delivered: the content is gone
+
+
+class SubmissionStore:
+    """Confirmed submissions, one record per reference, sealed and on disk before the 303."""
+
+    def __init__(self, data_dir: Path, data_key: bytes) -> None:
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.path = data_dir / "submissions.json"
+        self.lock_path = data_dir / "submissions.lock"
+        self.sealer = Sealer(data_key)
+        self.thread_lock = threading.Lock()
+        self.remove_stale_temporary_files(data_dir)
+        with self.locked() as database:
+            database.all()  # an unreadable file stops start-up here, and is kept
+
+    @staticmethod
+    def remove_stale_temporary_files(data_dir: Path) -> None:
+        for stale in data_dir.glob(f".submissions.json.*{TEMPORARY_SUFFIX}"):
+            stale.unlink(missing_ok=True)
+            logger.info("Removed a temporary file left by an interrupted write")
+
+    @contextmanager
+    def locked(self) -> Iterator[TinyDB]:
+        with self.thread_lock, exclusive_lock(self.lock_path):
+            database = TinyDB(str(self.path), storage=AtomicJSONStorage)
+            try:
+                yield database
+            finally:
+                database.close()
+
+    def add(self, submission: Submission) -> bool:
+        """Writes the submission durably; False when its reference was already there."""
+        form = FORMS[submission.form_kind]
+        record = {
+            "reference": submission.reference,
+            "form_kind": submission.form_kind,
+            "received_at": submission.received_at.isoformat(),
+            "expires_at": (
+                submission.received_at + timedelta(days=form.retention_days)
+            ).isoformat(),
+            "urgent": submission.urgent,
+            "guidelines_version": submission.guidelines_version,
+            "answers": self.sealer.seal(submission.reference, submission.answers),
+        }
+        with self.locked() as database:
+            if database.contains(Query().reference == submission.reference):
+                return False
+            database.insert(record)
+        return True
+
+    async def receive(self, submission: Submission) -> None:
+        added = await anyio.to_thread.run_sync(self.add, submission)
+        logger.info(
+            "Received a %s (%s)", submission.form_kind, "new" if added else "already received"
+        )
+
+    def get(self, reference: str) -> StoredSubmission | None:
+        with self.locked() as database:
+            record = database.get(Query().reference == reference)
+        if record is None or isinstance(record, list):
+            return None
+        sealed = record.get("answers")
+        return StoredSubmission(
+            reference=record["reference"],
+            form_kind=record["form_kind"],
+            received_at=datetime.fromisoformat(record["received_at"]),
+            expires_at=datetime.fromisoformat(record["expires_at"]),
+            urgent=record["urgent"],
+            guidelines_version=record["guidelines_version"],
+            answers=self.sealer.open(reference, sealed) if sealed else None,
+        )
+
+    def count(self) -> int:
+        with self.locked() as database:
+            return len(database)
+
+    def purge_expired(self, now: datetime | None = None) -> int:
+        moment = (now or datetime.now(UTC)).isoformat()
+        with self.locked() as database:
+            removed = database.remove(Query().expires_at <= moment)
+        logger.info("Purged %d expired records", len(removed))
+        return len(removed)

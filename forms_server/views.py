@@ -1,0 +1,371 @@
+"""HTTP endpoints: the form, its answers, check your answers, confirm, and the confirmation.
+
+The pattern is GOV.UK's and hostedapi's: GET the form; POST the answers, which either come back
+with status 400 and every error explained, or show the check-answers page holding the answers in a
+signed token; POST confirm, which verifies the token, hands the submission over once, and
+redirects (303) to the confirmation page with the reference.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from urllib.parse import parse_qsl, urlsplit
+
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.templating import Jinja2Templates
+
+from forms_server.forms import (
+    FORMS,
+    LEAVE_KINDS,
+    Answers,
+    FormDefinition,
+    Submission,
+    display_value,
+    is_urgent,
+    validate,
+)
+from forms_server.reference import new_reference, normalise_reference
+from forms_server.settings import PROJECT_ROOT, Settings
+from forms_server.signing import ExpiredTokenError, FutureTokenError, Purpose, Signer
+
+logger = logging.getLogger(__name__)
+
+# A form post is a few kilobytes; the longest form's limits add up to well under this.
+MAX_BODY_BYTES = 32 * 1024
+MAX_FIELDS = 40
+HONEYPOT_FIELD = "website"
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+class Receiver(Protocol):
+    """Takes a confirmed submission and keeps it safe; a reference already taken is a no-op."""
+
+    async def receive(self, submission: Submission) -> None: ...
+
+
+@dataclass(frozen=True)
+class FormsContext:
+    settings: Settings
+    templates: Jinja2Templates
+    signer: Signer
+    guidelines_version: str
+    receiver: Receiver
+
+
+def make_templates(settings: Settings, stylesheets: list[str]) -> Jinja2Templates:
+    environment = Environment(
+        loader=ChoiceLoader(
+            [
+                FileSystemLoader(PROJECT_ROOT / "forms_server" / "templates"),
+                # The handbook's own quick exit partial, so both use the very same markup.
+                FileSystemLoader(PROJECT_ROOT / "overrides"),
+            ]
+        ),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.globals.update(
+        group=settings.group,
+        handbook_url=settings.handbook_url,
+        theme={"stylesheets": stylesheets},
+        # The quick exit partial is written for MkDocs, which names the facts config.extra.group.
+        config={"extra": {"group": settings.group}},
+    )
+    return Jinja2Templates(env=environment)
+
+
+def context_of(request: Request) -> FormsContext:
+    context: FormsContext = request.app.state.forms
+    return context
+
+
+def form_for(kind: str) -> FormDefinition:
+    form = FORMS.get(kind)
+    if form is None:
+        raise HTTPException(404)
+    return form
+
+
+def render(request: Request, template: str, status_code: int = 200, **values: object) -> Response:
+    return context_of(request).templates.TemplateResponse(
+        request, template, values, status_code=status_code, headers=NO_STORE
+    )
+
+
+# -- Reading a post safely ----------------------------------------------------------------------
+
+
+def refuse_cross_site(request: Request) -> None:
+    """Forms are only ever posted from our own pages."""
+    if request.headers.get("sec-fetch-site", "same-origin") == "cross-site":
+        raise HTTPException(403, "This form can only be sent from our own pages.")
+    origin = request.headers.get("origin")
+    if origin is not None and origin != "null":
+        parts = urlsplit(origin)
+        if parts.netloc != request.headers.get("host", ""):
+            raise HTTPException(403, "This form can only be sent from our own pages.")
+
+
+async def read_form(request: Request) -> dict[str, str | list[str]]:
+    refuse_cross_site(request)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        raise HTTPException(415, "Send the form from its page.")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise HTTPException(413, "What you sent is too long.")
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > MAX_BODY_BYTES:
+            raise HTTPException(413, "What you sent is too long.")
+    try:
+        pairs = parse_qsl(
+            body.decode("utf-8"),
+            keep_blank_values=True,
+            strict_parsing=False,
+            max_num_fields=MAX_FIELDS,
+        )
+    except UnicodeDecodeError as error:
+        raise HTTPException(400, "Some characters could not be read.") from error
+    except ValueError as error:  # more fields than any of our forms has
+        raise HTTPException(400, "What you sent has too many parts.") from error
+    submitted: dict[str, str | list[str]] = {}
+    for name, value in pairs:
+        existing = submitted.get(name)
+        if existing is None:
+            submitted[name] = value
+        elif isinstance(existing, list):
+            existing.append(value)
+        else:
+            submitted[name] = [existing, value]
+    return submitted
+
+
+# -- Tokens -------------------------------------------------------------------------------------
+
+
+def sign_answers(
+    context: FormsContext, form: FormDefinition, answers: Answers, looks_automated: bool
+) -> str:
+    payload: dict[str, Any] = {"reference": new_reference(), "answers": answers}
+    if form.binds_guidelines:
+        payload["guidelines"] = context.guidelines_version
+    if looks_automated:
+        payload["automated"] = True
+    return context.signer.sign(form.kind, Purpose.CHECK_ANSWERS, payload)
+
+
+async def token_problem(request: Request, error: Exception) -> Response:
+    """Every refused token, wherever it was refused: say what happened and what to do."""
+    form = form_for(request.path_params["kind"])
+    start_again = str(request.url_for("form_page", kind=form.kind))
+    if isinstance(error, ExpiredTokenError):
+        hours = context_of(request).settings.token_max_age_seconds // 3600
+        limit = f"{hours} hours" if hours > 1 else "1 hour" if hours == 1 else "a short time"
+        title = "Your answers were not sent because too much time passed"
+        paragraphs = [
+            f"To keep your answers private, we only hold them on the check page for {limit}.",
+            "Nothing was kept or sent. Fill in the form again, then send it.",
+        ]
+    elif isinstance(error, FutureTokenError):
+        title = "Your answers were not sent"
+        paragraphs = [
+            "The page you sent from had a time we could not accept.",
+            "Nothing was kept or sent. Fill in the form again, then send it.",
+        ]
+    else:
+        title = "Your answers were not sent"
+        paragraphs = [
+            "The page you sent from was changed, or was for a different form, "
+            "so we could not read your answers.",
+            "Nothing was kept or sent. Fill in the form again, then send it.",
+        ]
+    return render(
+        request,
+        "problem.html",
+        status_code=400,
+        title=title,
+        paragraphs=paragraphs,
+        start_again_url=start_again,
+    )
+
+
+def verified_answers(
+    context: FormsContext, form: FormDefinition, submitted: Mapping[str, str | list[str]]
+) -> dict[str, Any]:
+    token = submitted.get("token")
+    if not isinstance(token, str) or not token:
+        raise HTTPException(400, "The page you sent from was incomplete. Fill in the form again.")
+    payload = context.signer.verify(form.kind, Purpose.CHECK_ANSWERS, token)
+    # The payload was signed by us, but check its shape anyway: never trust, always verify.
+    reference = normalise_reference(str(payload.get("reference", "")))
+    answers = payload.get("answers")
+    if reference is None or not isinstance(answers, dict):
+        raise HTTPException(400, "The page you sent from was incomplete. Fill in the form again.")
+    checked = validate(form, answers)
+    if not checked.ok:
+        raise HTTPException(400, "The page you sent from was incomplete. Fill in the form again.")
+    return {**payload, "reference": reference, "answers": checked.answers}
+
+
+# -- Endpoints ----------------------------------------------------------------------------------
+
+
+async def form_page(request: Request) -> Response:
+    form = form_for(request.path_params["kind"])
+    return render(request, "form.html", form=form, title=form.title, answers={}, errors={})
+
+
+async def form_answers(request: Request) -> Response:
+    form = form_for(request.path_params["kind"])
+    submitted = await read_form(request)
+    checked = validate(form, submitted)
+    if not checked.ok:
+        return render(
+            request,
+            "form.html",
+            status_code=400,
+            form=form,
+            title=form.title,
+            answers=checked.answers,
+            errors=checked.errors,
+        )
+    looks_automated = bool(submitted.get(HONEYPOT_FIELD))
+    return check_answers_page(request, form, checked.answers, looks_automated)
+
+
+def check_answers_page(
+    request: Request, form: FormDefinition, answers: Answers, looks_automated: bool
+) -> Response:
+    context = context_of(request)
+    token = sign_answers(context, form, answers, looks_automated)
+    rows = [(spec, display_value(spec, answers.get(spec.name, ""))) for spec in form.fields]
+    return render(
+        request,
+        "check.html",
+        form=form,
+        title="Check your answers before sending",
+        rows=rows,
+        token=token,
+        urgent=is_urgent(form, answers),
+        guidelines_version=context.guidelines_version,
+    )
+
+
+async def form_change(request: Request) -> Response:
+    form = form_for(request.path_params["kind"])
+    payload = verified_answers(context_of(request), form, await read_form(request))
+    return render(
+        request, "form.html", form=form, title=form.title, answers=payload["answers"], errors={}
+    )
+
+
+async def form_confirm(request: Request) -> Response:
+    form = form_for(request.path_params["kind"])
+    context = context_of(request)
+    payload = verified_answers(context, form, await read_form(request))
+    reference: str = payload["reference"]
+    if form.binds_guidelines and payload.get("guidelines") != context.guidelines_version:
+        # The guidelines changed between reading and signing: the member must see the new ones.
+        return render(
+            request,
+            "problem.html",
+            status_code=409,
+            title="Our guidelines changed while you were filling in the form",
+            paragraphs=[
+                "Your form was not sent, because you would be agreeing to guidelines you "
+                "have not seen.",
+                "Read the guidelines again, then fill in the form again.",
+            ],
+            start_again_url=str(request.url_for("form_page", kind=form.kind)),
+        )
+    if not payload.get("automated"):
+        answers: Answers = payload["answers"]
+        await context.receiver.receive(
+            Submission(
+                reference=reference,
+                form_kind=form.kind,
+                answers=answers,
+                received_at=datetime.now(UTC),
+                urgent=is_urgent(form, answers),
+                guidelines_version=payload.get("guidelines"),
+            )
+        )
+    received_url = request.url_for("received", kind=form.kind, reference=reference)
+    return RedirectResponse(str(received_url), status_code=303, headers=NO_STORE)
+
+
+async def received(request: Request) -> Response:
+    form = form_for(request.path_params["kind"])
+    reference = normalise_reference(request.path_params["reference"])
+    if reference is None:
+        raise HTTPException(404)
+    return render(
+        request,
+        "received.html",
+        form=form,
+        title=f"{form.email_name} received",
+        reference=reference,
+    )
+
+
+async def leave_start(request: Request) -> Response:
+    return render(request, "leave.html", title="Send a leave notice", kinds=LEAVE_KINDS, errors={})
+
+
+async def leave_choice(request: Request) -> Response:
+    submitted = await read_form(request)
+    kind = submitted.get("kind")
+    if not isinstance(kind, str) or kind not in {choice.value for choice in LEAVE_KINDS}:
+        return render(
+            request,
+            "leave.html",
+            status_code=400,
+            title="Send a leave notice",
+            kinds=LEAVE_KINDS,
+            errors={"kind": "Select what you want to tell us"},
+        )
+    return RedirectResponse(str(request.url_for("form_page", kind=kind)), status_code=303)
+
+
+# -- Errors -------------------------------------------------------------------------------------
+
+ERROR_TITLES = {
+    400: "Your form could not be read",
+    403: "This form can only be sent from our own pages",
+    404: "Page not found",
+    405: "This page cannot do that",
+    413: "What you sent is too long",
+    415: "Send the form from its page",
+}
+
+
+async def http_error(request: Request, error: Exception) -> Response:
+    if not isinstance(error, HTTPException):  # Starlette only sends these here
+        raise error
+    status = error.status_code
+    detail = error.detail if error.detail and error.detail != str(status) else ""
+    paragraphs = [detail] if detail and detail != ERROR_TITLES.get(status) else []
+    if status == 404:
+        paragraphs = ["If you typed the web address, check it is correct."]
+    paragraphs.append("Nothing was kept or sent.")
+    response = render(
+        request,
+        "problem.html",
+        status_code=status,
+        title=ERROR_TITLES.get(status, "Something went wrong"),
+        paragraphs=paragraphs,
+        start_again_url=None,
+    )
+    if error.headers:
+        response.headers.update(error.headers)
+    return response

@@ -1,0 +1,101 @@
+"""The forms in a real browser: accessible at every step, private on the wire, and usable
+without JavaScript."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from forms_server.forms import FORMS, FieldKind, FormDefinition
+from tests.browser import visit
+from tests.test_browser_pages import axe_violations
+from tests.test_browser_quick_exit import EXIT_BUTTON_NAME, EXIT_URL
+from tests.test_views import valid_answers
+
+pytestmark = pytest.mark.browser
+
+
+def fill_in(page: Page, form: FormDefinition) -> None:
+    answers = valid_answers(form)
+    for spec in form.fields:
+        value = answers[spec.name]
+        if spec.kind in {FieldKind.RADIOS, FieldKind.AGREE, FieldKind.CHECKBOXES}:
+            page.check(f'input[name="{spec.name}"][value="{value}"]')
+        else:
+            page.fill(f"#{spec.name}", value)
+
+
+@pytest.mark.parametrize("kind", list(FORMS))
+@pytest.mark.parametrize("color_scheme", ["light", "dark"])
+def test_every_step_of_every_form_is_accessible(
+    browser: Browser, server_url: str, kind: str, color_scheme: str
+) -> None:
+    form = FORMS[kind]
+    found = {}
+    with visit(browser, server_url, EXIT_URL, color_scheme=color_scheme) as record:
+        page = record.page
+        page.goto(f"{server_url}/forms/{kind}/")
+        found["form"] = axe_violations(page)
+        expect(page.get_by_role("link", name=EXIT_BUTTON_NAME)).to_be_visible()
+
+        page.get_by_role("button", name="Continue").click()
+        expect(page).to_have_title(f"Error: {form.title} - Harbour Peer Support")
+        # The error summary takes focus, so screen readers announce it first.
+        expect(page.locator("[data-error-summary]")).to_be_focused()
+        found["errors"] = axe_violations(page)
+
+        fill_in(page, form)
+        page.get_by_role("button", name="Continue").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text(
+            "Check your answers before sending"
+        )
+        found["check"] = axe_violations(page)
+
+        page.locator('form[action$="/confirm"] button').click()
+        expect(page.get_by_role("heading", level=1)).to_have_text(f"{form.email_name} received")
+        found["received"] = axe_violations(page)
+
+        assert record.requests_elsewhere == []
+        assert record.console_errors == []
+    assert {step: v for step, v in found.items() if v} == {}
+
+
+def test_dark_mode_follows_the_device_on_the_forms(browser: Browser, server_url: str) -> None:
+    with visit(browser, server_url, EXIT_URL, color_scheme="dark") as record:
+        record.page.goto(f"{server_url}/forms/consent/")
+        expect(record.page.locator("body")).to_have_attribute("data-md-color-scheme", "slate")
+
+
+def test_a_form_works_start_to_finish_without_javascript(browser: Browser, server_url: str) -> None:
+    form = FORMS["leave-left-early"]
+    with visit(browser, server_url, EXIT_URL, java_script_enabled=False) as record:
+        page = record.page
+        page.goto(f"{server_url}/forms/leave/")
+        page.get_by_label("I left a session early or stepped out").check()
+        page.get_by_role("button", name="Continue").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text(form.title)
+
+        # Choosing "No" shows the crisis contacts at once, through CSS alone.
+        crisis = page.locator(".crisis-reveal")
+        expect(crisis).to_be_hidden()
+        page.get_by_label("No", exact=True).check()
+        expect(crisis).to_be_visible()
+
+        fill_in(page, form)
+        page.get_by_role("button", name="Continue").click()
+        page.get_by_role("button", name="Change name").click()
+        expect(page.locator("#name")).to_have_value(valid_answers(form)["name"])
+        page.get_by_role("button", name="Continue").click()
+        page.get_by_role("button", name="Send").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text(f"{form.email_name} received")
+
+
+def test_forms_fit_a_small_phone(browser: Browser, server_url: str) -> None:
+    too_wide = {}
+    with visit(browser, server_url, EXIT_URL, viewport={"width": 320, "height": 640}) as record:
+        for kind in FORMS:
+            record.page.goto(f"{server_url}/forms/{kind}/")
+            width = record.page.evaluate("document.documentElement.scrollWidth")
+            if width > 320:
+                too_wide[kind] = width
+    assert too_wide == {}

@@ -1,0 +1,501 @@
+"""The forms from a member's side, with no JavaScript: pages, errors, check answers, confirm."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import pytest
+from bs4 import BeautifulSoup, Tag
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
+
+from forms_server.app import create_app
+from forms_server.forms import FORMS, FieldKind, FormDefinition
+from forms_server.reference import normalise_reference
+from forms_server.settings import load_settings
+from forms_server.signing import Purpose
+from forms_server.store import SubmissionStore
+from forms_server.views import FormsContext
+
+BASE_URL = "http://127.0.0.1:8000"
+FORM_POST = {"content-type": "application/x-www-form-urlencoded"}
+
+# A valid answer for every field of every form, so each journey can be completed.
+VALID = {
+    "name": "Sam Example",
+    "email": "sam@example.org",
+    "display_name": "Blue Heron",
+    "signature": "Samuel Example",
+    "last_session": "next Tuesday",
+    "dates": "2 and 9 December",
+    "session": "tonight",
+    "reason": "Moving away.",
+    "message": "Thank you.",
+    "what_happened": "Someone shared a link to a site that sells pills.",
+    "why_concerned": "It could put members at risk.",
+}
+
+
+def valid_answers(form: FormDefinition) -> dict[str, str]:
+    answers = {}
+    for spec in form.fields:
+        if spec.kind in {FieldKind.RADIOS, FieldKind.CHECKBOXES}:
+            answers[spec.name] = spec.choices[0].value
+        elif spec.kind is FieldKind.AGREE:
+            answers[spec.name] = "yes"
+        else:
+            answers[spec.name] = VALID[spec.name]
+    return answers
+
+
+@pytest.fixture
+def app(site_dir: Path, tmp_path: Path) -> Starlette:
+    settings = load_settings(
+        env_file=None,
+        environ={
+            "FORMS_DATA_DIR": str(tmp_path / "data"),
+            "FORMS_SITE_DIR": str(site_dir),
+            "FORMS_BUILD_HANDBOOK": "false",
+        },
+    )
+    return create_app(settings)
+
+
+@pytest.fixture
+def client(app: Starlette) -> Iterator[TestClient]:
+    with TestClient(app, base_url=BASE_URL, follow_redirects=False) as test_client:
+        yield test_client
+
+
+def forms_context(app: Starlette) -> FormsContext:
+    context: FormsContext = app.state.forms
+    return context
+
+
+def store_of(app: Starlette) -> SubmissionStore:
+    store = forms_context(app).receiver
+    assert isinstance(store, SubmissionStore)
+    return store
+
+
+def soup_of(html: str) -> BeautifulSoup:
+    return BeautifulSoup(html, "html.parser")
+
+
+def token_in(html: str) -> str:
+    field = soup_of(html).select_one('form[action$="/confirm"] input[name="token"]')
+    assert isinstance(field, Tag)
+    return str(field["value"])
+
+
+def post(client: TestClient, path: str, data: Mapping[str, str]) -> str:
+    response = client.post(path, data=data)
+    assert response.status_code == 200, response.text
+    return response.text
+
+
+# -- Pages --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", list(FORMS))
+def test_every_form_page_is_complete_and_private(client: TestClient, kind: str) -> None:
+    response = client.get(f"/forms/{kind}/")
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-store"
+    assert "'unsafe-inline'" not in response.headers["content-security-policy"]
+    soup = soup_of(response.text)
+    form = soup.select_one("form[novalidate]")
+    assert form is not None
+    assert soup.select_one('a[href="/about/privacy/"]') is not None
+    assert soup.select_one(".quick-exit__button") is not None
+    for spec in FORMS[kind].fields:
+        control = soup.select_one(f"#{spec.name}")
+        assert control is not None, spec.name
+        label_text = soup.get_text(" ")
+        assert spec.label in label_text
+        if spec.optional:
+            assert f"{spec.label} (optional)" in " ".join(label_text.split())
+    assert "*" not in soup.select_one("main").get_text()  # type: ignore[union-attr]
+
+
+def test_the_leave_notice_asks_which_kind_first(client: TestClient) -> None:
+    page = client.get("/forms/leave/")
+    assert page.status_code == 200
+    choice = client.post("/forms/leave/", data={"kind": "leave-missing"})
+    assert choice.status_code == 303
+    assert choice.headers["location"].endswith("/forms/leave-missing/")
+    missing = client.post("/forms/leave/", content=b"", headers=FORM_POST)
+    assert missing.status_code == 400
+    assert "Select what you want to tell us" in missing.text
+
+
+def test_an_unknown_form_is_a_404_page(client: TestClient) -> None:
+    response = client.get("/forms/nonsense/")
+    assert response.status_code == 404
+    assert "Page not found" in response.text
+
+
+def test_the_handbook_forms_page_is_still_served(client: TestClient) -> None:
+    response = client.get("/forms/")
+    assert response.status_code == 200
+    assert "consent" in response.text.lower()
+
+
+# -- Errors -------------------------------------------------------------------------------------
+
+
+def test_errors_follow_the_govuk_pattern_and_keep_every_value(client: TestClient) -> None:
+    typed = {"name": "Sam\nBcc: x@example.org", "email": "a@x, b@y", "display_name": "Heron"}
+    response = client.post("/forms/consent/", data=typed)
+    assert response.status_code == 400
+    soup = soup_of(response.text)
+    assert soup.title is not None
+    assert soup.title.get_text().startswith("Error: ")
+    summary = soup.select_one(".error-summary")
+    assert summary is not None
+    assert summary.get_text(" ", strip=True).startswith("There is a problem")
+    assert summary.has_attr("autofocus")
+    links = summary.select("a")
+    assert links, "the summary links to each problem"
+    for link in links:
+        target_id = str(link["href"]).removeprefix("#")
+        control = soup.find(id=target_id)
+        assert isinstance(control, Tag), target_id
+        message = soup.find(id=f"{target_id}-error")
+        assert isinstance(message, Tag), target_id
+        # The inline message repeats the summary's words exactly.
+        assert message.get_text(" ", strip=True) == f"Error: {link.get_text(strip=True)}"
+        described = str(control.get("aria-describedby", ""))
+        if control.name != "input" or control.get("type") not in {"radio"}:
+            assert f"{target_id}-error" in described.split(), target_id
+    name_input = soup.select_one("#name")
+    assert name_input is not None
+    assert name_input["value"] == "Sam\nBcc: x@example.org"
+    assert soup.select_one("#email")["value"] == "a@x, b@y"  # type: ignore[index]
+    assert soup.select_one("#display_name")["value"] == "Heron"  # type: ignore[index]
+    assert "must be on one line" in response.text
+    assert "invalid" not in response.text.lower()
+
+
+def test_a_radio_error_is_tied_to_its_fieldset(client: TestClient) -> None:
+    response = client.post("/forms/concern/", data={"about": "the moon"})
+    soup = soup_of(response.text)
+    fieldset = soup.select_one("fieldset:has(#about)")
+    assert fieldset is not None
+    assert "about-error" in str(fieldset["aria-describedby"]).split()
+    assert "Select what your concern is about from the list" in response.text
+
+
+def test_what_a_member_typed_is_escaped(client: TestClient) -> None:
+    response = client.post("/forms/concern/", data={"what_happened": "<script>alert(1)</script>"})
+    assert "<script>alert(1)</script>" not in response.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in response.text
+
+
+# -- Check answers, change, confirm ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", list(FORMS))
+def test_the_whole_journey_without_javascript(
+    app: Starlette, client: TestClient, kind: str
+) -> None:
+    form = FORMS[kind]
+    answers = valid_answers(form)
+    check_page = post(client, f"/forms/{kind}/", answers)
+    soup = soup_of(check_page)
+    assert "Check your answers before sending" in soup.get_text()
+    change_buttons = soup.select('button[name="field"]')
+    assert [button["value"] for button in change_buttons] == [spec.name for spec in form.fields]
+
+    confirmed = client.post(f"/forms/{kind}/confirm", data={"token": token_in(check_page)})
+    assert confirmed.status_code == 303
+    location = confirmed.headers["location"]
+    match = re.search(r"/forms/[a-z-]+/received/([0-9A-Z-]+)$", location)
+    assert match is not None, location
+    reference = normalise_reference(match.group(1))
+    assert reference is not None
+
+    receipt = client.get(location)
+    assert receipt.status_code == 200
+    assert reference in receipt.text
+    assert "What happens next" in receipt.text
+    assert "received" in receipt.text
+    assert " sent" not in receipt.text.split("What happens next")[0]  # never claims "sent"
+
+    stored = store_of(app).get(reference)
+    assert stored is not None
+    assert stored.form_kind == kind
+    assert stored.answers == answers
+
+
+def test_change_brings_back_the_form_with_every_answer(client: TestClient) -> None:
+    answers = valid_answers(FORMS["consent"])
+    check_page = post(client, "/forms/consent/", answers)
+    change_form = soup_of(check_page).select_one('form[action$="/change#email"]')
+    assert change_form is not None
+    response = client.post(
+        "/forms/consent/change", data={"token": token_in(check_page), "field": "email"}
+    )
+    assert response.status_code == 200
+    soup = soup_of(response.text)
+    assert soup.select_one("#email")["value"] == answers["email"]  # type: ignore[index]
+    assert soup.select_one("#agree_removal").has_attr("checked")  # type: ignore[union-attr]
+
+
+def test_a_double_click_or_a_replay_gives_one_submission_and_the_same_receipt(
+    app: Starlette, client: TestClient
+) -> None:
+    check_page = post(client, "/forms/leave-missing/", valid_answers(FORMS["leave-missing"]))
+    token = token_in(check_page)
+    first = client.post("/forms/leave-missing/confirm", data={"token": token})
+    second = client.post("/forms/leave-missing/confirm", data={"token": token})
+    assert first.headers["location"] == second.headers["location"]
+    assert store_of(app).count() == 1
+
+
+def test_the_consent_record_binds_the_guidelines_version(
+    app: Starlette, client: TestClient
+) -> None:
+    check_page = post(client, "/forms/consent/", valid_answers(FORMS["consent"]))
+    version = forms_context(app).guidelines_version
+    assert f"version {version}" in check_page
+    location = client.post("/forms/consent/confirm", data={"token": token_in(check_page)}).headers[
+        "location"
+    ]
+    reference = location.rsplit("/", 1)[1]
+    stored = store_of(app).get(reference)
+    assert stored is not None
+    assert stored.guidelines_version == version
+
+
+def test_a_token_for_guidelines_that_have_changed_is_refused(
+    app: Starlette, client: TestClient
+) -> None:
+    context = forms_context(app)
+    token = context.signer.sign(
+        "consent",
+        Purpose.CHECK_ANSWERS,
+        {
+            "reference": "000-000-000",
+            "answers": valid_answers(FORMS["consent"]),
+            "guidelines": "an-old-one",
+        },
+    )
+    response = client.post("/forms/consent/confirm", data={"token": token})
+    assert response.status_code == 409
+    assert "guidelines changed" in response.text
+    assert store_of(app).count() == 0
+
+
+@pytest.mark.parametrize(
+    ("make_token", "expected"),
+    [
+        (lambda token: token[:-2] + ("AA" if token[-2:] != "AA" else "BB"), "was changed"),
+        (lambda token: "", "incomplete"),
+        (lambda token: "not-a-token", "was changed"),
+    ],
+)
+def test_a_tampered_or_missing_token_keeps_nothing(
+    app: Starlette, client: TestClient, make_token: object, expected: str
+) -> None:
+    check_page = post(client, "/forms/concern/", valid_answers(FORMS["concern"]))
+    token = make_token(token_in(check_page))  # type: ignore[operator]
+    response = client.post("/forms/concern/confirm", data={"token": token})
+    assert response.status_code == 400
+    assert expected in response.text
+    assert "Nothing was kept or sent" in response.text
+    assert store_of(app).count() == 0
+
+
+def test_a_token_for_another_form_is_refused(app: Starlette, client: TestClient) -> None:
+    check_page = post(client, "/forms/leave-leaving/", valid_answers(FORMS["leave-leaving"]))
+    response = client.post("/forms/leave-missing/confirm", data={"token": token_in(check_page)})
+    assert response.status_code == 400
+    assert "for a different form" in response.text
+    assert store_of(app).count() == 0
+
+
+def test_an_expired_token_says_what_to_do(
+    app: Starlette, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    check_page = post(client, "/forms/concern/", valid_answers(FORMS["concern"]))
+    max_age = forms_context(app).settings.token_max_age_seconds
+    real_time = time.time
+    monkeypatch.setattr("itsdangerous.timed.time.time", lambda: real_time() + max_age + 5)
+    response = client.post("/forms/concern/confirm", data={"token": token_in(check_page)})
+    assert response.status_code == 400
+    assert "too much time passed" in response.text
+    assert "Start the form again" in response.text
+    assert store_of(app).count() == 0
+
+
+def test_a_token_from_the_future_is_refused(
+    app: Starlette, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_time = time.time
+    monkeypatch.setattr("itsdangerous.timed.time.time", lambda: real_time() + 3600)
+    check_page = post(client, "/forms/concern/", valid_answers(FORMS["concern"]))
+    monkeypatch.setattr("itsdangerous.timed.time.time", real_time)
+    response = client.post("/forms/concern/confirm", data={"token": token_in(check_page)})
+    assert response.status_code == 400
+    assert "Nothing was kept or sent" in response.text
+    assert store_of(app).count() == 0
+
+
+def test_the_honeypot_looks_normal_but_keeps_nothing(app: Starlette, client: TestClient) -> None:
+    answers = {**valid_answers(FORMS["concern"]), "website": "http://spam.example"}
+    check_page = post(client, "/forms/concern/", answers)
+    confirmed = client.post("/forms/concern/confirm", data={"token": token_in(check_page)})
+    assert confirmed.status_code == 303
+    assert client.get(confirmed.headers["location"]).status_code == 200
+    assert store_of(app).count() == 0
+
+
+def test_an_anonymous_concern_is_accepted(app: Starlette, client: TestClient) -> None:
+    answers = {
+        "about": "member",
+        "immediate_risk": "no",
+        "what_happened": VALID["what_happened"],
+        "why_concerned": VALID["why_concerned"],
+    }
+    check_page = post(client, "/forms/concern/", answers)
+    confirmed = client.post("/forms/concern/confirm", data={"token": token_in(check_page)})
+    assert confirmed.status_code == 303
+    assert store_of(app).count() == 1
+
+
+@pytest.mark.parametrize(
+    ("kind", "field", "answer"),
+    [
+        ("concern", "immediate_risk", "yes"),
+        ("leave-left-early", "safe_now", "no"),
+    ],
+)
+def test_risk_shows_the_crisis_contacts_before_and_after_sending(
+    client: TestClient, kind: str, field: str, answer: str
+) -> None:
+    form_page = client.get(f"/forms/{kind}/").text
+    assert soup_of(form_page).select_one(f'.choices--crisis [data-crisis][value="{answer}"]')
+    assert "Samaritans" in soup_of(form_page).select_one(".crisis-reveal").get_text()  # type: ignore[union-attr]
+    answers = {**valid_answers(FORMS[kind]), field: answer}
+    check_page = post(client, f"/forms/{kind}/", answers)
+    assert "do not wait for a reply" in check_page
+    location = client.post(f"/forms/{kind}/confirm", data={"token": token_in(check_page)}).headers[
+        "location"
+    ]
+    assert "Samaritans" in client.get(location).text
+
+
+def test_a_receipt_for_a_mistyped_reference_is_not_found(client: TestClient) -> None:
+    assert client.get("/forms/consent/received/000-000-001").status_code == 404
+
+
+# -- Hostile requests ---------------------------------------------------------------------------
+
+
+def test_a_body_over_the_limit_gets_413(client: TestClient) -> None:
+    response = client.post("/forms/concern/", data={"what_happened": "x" * 40_000})
+    assert response.status_code == 413
+    assert "too long" in response.text
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [("text/plain", b"name=Sam"), ("application/json", b'{"name": "Sam"}')],
+)
+def test_a_post_that_is_not_a_form_gets_415(
+    client: TestClient, content_type: str, body: bytes
+) -> None:
+    response = client.post("/forms/consent/", content=body, headers={"content-type": content_type})
+    assert response.status_code == 415
+
+
+def test_a_file_upload_is_refused(client: TestClient) -> None:
+    response = client.post("/forms/consent/", files={"name": ("a.txt", b"hello")})
+    assert response.status_code == 415
+
+
+def test_too_many_fields_are_refused(client: TestClient) -> None:
+    response = client.post("/forms/consent/", data={f"f{i}": "x" for i in range(100)})
+    assert response.status_code == 400
+    assert "too many parts" in response.text
+
+
+def test_a_cross_site_post_is_refused(client: TestClient) -> None:
+    answers = valid_answers(FORMS["consent"])
+    foreign = client.post(
+        "/forms/consent/", data=answers, headers={"origin": "https://evil.example"}
+    )
+    assert foreign.status_code == 403
+    fetch = client.post("/forms/consent/", data=answers, headers={"sec-fetch-site": "cross-site"})
+    assert fetch.status_code == 403
+    same = client.post("/forms/consent/", data=answers, headers={"origin": BASE_URL})
+    assert same.status_code == 200
+
+
+def test_other_methods_get_405(client: TestClient) -> None:
+    assert client.put("/forms/consent/").status_code == 405
+    assert client.delete("/forms/consent/confirm").status_code == 405
+
+
+def test_unknown_fields_are_ignored(app: Starlette, client: TestClient) -> None:
+    answers = {**valid_answers(FORMS["leave-leaving"]), "is_admin": "yes"}
+    check_page = post(client, "/forms/leave-leaving/", answers)
+    location = client.post(
+        "/forms/leave-leaving/confirm", data={"token": token_in(check_page)}
+    ).headers["location"]
+    stored = store_of(app).get(location.rsplit("/", 1)[1])
+    assert stored is not None
+    assert stored.answers is not None
+    assert "is_admin" not in stored.answers
+
+
+def test_the_raw_store_holds_no_name_or_address(app: Starlette, client: TestClient) -> None:
+    check_page = post(client, "/forms/consent/", valid_answers(FORMS["consent"]))
+    client.post("/forms/consent/confirm", data={"token": token_in(check_page)})
+    raw = store_of(app).path.read_text("utf-8")
+    for planted in ("Sam Example", "sam@example.org", "Blue Heron", "Samuel Example"):
+        assert planted not in raw
+
+
+# -- Logs and failures --------------------------------------------------------------------------
+
+
+def test_no_log_line_holds_what_a_member_typed(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    for kind in FORMS:
+        check_page = post(client, f"/forms/{kind}/", valid_answers(FORMS[kind]))
+        client.post(f"/forms/{kind}/confirm", data={"token": token_in(check_page)})
+    client.post("/forms/consent/", data={"name": "Sam Example\n", "email": "sam@example.org"})
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "Received a consent" in logged
+    for planted in VALID.values():
+        assert planted not in logged
+
+
+def test_an_unexpected_failure_is_a_plain_page_with_an_incident_code(
+    app: Starlette,
+    client: TestClient,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def disk_failure(submission: object) -> bool:
+        raise OSError(f"No space left while writing {VALID['name']}")
+
+    monkeypatch.setattr(store_of(app), "add", disk_failure)
+    check_page = post(client, "/forms/consent/", valid_answers(FORMS["consent"]))
+    response = client.post("/forms/consent/confirm", data={"token": token_in(check_page)})
+    assert response.status_code == 500
+    code = re.search(r"give this code: <strong>([0-9A-F]{8})</strong>", response.text)
+    assert code is not None
+    assert "Traceback" not in response.text
+    assert VALID["name"] not in response.text
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert f"Incident {code.group(1)}: OSError" in logged
+    assert VALID["name"] not in logged
