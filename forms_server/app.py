@@ -7,10 +7,12 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from forms_server import views
+from forms_server.forms import CONSENT, FieldKind
 from forms_server.handbook import guidelines_version, inline_script_hashes, theme_stylesheets
 from forms_server.middleware import IncidentPages, StandardHeaders
 from forms_server.settings import PROJECT_ROOT, Settings, load_settings
@@ -48,6 +50,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=routes(StaticFiles(directory=site_dir, html=True)),
         middleware=[
             Middleware(IncidentPages),
+            Middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts),
             Middleware(StandardHeaders, script_hashes=inline_script_hashes(site_dir)),
             # A cheap phone on a slow connection: the theme's CSS and JS shrink to a quarter.
             Middleware(GZipMiddleware, minimum_size=1000),
@@ -58,7 +61,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         settings=settings,
         templates=views.make_templates(settings, theme_stylesheets(site_dir)),
         signer=Signer([str(key) for key in settings.secret_keys], settings.token_max_age_seconds),
-        guidelines_version=guidelines_version(settings.handbook_config.parent / "docs"),
+        guidelines_version=guidelines_version(
+            settings.handbook_config.parent / "docs",
+            [spec.label for spec in CONSENT.fields if spec.kind is FieldKind.AGREE],
+        ),
         receiver=SubmissionStore(settings.data_dir, settings.data_key_bytes),
     )
     return app

@@ -63,6 +63,8 @@ class Field:
     kept: bool = False
     # The browser's autofill hint (WCAG 1.3.5).
     autocomplete: str = ""
+    # What the privacy notice says we collect, as a phrase: "the name we should use for you".
+    privacy: str = ""
     # This answer shows the crisis contacts at once (and marks the form urgent, see below).
     crisis_answer: str | None = None
 
@@ -262,6 +264,7 @@ CONSENT = FormDefinition(
     fields=(
         Field(
             name="name",
+            privacy="the name we should use for you",
             label="What name should we use for you?",
             short_name="Name",
             required_message="Enter the name we should use",
@@ -271,6 +274,7 @@ CONSENT = FormDefinition(
         ),
         Field(
             name="email",
+            privacy="your email address",
             label="Email address",
             kind=FieldKind.EMAIL,
             short_name="Email address",
@@ -282,6 +286,7 @@ CONSENT = FormDefinition(
         ),
         Field(
             name="display_name",
+            privacy="the name you show in meetings",
             label="What name will you show in meetings?",
             short_name="Display name",
             required_message="Enter the name you will show in meetings",
@@ -291,6 +296,7 @@ CONSENT = FormDefinition(
         ),
         Field(
             name="agree_guidelines",
+            privacy="your agreement to the group guidelines",
             label="I agree to the group guidelines",
             kind=FieldKind.AGREE,
             short_name="Group guidelines",
@@ -300,6 +306,7 @@ CONSENT = FormDefinition(
         ),
         Field(
             name="agree_confidentiality",
+            privacy="your agreement to keep the group confidential",
             label="I agree to keep the group confidential",
             kind=FieldKind.AGREE,
             short_name="Confidentiality",
@@ -309,6 +316,7 @@ CONSENT = FormDefinition(
         ),
         Field(
             name="agree_online_safety",
+            privacy="your agreement to the online safety steps",
             label="I agree to follow the online safety steps",
             kind=FieldKind.AGREE,
             short_name="Online safety",
@@ -318,6 +326,7 @@ CONSENT = FormDefinition(
         ),
         Field(
             name="agree_removal",
+            privacy="that you understand when you may be asked to leave",
             label="I understand when I may be asked to leave the group",
             kind=FieldKind.AGREE,
             short_name="Removal",
@@ -327,6 +336,10 @@ CONSENT = FormDefinition(
         ),
         Field(
             name="consent_health_data",
+            privacy=(
+                "your separate, explicit consent for us to hold information that shows you "
+                "come to a mental health peer support group"
+            ),
             label=(
                 "I give my explicit consent for you to hold information that shows I attend "
                 "a mental health peer support group"
@@ -345,6 +358,7 @@ CONSENT = FormDefinition(
         ),
         Field(
             name="signature",
+            privacy="your full name, typed as your signature",
             label="Type your full name to sign",
             short_name="Signature",
             required_message="Type your full name to sign",
@@ -372,6 +386,7 @@ LEAVE_LEAVING = FormDefinition(
     fields=(
         Field(
             name="name",
+            privacy="your name",
             label="Your name",
             short_name="Name",
             required_message="Enter your name",
@@ -381,6 +396,7 @@ LEAVE_LEAVING = FormDefinition(
         ),
         Field(
             name="last_session",
+            privacy="when your last session will be",
             label="When will your last session be?",
             short_name="Last session",
             required_message="Enter when your last session will be",
@@ -390,6 +406,7 @@ LEAVE_LEAVING = FormDefinition(
         ),
         Field(
             name="offer_place",
+            privacy="whether we can offer your place to someone else",
             label="Can we offer your place to someone else?",
             kind=FieldKind.RADIOS,
             short_name="Offer your place",
@@ -398,6 +415,7 @@ LEAVE_LEAVING = FormDefinition(
         ),
         Field(
             name="reason",
+            privacy="your reason for leaving, if you give one",
             label="Would you like to tell us why you are leaving?",
             kind=FieldKind.TEXTAREA,
             short_name="Reason",
@@ -427,6 +445,7 @@ LEAVE_MISSING = FormDefinition(
     fields=(
         Field(
             name="name",
+            privacy="your name",
             label="Your name",
             short_name="Name",
             required_message="Enter your name",
@@ -436,6 +455,7 @@ LEAVE_MISSING = FormDefinition(
         ),
         Field(
             name="dates",
+            privacy="which sessions you will miss",
             label="Which sessions will you miss?",
             kind=FieldKind.TEXT,
             short_name="Sessions",
@@ -446,6 +466,7 @@ LEAVE_MISSING = FormDefinition(
         ),
         Field(
             name="message",
+            privacy="anything else you tell us",
             label="Anything else you want to tell us?",
             kind=FieldKind.TEXTAREA,
             short_name="Message",
@@ -478,6 +499,7 @@ LEAVE_LEFT_EARLY = FormDefinition(
     fields=(
         Field(
             name="name",
+            privacy="your name",
             label="Your name",
             short_name="Name",
             required_message="Enter your name",
@@ -487,6 +509,7 @@ LEAVE_LEFT_EARLY = FormDefinition(
         ),
         Field(
             name="session",
+            privacy="which session you left early",
             label="Which session did you leave?",
             short_name="Session",
             required_message="Enter which session you left",
@@ -496,6 +519,7 @@ LEAVE_LEFT_EARLY = FormDefinition(
         ),
         Field(
             name="safe_now",
+            privacy="whether you are safe now, or would like us to contact you",
             label="Are you safe now?",
             kind=FieldKind.RADIOS,
             short_name="Are you safe now",
@@ -505,6 +529,7 @@ LEAVE_LEFT_EARLY = FormDefinition(
         ),
         Field(
             name="message",
+            privacy="anything else you tell us",
             label="Anything else you want to tell us?",
             kind=FieldKind.TEXTAREA,
             short_name="Message",
@@ -540,6 +565,7 @@ CONCERN = FormDefinition(
     fields=(
         Field(
             name="about",
+            privacy="what your concern is about",
             label="What is your concern about?",
             kind=FieldKind.RADIOS,
             short_name="What your concern is about",
@@ -558,6 +584,7 @@ CONCERN = FormDefinition(
         ),
         Field(
             name="immediate_risk",
+            privacy="whether anyone is at immediate risk of harm",
             label="Is anyone at immediate risk of harm?",
             kind=FieldKind.RADIOS,
             short_name="Immediate risk",
@@ -567,6 +594,7 @@ CONCERN = FormDefinition(
         ),
         Field(
             name="what_happened",
+            privacy="what happened",
             label="What happened?",
             kind=FieldKind.TEXTAREA,
             short_name="What happened",
@@ -576,6 +604,7 @@ CONCERN = FormDefinition(
         ),
         Field(
             name="why_concerned",
+            privacy="why you are concerned",
             label="Why are you concerned?",
             kind=FieldKind.TEXTAREA,
             short_name="Why you are concerned",
@@ -584,6 +613,7 @@ CONCERN = FormDefinition(
         ),
         Field(
             name="name",
+            privacy="your name, if you give it",
             label="Your name",
             short_name="Name",
             required_message="",
@@ -593,6 +623,7 @@ CONCERN = FormDefinition(
         ),
         Field(
             name="contact_preference",
+            privacy="whether and how you want us to contact you",
             label="Do you want us to contact you about this?",
             kind=FieldKind.RADIOS,
             short_name="Contact",
@@ -606,6 +637,7 @@ CONCERN = FormDefinition(
         ),
         Field(
             name="email",
+            privacy="your email address, if you give it",
             label="Email address",
             kind=FieldKind.EMAIL,
             short_name="Email address",
@@ -622,12 +654,24 @@ FORMS: Mapping[str, FormDefinition] = {
     form.kind: form for form in (CONSENT, LEAVE_LEAVING, LEAVE_MISSING, LEAVE_LEFT_EARLY, CONCERN)
 }
 
-# The leave notice starts by asking which kind, then asks only what that kind needs.
+# The leave notice starts by asking which kind, then asks only what that kind needs. The
+# handbook tells members to choose these labels by name.
 LEAVE_KINDS: Sequence[Choice] = (
-    Choice("leave-leaving", "I am leaving the group"),
-    Choice("leave-missing", "I will miss some sessions"),
-    Choice("leave-left-early", "I left a session early or stepped out"),
+    Choice("leave-leaving", "Leaving the group"),
+    Choice(
+        "leave-missing",
+        "Missing sessions",
+        hint="Telling us counts: missed sessions you told us about do not lead to removal.",
+    ),
+    Choice("leave-left-early", "I left a session early", hint="Or you stepped out of one."),
 )
+
+# The privacy notice describes the forms in these groups (the three leave notices as one).
+PRIVACY_GROUPS: Mapping[str, tuple[FormDefinition, ...]] = {
+    "consent": (CONSENT,),
+    "leave": (LEAVE_LEAVING, LEAVE_MISSING, LEAVE_LEFT_EARLY),
+    "concern": (CONCERN,),
+}
 
 
 def is_urgent(form: FormDefinition, answers: Answers) -> bool:
@@ -644,3 +688,56 @@ def recipients_for(form: FormDefinition, answers: Answers) -> Recipients:
         if answers.get(field_name) == answer:
             return recipients
     return form.recipients
+
+
+# -- What the privacy notice says about each form, from the definitions above ------------------
+
+DAYS_PER_MONTH = 30.44
+
+
+def retention_in_words(days: int) -> str:
+    months = round(days / DAYS_PER_MONTH)
+    if months >= 1 and abs(months * DAYS_PER_MONTH - days) < 3:
+        return f"{months} month" if months == 1 else f"{months} months"
+    return f"{days} days"
+
+
+def unique(phrases: list[str]) -> list[str]:
+    return list(dict.fromkeys(phrases))
+
+
+def privacy_collected(group: str) -> list[str]:
+    forms = PRIVACY_GROUPS[group]
+    phrases = [spec.privacy for form in forms for spec in form.fields]
+    if any(form.binds_guidelines for form in forms):
+        phrases += ["the date and time you signed", "which version of the guidelines you agreed to"]
+    else:
+        phrases.append("the date and time you sent it")
+    return unique(phrases)
+
+
+def privacy_retention(group: str) -> str:
+    forms = PRIVACY_GROUPS[group]
+    periods = {retention_in_words(form.retention_days) for form in forms}
+    if len(periods) != 1:
+        raise ValueError(f"the {group} forms need one retention period to be described together")
+    (period,) = periods
+    kept = unique([spec.privacy for form in forms for spec in form.fields if spec.kept])
+    every = unique([spec.privacy for form in forms for spec in form.fields])
+    if kept == every:
+        return (
+            f"We keep it on our forms server, encrypted, for {period} from when you send it. "
+            "Then we delete it."
+        )
+    if kept:
+        listed = "; ".join(kept)
+        return (
+            f"Once the email has been delivered, our forms server keeps only this, encrypted, "
+            f"for {period}: {listed}. Everything else is deleted from our server as soon as "
+            "the email has been delivered."
+        )
+    return (
+        "Our forms server deletes what you wrote as soon as the email has been delivered. "
+        f"It keeps only the reference number, the date and whether the email was delivered, "
+        f"for {period}."
+    )

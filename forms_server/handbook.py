@@ -7,6 +7,7 @@ import hashlib
 import logging
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 from mkdocs.commands.build import build
@@ -65,13 +66,15 @@ def inline_script_hashes(site_dir: Path) -> frozenset[str]:
     return frozenset(hashes)
 
 
-def guidelines_version(docs_dir: Path) -> str:
-    """A short fingerprint of the guidelines' pages as published: a consent binds to it, so a
-    later change to any rule is detectable on every consent record."""
+def guidelines_version(docs_dir: Path, consent_statements: Iterable[str]) -> str:
+    """A short fingerprint of the guidelines' pages and the consent form's statements: a consent
+    binds to it, so a later change to any rule or statement is detectable on every record."""
     digest = hashlib.sha256()
     for page in sorted((docs_dir / "guidelines").glob("*.md")):
         digest.update(page.name.encode("utf-8") + b"\0")
         digest.update(page.read_bytes() + b"\0")
+    for statement in consent_statements:
+        digest.update(statement.encode("utf-8") + b"\0")
     return digest.hexdigest()[:12]
 
 

@@ -44,6 +44,8 @@ class Settings:
     data_key: Secret
     # Where the handbook lives, for links from the forms' pages ("/" when served together).
     handbook_url: str
+    # Host names this server answers to; any other Host header is refused.
+    allowed_hosts: tuple[str, ...]
     # The group's facts, set once under `extra.group` in the handbook's mkdocs.yml.
     group: Mapping[str, Any]
 
@@ -175,5 +177,8 @@ def load_settings(
         token_max_age_seconds=token_max_age,
         data_key=data_key_from(config, environment, data_dir),
         handbook_url=config("FORMS_HANDBOOK_URL", default="/"),
+        allowed_hosts=tuple(
+            config("FORMS_ALLOWED_HOSTS", cast=CommaSeparatedStrings, default="127.0.0.1,localhost")
+        ),
         group=group_facts_from(handbook_config),
     )

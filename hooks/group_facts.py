@@ -17,7 +17,11 @@ from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import Files
 from mkdocs.structure.pages import Page
 
+from forms_server.forms import PRIVACY_GROUPS, privacy_collected, privacy_retention
+
 PLACEHOLDER = re.compile(r"\{\{\s*group\.(\w+)\s*\}\}")
+# {{ forms.collected.consent }} and {{ forms.kept.leave }}: the privacy notice, from forms.py.
+FORMS_PLACEHOLDER = re.compile(r"\{\{\s*forms\.(collected|kept)\.(\w+)\s*\}\}")
 LINK_TAG = re.compile(r"<a\s[^>]*>", re.IGNORECASE)
 HREF = re.compile(r'\bhref="([^"]*)"', re.IGNORECASE)
 REL = re.compile(r'\srel="[^"]*"', re.IGNORECASE)
@@ -56,7 +60,17 @@ def fill_placeholders(markdown: str, facts: Mapping[str, Any], where: str) -> st
             return render_crisis_contacts(facts[key])
         return str(facts[key])
 
-    return PLACEHOLDER.sub(replace, markdown)
+    return FORMS_PLACEHOLDER.sub(describe_forms, PLACEHOLDER.sub(replace, markdown))
+
+
+def describe_forms(match: re.Match[str]) -> str:
+    """What a form collects and what is kept, written from its one definition."""
+    what, group = match.groups()
+    if group not in PRIVACY_GROUPS:
+        raise PluginError(f"`forms.{what}.{group}`: no such group of forms in forms.py.")
+    if what == "collected":
+        return "\n".join(f"- {phrase}" for phrase in privacy_collected(group))
+    return privacy_retention(group)
 
 
 def is_other_host(href: str, site_host: str) -> bool:

@@ -12,7 +12,7 @@ from forms_server.settings import Settings
 
 
 def test_pages_carry_the_privacy_and_security_headers(settings: Settings) -> None:
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
         response = client.get("/")
     assert response.status_code == 200
     policy = response.headers["content-security-policy"]
@@ -33,20 +33,20 @@ def test_hsts_is_sent_over_https(settings: Settings) -> None:
 def test_every_inline_script_is_allowed_by_its_hash(settings: Settings, site_dir: Path) -> None:
     hashes = inline_script_hashes(site_dir)
     assert hashes, "the theme has inline scripts; none were found"
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
         policy = client.get("/guidelines/online-safety/").headers["content-security-policy"]
     assert all(source in policy for source in hashes)
 
 
 def test_an_unknown_page_is_a_plain_404(settings: Settings) -> None:
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
         response = client.get("/no-such-page/")
     assert response.status_code == 404
     assert "Exit this page" in response.text
 
 
 def test_text_is_compressed(settings: Settings) -> None:
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
         response = client.get("/", headers={"accept-encoding": "gzip"})
     assert response.headers["content-encoding"] == "gzip"
 
@@ -55,7 +55,7 @@ def test_fingerprinted_theme_files_are_cached_for_good_and_pages_revalidated(
     settings: Settings, site_dir: Path
 ) -> None:
     bundle = next(site_dir.glob("assets/javascripts/bundle.*.min.js")).relative_to(site_dir)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
         assert "immutable" in client.get(f"/{bundle}").headers["cache-control"]
         assert client.get("/").headers["cache-control"] == "no-cache"
         assert client.get("/assets/quick-exit.js").headers["cache-control"] == (
@@ -64,6 +64,6 @@ def test_fingerprinted_theme_files_are_cached_for_good_and_pages_revalidated(
 
 
 def test_only_pages_carry_the_content_security_policy(settings: Settings) -> None:
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
         assert "content-security-policy" not in client.get("/assets/handbook.css").headers
         assert "content-security-policy" in client.get("/").headers

@@ -71,7 +71,7 @@ def test_a_form_works_start_to_finish_without_javascript(browser: Browser, serve
     with visit(browser, server_url, EXIT_URL, java_script_enabled=False) as record:
         page = record.page
         page.goto(f"{server_url}/forms/leave/")
-        page.get_by_label("I left a session early or stepped out").check()
+        page.get_by_label("I left a session early", exact=True).check()
         page.get_by_role("button", name="Continue").click()
         expect(page.get_by_role("heading", level=1)).to_have_text(form.title)
 

@@ -46,3 +46,16 @@ def test_an_unknown_placeholder_names_the_page_and_the_key() -> None:
 )
 def test_only_links_to_other_hosts_are_marked(html: str, expected: str) -> None:
     assert mark_external_links(html, "127.0.0.1") == expected
+
+
+def test_forms_placeholders_come_from_the_definitions() -> None:
+    filled = fill_placeholders(
+        "{{ forms.collected.concern }}\n{{ forms.kept.consent }}", FACTS, "x"
+    )
+    assert "- whether anyone is at immediate risk of harm" in filled
+    assert "encrypted, for 12 months" in filled
+
+
+def test_an_unknown_group_of_forms_stops_the_build() -> None:
+    with pytest.raises(PluginError, match="no such group"):
+        fill_placeholders("{{ forms.kept.surveys }}", FACTS, "x.md")

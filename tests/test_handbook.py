@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 import yaml
 from bs4 import BeautifulSoup, Tag
 
+from forms_server.forms import FORMS, LEAVE_KINDS, retention_in_words
 from forms_server.handbook import HandbookBuildError, build_handbook
 from forms_server.settings import PROJECT_ROOT
 from tests.handbook_pages import HandbookPage
@@ -99,3 +101,22 @@ def test_a_broken_link_stops_the_build(tmp_path: Path) -> None:
         page.write("\nSee [a page that is not there](not-there.md).\n")
     with pytest.raises(HandbookBuildError, match=r"not-there\.md"):
         build_handbook(project / "mkdocs.yml", tmp_path / "site")
+
+
+def test_the_privacy_notice_describes_every_field_of_every_form(site_dir: Path) -> None:
+    html = (site_dir / "about/privacy/index.html").read_text("utf-8")
+    text = " ".join(BeautifulSoup(html, "html.parser").get_text(" ").split())
+    for form in FORMS.values():
+        for spec in form.fields:
+            assert spec.privacy, f"{form.kind}.{spec.name} has no privacy phrase"
+            assert spec.privacy in text, f"{form.kind}.{spec.name}"
+        assert f"for {retention_in_words(form.retention_days)}" in text, form.kind
+
+
+def test_the_leave_choices_the_handbook_names_exist() -> None:
+    labels = {choice.label for choice in LEAVE_KINDS}
+    named = set()
+    for page in DOCS.rglob("*.md"):
+        named |= set(re.findall(r'choose "([^"]+)"', page.read_text("utf-8")))
+    assert named, "the handbook tells members which leave notice to choose"
+    assert named <= labels

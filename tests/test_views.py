@@ -499,3 +499,24 @@ def test_an_unexpected_failure_is_a_plain_page_with_an_incident_code(
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert f"Incident {code.group(1)}: OSError" in logged
     assert VALID["name"] not in logged
+
+
+def test_every_form_link_in_the_handbook_leads_to_a_form(
+    client: TestClient, site_dir: Path
+) -> None:
+    links = set()
+    for page in site_dir.rglob("*.html"):
+        soup = soup_of(page.read_text("utf-8"))
+        links |= {
+            str(link["href"])
+            for link in soup.select('article a[href^="/forms/"]')
+            if link["href"] != "/forms/"
+        }
+    assert {"/forms/consent/", "/forms/leave/", "/forms/concern/"} <= links
+    for link in links:
+        assert client.get(link).status_code == 200, link
+
+
+def test_an_unknown_host_is_refused(client: TestClient) -> None:
+    response = client.get("/forms/consent/", headers={"host": "evil.example"})
+    assert response.status_code == 400
