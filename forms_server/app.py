@@ -14,6 +14,7 @@ from starlette.staticfiles import StaticFiles
 from forms_server import views
 from forms_server.forms import CONSENT, FieldKind
 from forms_server.handbook import guidelines_version, inline_script_hashes, theme_stylesheets
+from forms_server.limits import PostLimits
 from forms_server.middleware import IncidentPages, StandardHeaders
 from forms_server.settings import PROJECT_ROOT, Settings, load_settings
 from forms_server.signing import Signer, TokenError
@@ -66,5 +67,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             [spec.label for spec in CONSENT.fields if spec.kind is FieldKind.AGREE],
         ),
         receiver=SubmissionStore(settings.data_dir, settings.data_key_bytes),
+        limits=PostLimits(
+            per_client_burst=settings.client_post_burst,
+            per_client_per_minute=settings.client_posts_per_minute,
+        ),
     )
     return app

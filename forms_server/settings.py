@@ -40,6 +40,11 @@ class Settings:
     # Oldest first: the last one signs, all of them verify (see signing.py).
     secret_keys: tuple[Secret, ...]
     token_max_age_seconds: int
+    # A confirm sooner than this after the check page was made is shown the page again.
+    min_confirm_seconds: float
+    # Form posts one client may make at once, and how fast that allowance comes back.
+    client_post_burst: int
+    client_posts_per_minute: float
     # 32 bytes for AES-GCM: seals personal answers in the store.
     data_key: Secret
     # Where the handbook lives, for links from the forms' pages ("/" when served together).
@@ -151,10 +156,19 @@ def load_settings(
         port = config("FORMS_PORT", cast=int, default=8000)
         build = config("FORMS_BUILD_HANDBOOK", cast=bool, default=True)
         token_max_age = config("FORMS_TOKEN_MAX_AGE_SECONDS", cast=int, default=2 * 60 * 60)
+        min_confirm = config("FORMS_MIN_CONFIRM_SECONDS", cast=float, default=2.0)
+        client_burst = config("FORMS_CLIENT_POST_BURST", cast=int, default=20)
+        client_rate = config("FORMS_CLIENT_POSTS_PER_MINUTE", cast=float, default=6.0)
     except ValueError as error:
         raise SettingsError(str(error)) from error
     if not 0 < port < 65536:
         raise SettingsError(f"FORMS_PORT must be between 1 and 65535, not {port}.")
+    if client_burst < 1 or client_rate <= 0:
+        raise SettingsError(
+            "FORMS_CLIENT_POST_BURST must be at least 1 and FORMS_CLIENT_POSTS_PER_MINUTE above 0."
+        )
+    if not 0 <= min_confirm <= 60:
+        raise SettingsError("FORMS_MIN_CONFIRM_SECONDS must be between 0 and 60.")
     if not 60 <= token_max_age <= 24 * 60 * 60:
         raise SettingsError("FORMS_TOKEN_MAX_AGE_SECONDS must be between 60 and 86400.")
     handbook_config = Path(
@@ -175,6 +189,9 @@ def load_settings(
         data_dir=data_dir,
         secret_keys=secret_keys_from(config, environment, data_dir),
         token_max_age_seconds=token_max_age,
+        min_confirm_seconds=min_confirm,
+        client_post_burst=client_burst,
+        client_posts_per_minute=client_rate,
         data_key=data_key_from(config, environment, data_dir),
         handbook_url=config("FORMS_HANDBOOK_URL", default="/"),
         allowed_hosts=tuple(

@@ -8,6 +8,7 @@ refused too. Keys rotate: the last configured key signs, and every configured ke
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from enum import Enum
 from typing import Any
 
@@ -53,8 +54,17 @@ class Signer:
         return self.serializer(form_kind, purpose).dumps(payload)
 
     def verify(self, form_kind: str, purpose: Purpose, token: str) -> dict[str, Any]:
+        payload, _ = self.verify_with_time(form_kind, purpose, token)
+        return payload
+
+    def verify_with_time(
+        self, form_kind: str, purpose: Purpose, token: str
+    ) -> tuple[dict[str, Any], datetime]:
+        """The payload and when it was signed (for telling a person from a script)."""
         try:
-            payload = self.serializer(form_kind, purpose).loads(token, max_age=self.max_age_seconds)
+            payload, signed_at = self.serializer(form_kind, purpose).loads(
+                token, max_age=self.max_age_seconds, return_timestamp=True
+            )
         except SignatureExpired as error:
             if "< 0 seconds" in str(error):
                 raise FutureTokenError(str(error)) from error
@@ -63,4 +73,4 @@ class Signer:
             raise InvalidTokenError(str(error)) from error
         if not isinstance(payload, dict):
             raise InvalidTokenError("the token does not hold a form's answers")
-        return payload
+        return payload, signed_at

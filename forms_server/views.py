@@ -9,6 +9,7 @@ redirects (303) to the confirmation page with the reference.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +32,7 @@ from forms_server.forms import (
     is_urgent,
     validate,
 )
+from forms_server.limits import PostLimits
 from forms_server.reference import new_reference, normalise_reference
 from forms_server.settings import PROJECT_ROOT, Settings
 from forms_server.signing import ExpiredTokenError, FutureTokenError, Purpose, Signer
@@ -57,6 +59,7 @@ class FormsContext:
     signer: Signer
     guidelines_version: str
     receiver: Receiver
+    limits: PostLimits
 
 
 def make_templates(settings: Settings, stylesheets: list[str]) -> Jinja2Templates:
@@ -114,8 +117,15 @@ def refuse_cross_site(request: Request) -> None:
             raise HTTPException(403, "This form can only be sent from our own pages.")
 
 
+def refuse_floods(request: Request) -> None:
+    address = request.client.host if request.client else "unknown"
+    if not context_of(request).limits.allow(address):
+        raise HTTPException(429, headers={"Retry-After": "600"})
+
+
 async def read_form(request: Request) -> dict[str, str | list[str]]:
     refuse_cross_site(request)
+    refuse_floods(request)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/x-www-form-urlencoded":
         raise HTTPException(415, "Send the form from its page.")
@@ -154,9 +164,13 @@ async def read_form(request: Request) -> dict[str, str | list[str]]:
 
 
 def sign_answers(
-    context: FormsContext, form: FormDefinition, answers: Answers, looks_automated: bool
+    context: FormsContext,
+    form: FormDefinition,
+    answers: Answers,
+    looks_automated: bool,
+    reference: str | None = None,
 ) -> str:
-    payload: dict[str, Any] = {"reference": new_reference(), "answers": answers}
+    payload: dict[str, Any] = {"reference": reference or new_reference(), "answers": answers}
     if form.binds_guidelines:
         payload["guidelines"] = context.guidelines_version
     if looks_automated:
@@ -201,11 +215,12 @@ async def token_problem(request: Request, error: Exception) -> Response:
 
 def verified_answers(
     context: FormsContext, form: FormDefinition, submitted: Mapping[str, str | list[str]]
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], float]:
+    """The answers the check page held, and how many seconds ago that page was made."""
     token = submitted.get("token")
     if not isinstance(token, str) or not token:
         raise HTTPException(400, "The page you sent from was incomplete. Fill in the form again.")
-    payload = context.signer.verify(form.kind, Purpose.CHECK_ANSWERS, token)
+    payload, signed_at = context.signer.verify_with_time(form.kind, Purpose.CHECK_ANSWERS, token)
     # The payload was signed by us, but check its shape anyway: never trust, always verify.
     reference = normalise_reference(str(payload.get("reference", "")))
     answers = payload.get("answers")
@@ -214,7 +229,8 @@ def verified_answers(
     checked = validate(form, answers)
     if not checked.ok:
         raise HTTPException(400, "The page you sent from was incomplete. Fill in the form again.")
-    return {**payload, "reference": reference, "answers": checked.answers}
+    age = time.time() - signed_at.timestamp()
+    return {**payload, "reference": reference, "answers": checked.answers}, age
 
 
 # -- Endpoints ----------------------------------------------------------------------------------
@@ -244,10 +260,15 @@ async def form_answers(request: Request) -> Response:
 
 
 def check_answers_page(
-    request: Request, form: FormDefinition, answers: Answers, looks_automated: bool
+    request: Request,
+    form: FormDefinition,
+    answers: Answers,
+    looks_automated: bool,
+    reference: str | None = None,
+    notice: str | None = None,
 ) -> Response:
     context = context_of(request)
-    token = sign_answers(context, form, answers, looks_automated)
+    token = sign_answers(context, form, answers, looks_automated, reference)
     rows = [(spec, display_value(spec, answers.get(spec.name, ""))) for spec in form.fields]
     return render(
         request,
@@ -258,12 +279,13 @@ def check_answers_page(
         token=token,
         urgent=is_urgent(form, answers),
         guidelines_version=context.guidelines_version,
+        notice=notice,
     )
 
 
 async def form_change(request: Request) -> Response:
     form = form_for(request.path_params["kind"])
-    payload = verified_answers(context_of(request), form, await read_form(request))
+    payload, _ = verified_answers(context_of(request), form, await read_form(request))
     return render(
         request, "form.html", form=form, title=form.title, answers=payload["answers"], errors={}
     )
@@ -272,8 +294,19 @@ async def form_change(request: Request) -> Response:
 async def form_confirm(request: Request) -> Response:
     form = form_for(request.path_params["kind"])
     context = context_of(request)
-    payload = verified_answers(context, form, await read_form(request))
+    payload, age = verified_answers(context, form, await read_form(request))
     reference: str = payload["reference"]
+    if age < context.settings.min_confirm_seconds:
+        # Faster than anyone can read the page: a script, or a slip. Nothing is sent; a person
+        # sees their answers again and sends them with one more click.
+        return check_answers_page(
+            request,
+            form,
+            payload["answers"],
+            looks_automated=bool(payload.get("automated")),
+            reference=reference,
+            notice="Check your answers, then send them.",
+        )
     if form.binds_guidelines and payload.get("guidelines") != context.guidelines_version:
         # The guidelines changed between reading and signing: the member must see the new ones.
         return render(
@@ -346,6 +379,7 @@ ERROR_TITLES = {
     405: "This page cannot do that",
     413: "What you sent is too long",
     415: "Send the form from its page",
+    429: "You have sent a lot in a short time",
 }
 
 
@@ -357,6 +391,8 @@ async def http_error(request: Request, error: Exception) -> Response:
     paragraphs = [detail] if detail and detail != ERROR_TITLES.get(status) else []
     if status == 404:
         paragraphs = ["If you typed the web address, check it is correct."]
+    if status == 429:
+        paragraphs = ["Wait 10 minutes, then try again."]
     paragraphs.append("Nothing was kept or sent.")
     response = render(
         request,

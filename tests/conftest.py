@@ -50,6 +50,9 @@ def settings(site_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Settin
         "FORMS_DATA_DIR": str(tmp_path_factory.mktemp("data")),
         "FORMS_SITE_DIR": str(site_dir),
         "FORMS_BUILD_HANDBOOK": "false",
+        # The browser tests click faster than a person reads, and post far more than one person.
+        "FORMS_MIN_CONFIRM_SECONDS": "0",
+        "FORMS_CLIENT_POST_BURST": "1000",
     }
     return load_settings(env_file=None, environ=environ)
 

@@ -52,17 +52,19 @@ def valid_answers(form: FormDefinition) -> dict[str, str]:
     return answers
 
 
+def make_app(site_dir: Path, data_dir: Path, **environ: str) -> Starlette:
+    defaults = {
+        "FORMS_DATA_DIR": str(data_dir),
+        "FORMS_SITE_DIR": str(site_dir),
+        "FORMS_BUILD_HANDBOOK": "false",
+        "FORMS_MIN_CONFIRM_SECONDS": "0",
+    }
+    return create_app(load_settings(env_file=None, environ=defaults | environ))
+
+
 @pytest.fixture
 def app(site_dir: Path, tmp_path: Path) -> Starlette:
-    settings = load_settings(
-        env_file=None,
-        environ={
-            "FORMS_DATA_DIR": str(tmp_path / "data"),
-            "FORMS_SITE_DIR": str(site_dir),
-            "FORMS_BUILD_HANDBOOK": "false",
-        },
-    )
-    return create_app(settings)
+    return make_app(site_dir, tmp_path / "data")
 
 
 @pytest.fixture
@@ -520,3 +522,34 @@ def test_every_form_link_in_the_handbook_leads_to_a_form(
 def test_an_unknown_host_is_refused(client: TestClient) -> None:
     response = client.get("/forms/consent/", headers={"host": "evil.example"})
     assert response.status_code == 400
+
+
+def test_a_confirm_faster_than_reading_sends_nothing_but_loses_nothing(
+    site_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = make_app(site_dir, tmp_path / "data", FORMS_MIN_CONFIRM_SECONDS="3")
+    with TestClient(app, base_url=BASE_URL, follow_redirects=False) as client:
+        check_page = post(client, "/forms/concern/", valid_answers(FORMS["concern"]))
+        too_fast = client.post("/forms/concern/confirm", data={"token": token_in(check_page)})
+        assert too_fast.status_code == 200
+        assert "Check your answers, then send them." in too_fast.text
+        assert store_of(app).count() == 0
+        real_time = time.time
+        monkeypatch.setattr("itsdangerous.timed.time.time", lambda: real_time() + 4)
+        confirmed = client.post("/forms/concern/confirm", data={"token": token_in(too_fast.text)})
+        assert confirmed.status_code == 303
+        assert store_of(app).count() == 1
+
+
+def test_a_flood_from_one_client_does_not_stop_another(site_dir: Path, tmp_path: Path) -> None:
+    app = make_app(site_dir, tmp_path / "data", FORMS_CLIENT_POST_BURST="5")
+    flooder = TestClient(app, base_url=BASE_URL, client=("203.0.113.9", 5000))
+    member = TestClient(app, base_url=BASE_URL, client=("198.51.100.7", 5000))
+    answers = valid_answers(FORMS["leave-missing"])
+    statuses = [flooder.post("/forms/leave-missing/", data=answers).status_code for _ in range(8)]
+    assert statuses[:5] == [200] * 5
+    assert statuses[5:] == [429] * 3
+    refused = flooder.post("/forms/leave-missing/", data=answers)
+    assert "Wait 10 minutes" in refused.text
+    assert refused.headers["retry-after"] == "600"
+    assert member.post("/forms/leave-missing/", data=answers).status_code == 200
