@@ -28,6 +28,31 @@ class SettingsError(Exception):
     """A setting is missing or wrong; the message says which and how to fix it."""
 
 
+SMTP_SECURITY = ("starttls", "tls", "none")
+DEVELOPMENT_SAFEGUARDING = "safeguarding-lead@example.org,safeguarding-deputy@example.org"
+
+
+@dataclass(frozen=True)
+class MailSettings:
+    """Where and how the facilitators' email goes. No host means the embedded catcher."""
+
+    host: str | None
+    port: int
+    security: str  # starttls, tls (implicit), or none
+    username: str | None
+    password: Secret | None
+    timeout_seconds: float
+    # A custom CA for the relay's certificate (tests, private relays); None trusts the system.
+    ca_file: Path | None
+    # Plain text to a relay that is not on this machine is refused unless this is set.
+    allow_plaintext: bool
+    sender: str
+    facilitators: tuple[str, ...]
+    safeguarding: tuple[str, ...]
+    organisation_lead: tuple[str, ...]
+    retry_hours: float
+
+
 @dataclass(frozen=True)
 class Settings:
     environment: str
@@ -51,6 +76,7 @@ class Settings:
     handbook_url: str
     # Host names this server answers to; any other Host header is refused.
     allowed_hosts: tuple[str, ...]
+    mail: MailSettings
     # The group's facts, set once under `extra.group` in the handbook's mkdocs.yml.
     group: Mapping[str, Any]
 
@@ -139,6 +165,78 @@ def group_facts_from(handbook_config: Path) -> Mapping[str, Any]:
     return dict(facts)
 
 
+def addresses(config: Config, name: str, default: str) -> tuple[str, ...]:
+    from forms_server.forms import EMAIL  # one rule for what an address is
+
+    values = tuple(
+        value.strip()
+        for value in config(name, cast=CommaSeparatedStrings, default=default)
+        if value.strip()
+    )
+    if not values:
+        raise SettingsError(f"{name} needs at least one email address.")
+    for value in values:
+        if not EMAIL.match(value):
+            raise SettingsError(f"{name}: {value!r} is not an email address.")
+    return values
+
+
+def mail_settings_from(config: Config, environment: str, group: Mapping[str, Any]) -> MailSettings:
+    host = config("FORMS_SMTP_HOST", default="") or None
+    security = config("FORMS_SMTP_SECURITY", default="starttls")
+    if security not in SMTP_SECURITY:
+        raise SettingsError(f"FORMS_SMTP_SECURITY must be one of {', '.join(SMTP_SECURITY)}.")
+    if host is None and environment == "production":
+        raise SettingsError(
+            "FORMS_SMTP_HOST is not set. In production, set it to your mail relay; the "
+            "embedded mail catcher is for development only."
+        )
+    try:
+        port = config("FORMS_SMTP_PORT", cast=int, default=465 if security == "tls" else 587)
+        timeout = config("FORMS_SMTP_TIMEOUT_SECONDS", cast=float, default=10.0)
+        retry_hours = config("FORMS_RETRY_HOURS", cast=float, default=48.0)
+        allow_plaintext = config("FORMS_SMTP_ALLOW_PLAINTEXT", cast=bool, default=False)
+    except ValueError as error:
+        raise SettingsError(str(error)) from error
+    ca_file = config("FORMS_SMTP_CA_FILE", default="") or None
+    if ca_file is not None and not Path(ca_file).is_file():
+        raise SettingsError(f"FORMS_SMTP_CA_FILE points to {ca_file}, which does not exist.")
+    password = Secret(config("FORMS_SMTP_PASSWORD", default=""))
+    facilitators = addresses(config, "FORMS_FACILITATORS", str(group["facilitators_email"]))
+    # Concerns go to the group's safeguarding lead and deputy: real people, so production must
+    # name them; development uses placeholders that the embedded catcher keeps.
+    safeguarding = addresses(
+        config,
+        "FORMS_SAFEGUARDING",
+        "" if environment == "production" else DEVELOPMENT_SAFEGUARDING,
+    )
+    # A concern about a facilitator goes to the organisation's safeguarding lead, at the address
+    # the handbook gives for it.
+    organisation_lead = addresses(
+        config, "FORMS_ORGANISATION_LEAD", str(group.get("safeguarding_email", ""))
+    )
+    if set(organisation_lead) & set(facilitators):
+        raise SettingsError(
+            "FORMS_ORGANISATION_LEAD must not include a facilitator's address: it receives "
+            "concerns about facilitators."
+        )
+    return MailSettings(
+        host=host,
+        port=port,
+        security=security,
+        username=config("FORMS_SMTP_USERNAME", default="") or None,
+        password=password if str(password) else None,
+        timeout_seconds=timeout,
+        ca_file=Path(ca_file) if ca_file else None,
+        allow_plaintext=allow_plaintext,
+        sender=addresses(config, "FORMS_MAIL_FROM", "forms@localhost.localdomain")[0],
+        facilitators=facilitators,
+        safeguarding=safeguarding,
+        organisation_lead=organisation_lead,
+        retry_hours=retry_hours,
+    )
+
+
 def load_settings(
     env_file: Path | None = Path(".env"), environ: Mapping[str, str] | None = None
 ) -> Settings:
@@ -179,6 +277,7 @@ def load_settings(
             f"FORMS_HANDBOOK_CONFIG points to {handbook_config}, which does not exist."
         )
     data_dir = Path(config("FORMS_DATA_DIR", default=str(PROJECT_ROOT / "data")))
+    group = group_facts_from(handbook_config)
     return Settings(
         environment=environment,
         host=config("FORMS_HOST", default="127.0.0.1"),
@@ -197,5 +296,6 @@ def load_settings(
         allowed_hosts=tuple(
             config("FORMS_ALLOWED_HOSTS", cast=CommaSeparatedStrings, default="127.0.0.1,localhost")
         ),
-        group=group_facts_from(handbook_config),
+        group=group,
+        mail=mail_settings_from(config, environment, group),
     )

@@ -52,6 +52,8 @@ def test_keys_keep_their_order_for_rotation(tmp_path: Path) -> None:
             FORMS_ENV="production",
             FORMS_SECRET_KEYS=f"{STRONG_OLD}, {STRONG_NEW}",
             FORMS_DATA_KEY=DATA_KEY,
+            FORMS_SMTP_HOST="smtp.example.org",
+            FORMS_SAFEGUARDING="lead@example.org,deputy@example.org",
         ),
     )
     assert [str(key) for key in settings.secret_keys] == [STRONG_OLD, STRONG_NEW]
@@ -106,3 +108,50 @@ def test_a_dotenv_file_is_read(tmp_path: Path) -> None:
     env_file.write_text("FORMS_PORT=8123\n", encoding="utf-8")
     settings = load_settings(env_file=env_file, environ=environ_for(tmp_path))
     assert settings.port == 8123
+
+
+def production(tmp_path: Path, **values: str) -> dict[str, str]:
+    return environ_for(
+        tmp_path,
+        FORMS_ENV="production",
+        FORMS_SECRET_KEYS=STRONG_NEW,
+        FORMS_DATA_KEY=DATA_KEY,
+        FORMS_SMTP_HOST="smtp.example.org",
+        FORMS_SAFEGUARDING="lead@example.org,deputy@example.org",
+        **values,
+    )
+
+
+def test_production_needs_a_relay_and_named_safeguarding_leads(tmp_path: Path) -> None:
+    settings = load_settings(env_file=None, environ=production(tmp_path))
+    assert settings.mail.host == "smtp.example.org"
+    assert settings.mail.safeguarding == ("lead@example.org", "deputy@example.org")
+    without_relay = production(tmp_path)
+    del without_relay["FORMS_SMTP_HOST"]
+    with pytest.raises(SettingsError, match="FORMS_SMTP_HOST is not set"):
+        load_settings(env_file=None, environ=without_relay)
+    without_leads = production(tmp_path)
+    del without_leads["FORMS_SAFEGUARDING"]
+    with pytest.raises(SettingsError, match="FORMS_SAFEGUARDING needs at least one"):
+        load_settings(env_file=None, environ=without_leads)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("FORMS_FACILITATORS", "a@example.org, not an address", "is not an email address"),
+        ("FORMS_ORGANISATION_LEAD", "facilitators@example.org", "must not include a facilitator"),
+        ("FORMS_SMTP_SECURITY", "ssl3", "FORMS_SMTP_SECURITY must be one of"),
+        ("FORMS_SMTP_CA_FILE", "/no/such/ca.pem", "does not exist"),
+    ],
+)
+def test_bad_mail_settings_are_named(tmp_path: Path, name: str, value: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        load_settings(env_file=None, environ=production(tmp_path, **{name: value}))
+
+
+def test_development_mail_goes_to_the_embedded_catcher(tmp_path: Path) -> None:
+    mail = load_settings(env_file=None, environ=environ_for(tmp_path)).mail
+    assert mail.host is None
+    assert mail.facilitators == ("facilitators@example.org",)
+    assert mail.organisation_lead == ("safeguarding@example.org",)
