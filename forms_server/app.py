@@ -1,7 +1,14 @@
-"""Wiring only: routes, middleware, error handlers and start-up. The pieces live in their own
-modules."""
+"""Wiring only: routes, middleware, error handlers and the lifespan. The pieces live in their
+own modules."""
 
 from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import timedelta
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -12,19 +19,32 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from forms_server import views
+from forms_server.catcher import MailCatcher
 from forms_server.forms import CONSENT, FieldKind
 from forms_server.handbook import guidelines_version, inline_script_hashes, theme_stylesheets
 from forms_server.limits import PostLimits
 from forms_server.middleware import IncidentPages, StandardHeaders
+from forms_server.outbox import Outbox
 from forms_server.settings import PROJECT_ROOT, Settings, load_settings
 from forms_server.signing import Signer, TokenError
-from forms_server.store import SubmissionStore
+from forms_server.store import Sealer, SubmissionStore
+
+logger = logging.getLogger(__name__)
 
 FORMS_STATIC = PROJECT_ROOT / "forms_server" / "static"
 
 
-def routes(site_dir_app: StaticFiles) -> list[Route | Mount]:
+def routes(settings: Settings) -> list[Route | Mount]:
+    development = (
+        []
+        if settings.is_production
+        else [
+            Route("/dev/mail/", views.development_mail, methods=["GET"], name="development_mail"),
+        ]
+    )
     return [
+        Route("/healthz", views.healthz, methods=["GET"]),
+        *development,
         Route("/forms/leave/", views.leave_start, methods=["GET"], name="leave_start"),
         Route("/forms/leave/", views.leave_choice, methods=["POST"], name="leave_choice"),
         Route("/forms/{kind}/", views.form_page, methods=["GET"], name="form_page"),
@@ -40,15 +60,41 @@ def routes(site_dir_app: StaticFiles) -> list[Route | Mount]:
         Mount("/forms/static", app=StaticFiles(directory=FORMS_STATIC), name="static"),
         # Last, so the forms win: the handbook is everything else, /forms/ (its forms page)
         # included.
-        Mount("/", app=site_dir_app, name="handbook"),
+        Mount("/", app=StaticFiles(directory=settings.site_dir, html=True), name="handbook"),
     ]
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    """Starts the outbox worker (and, with no relay configured, the embedded mail catcher)."""
+    outbox: Outbox = app.state.outbox
+    settings: Settings = app.state.forms.settings
+    catcher = None
+    if settings.mail.host is None:
+        catcher = MailCatcher(settings.data_dir / "maildir")
+        await asyncio.to_thread(catcher.start)
+        app.state.catcher = catcher
+        host, port = catcher.address
+        outbox.use_relay(host, port, replace(settings.mail, security="none"))
+        logger.info("No relay configured: email is caught at /dev/mail/ (development only)")
+    worker = asyncio.create_task(outbox.run(), name="outbox")
+    try:
+        yield
+    finally:
+        await outbox.stop()
+        try:
+            await asyncio.wait_for(worker, timeout=settings.mail.timeout_seconds + 5)
+        except TimeoutError:
+            logger.warning("The outbox worker did not stop in time; pending mail waits")
+        if catcher is not None:
+            await asyncio.to_thread(catcher.stop)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
     site_dir = settings.site_dir
     app = Starlette(
-        routes=routes(StaticFiles(directory=site_dir, html=True)),
+        routes=routes(settings),
         middleware=[
             Middleware(IncidentPages),
             Middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts),
@@ -57,7 +103,21 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Middleware(GZipMiddleware, minimum_size=1000),
         ],
         exception_handlers={HTTPException: views.http_error, TokenError: views.token_problem},
+        lifespan=lifespan,
     )
+    sealer = Sealer(settings.data_key_bytes)
+    store = SubmissionStore(settings.data_dir, settings.data_key_bytes)
+    outbox = Outbox(
+        settings.data_dir,
+        sealer,
+        store,
+        settings.mail,
+        str(settings.group["name"]),
+        # A tombstone refuses replays for as long as any token for its form can live.
+        replay_window=timedelta(seconds=settings.token_max_age_seconds * 2),
+    )
+    app.state.store = store
+    app.state.outbox = outbox
     app.state.forms = views.FormsContext(
         settings=settings,
         templates=views.make_templates(settings, theme_stylesheets(site_dir)),
@@ -66,7 +126,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             settings.handbook_config.parent / "docs",
             [spec.label for spec in CONSENT.fields if spec.kind is FieldKind.AGREE],
         ),
-        receiver=SubmissionStore(settings.data_dir, settings.data_key_bytes),
+        receiver=outbox,
         limits=PostLimits(
             per_client_burst=settings.client_post_burst,
             per_client_per_minute=settings.client_posts_per_minute,

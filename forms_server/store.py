@@ -25,7 +25,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import anyio.to_thread
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from tinydb import Query, TinyDB
@@ -133,18 +132,20 @@ class Sealer:
 
 
 @dataclass(frozen=True)
-class StoredSubmission:
+class StoredRecord:
+    """What stays after delivery: the form's definition decides which answers, if any."""
+
     reference: str
     form_kind: str
     received_at: datetime
+    delivered_at: datetime
     expires_at: datetime
-    urgent: bool
     guidelines_version: str | None
-    answers: dict[str, Any] | None  # None once delivered: the content is gone
+    kept: dict[str, Any]  # only the fields marked `kept`, opened; empty for a concern
 
 
 class SubmissionStore:
-    """Confirmed submissions, one record per reference, sealed and on disk before the 303."""
+    """Delivered submissions, one minimal record per reference, personal fields sealed."""
 
     def __init__(self, data_dir: Path, data_key: bytes) -> None:
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -155,6 +156,8 @@ class SubmissionStore:
         self.remove_stale_temporary_files(data_dir)
         with self.locked() as database:
             database.all()  # an unreadable file stops start-up here, and is kept
+        if self.path.exists():
+            self.path.chmod(0o600)
 
     @staticmethod
     def remove_stale_temporary_files(data_dir: Path) -> None:
@@ -171,19 +174,24 @@ class SubmissionStore:
             finally:
                 database.close()
 
-    def add(self, submission: Submission) -> bool:
-        """Writes the submission durably; False when its reference was already there."""
+    def add_delivered(self, submission: Submission, delivered_at: datetime) -> bool:
+        """Keeps the minimal record; False when its reference was already there."""
         form = FORMS[submission.form_kind]
+        kept = {
+            spec.name: submission.answers[spec.name]
+            for spec in form.fields
+            if spec.kept and spec.name in submission.answers
+        }
         record = {
             "reference": submission.reference,
             "form_kind": submission.form_kind,
             "received_at": submission.received_at.isoformat(),
+            "delivered_at": delivered_at.isoformat(),
             "expires_at": (
                 submission.received_at + timedelta(days=form.retention_days)
             ).isoformat(),
-            "urgent": submission.urgent,
             "guidelines_version": submission.guidelines_version,
-            "answers": self.sealer.seal(submission.reference, submission.answers),
+            "kept": self.sealer.seal(submission.reference, kept) if kept else None,
         }
         with self.locked() as database:
             if database.contains(Query().reference == submission.reference):
@@ -191,26 +199,20 @@ class SubmissionStore:
             database.insert(record)
         return True
 
-    async def receive(self, submission: Submission) -> None:
-        added = await anyio.to_thread.run_sync(self.add, submission)
-        logger.info(
-            "Received a %s (%s)", submission.form_kind, "new" if added else "already received"
-        )
-
-    def get(self, reference: str) -> StoredSubmission | None:
+    def get(self, reference: str) -> StoredRecord | None:
         with self.locked() as database:
             record = database.get(Query().reference == reference)
         if record is None or isinstance(record, list):
             return None
-        sealed = record.get("answers")
-        return StoredSubmission(
+        sealed = record.get("kept")
+        return StoredRecord(
             reference=record["reference"],
             form_kind=record["form_kind"],
             received_at=datetime.fromisoformat(record["received_at"]),
+            delivered_at=datetime.fromisoformat(record["delivered_at"]),
             expires_at=datetime.fromisoformat(record["expires_at"]),
-            urgent=record["urgent"],
             guidelines_version=record["guidelines_version"],
-            answers=self.sealer.open(reference, sealed) if sealed else None,
+            kept=self.sealer.open(reference, sealed) if sealed else {},
         )
 
     def count(self) -> int:
@@ -218,6 +220,7 @@ class SubmissionStore:
             return len(database)
 
     def purge_expired(self, now: datetime | None = None) -> int:
+        """Expired records leave the file (not flagged). The log says how many, nothing else."""
         moment = (now or datetime.now(UTC)).isoformat()
         with self.locked() as database:
             removed = database.remove(Query().expires_at <= moment)

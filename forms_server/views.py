@@ -16,12 +16,14 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
+import anyio.to_thread
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
+from forms_server.catcher import caught_messages
 from forms_server.forms import (
     FORMS,
     LEAVE_KINDS,
@@ -405,3 +407,39 @@ async def http_error(request: Request, error: Exception) -> Response:
     if error.headers:
         response.headers.update(error.headers)
     return response
+
+
+# -- Operations ---------------------------------------------------------------------------------
+
+
+async def healthz(request: Request) -> Response:
+    """For monitoring: the outbox's state, and nothing personal. 503 when mail is stuck."""
+    outbox = request.app.state.outbox
+    health = await anyio.to_thread.run_sync(outbox.health, datetime.now(UTC))
+    stuck = health.failed > 0 or (health.oldest_pending_seconds or 0) > 3600
+    body = {
+        "status": "degraded" if stuck else "ok",
+        "outbox": {
+            "pending": health.pending,
+            "oldest_pending_seconds": (
+                round(health.oldest_pending_seconds) if health.oldest_pending_seconds else None
+            ),
+            "failed": health.failed,
+        },
+    }
+    return JSONResponse(body, status_code=503 if stuck else 200, headers=NO_STORE)
+
+
+async def development_mail(request: Request) -> Response:
+    """Development only: what the facilitators would have received."""
+    catcher = getattr(request.app.state, "catcher", None)
+    if catcher is None:
+        raise HTTPException(404)
+    messages = await anyio.to_thread.run_sync(caught_messages, catcher.maildir)
+    return render(
+        request,
+        "dev_mail.html",
+        title="Email the facilitators would receive",
+        messages=messages,
+        maildir=str(catcher.maildir),
+    )

@@ -14,7 +14,9 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from forms_server.app import create_app
+from forms_server.catcher import CaughtMessage, caught_messages
 from forms_server.forms import FORMS, FieldKind, FormDefinition
+from forms_server.outbox import Outbox
 from forms_server.reference import normalise_reference
 from forms_server.settings import load_settings
 from forms_server.signing import Purpose
@@ -79,9 +81,38 @@ def forms_context(app: Starlette) -> FormsContext:
 
 
 def store_of(app: Starlette) -> SubmissionStore:
-    store = forms_context(app).receiver
-    assert isinstance(store, SubmissionStore)
+    store: SubmissionStore = app.state.store
     return store
+
+
+def outbox_of(app: Starlette) -> Outbox:
+    outbox: Outbox = app.state.outbox
+    return outbox
+
+
+def received_count(app: Starlette) -> int:
+    """Submissions taken in: pending or failed in the outbox, or delivered (a tombstone)."""
+    folder = outbox_of(app).folder
+    return len(list(folder.glob("*.json"))) + len(list(folder.glob("*.done")))
+
+
+def wait_until_delivered(app: Starlette, reference: str) -> None:
+    deadline = time.monotonic() + 10
+    while outbox_of(app).status(reference) != "delivered":
+        assert time.monotonic() < deadline, f"{reference}: {outbox_of(app).status(reference)}"
+        time.sleep(0.02)
+
+
+def caught_email(app: Starlette, reference: str) -> CaughtMessage:
+    wait_until_delivered(app, reference)
+    catcher = app.state.catcher
+    found = [m for m in caught_messages(catcher.maildir) if reference in m.subject]
+    assert len(found) == 1, [m.subject for m in caught_messages(catcher.maildir)]
+    return found[0]
+
+
+def reference_from(location: str) -> str:
+    return location.rsplit("/", 1)[1]
 
 
 def soup_of(html: str) -> BeautifulSoup:
@@ -228,10 +259,15 @@ def test_the_whole_journey_without_javascript(
     assert "received" in receipt.text
     assert " sent" not in receipt.text.split("What happens next")[0]  # never claims "sent"
 
+    email = caught_email(app, reference)
+    for spec in form.fields:
+        assert spec.label in email.text, spec.name
+        if spec.kind not in {FieldKind.RADIOS, FieldKind.AGREE, FieldKind.CHECKBOXES}:
+            assert answers[spec.name] in email.text, spec.name
     stored = store_of(app).get(reference)
     assert stored is not None
     assert stored.form_kind == kind
-    assert stored.answers == answers
+    assert stored.kept == {spec.name: answers[spec.name] for spec in form.fields if spec.kept}
 
 
 def test_change_brings_back_the_form_with_every_answer(client: TestClient) -> None:
@@ -256,7 +292,7 @@ def test_a_double_click_or_a_replay_gives_one_submission_and_the_same_receipt(
     first = client.post("/forms/leave-missing/confirm", data={"token": token})
     second = client.post("/forms/leave-missing/confirm", data={"token": token})
     assert first.headers["location"] == second.headers["location"]
-    assert store_of(app).count() == 1
+    assert received_count(app) == 1
 
 
 def test_the_consent_record_binds_the_guidelines_version(
@@ -268,7 +304,8 @@ def test_the_consent_record_binds_the_guidelines_version(
     location = client.post("/forms/consent/confirm", data={"token": token_in(check_page)}).headers[
         "location"
     ]
-    reference = location.rsplit("/", 1)[1]
+    reference = reference_from(location)
+    assert f"Guidelines version agreed to: {version}" in caught_email(app, reference).text
     stored = store_of(app).get(reference)
     assert stored is not None
     assert stored.guidelines_version == version
@@ -290,7 +327,7 @@ def test_a_token_for_guidelines_that_have_changed_is_refused(
     response = client.post("/forms/consent/confirm", data={"token": token})
     assert response.status_code == 409
     assert "guidelines changed" in response.text
-    assert store_of(app).count() == 0
+    assert received_count(app) == 0
 
 
 @pytest.mark.parametrize(
@@ -310,7 +347,7 @@ def test_a_tampered_or_missing_token_keeps_nothing(
     assert response.status_code == 400
     assert expected in response.text
     assert "Nothing was kept or sent" in response.text
-    assert store_of(app).count() == 0
+    assert received_count(app) == 0
 
 
 def test_a_token_for_another_form_is_refused(app: Starlette, client: TestClient) -> None:
@@ -318,7 +355,7 @@ def test_a_token_for_another_form_is_refused(app: Starlette, client: TestClient)
     response = client.post("/forms/leave-missing/confirm", data={"token": token_in(check_page)})
     assert response.status_code == 400
     assert "for a different form" in response.text
-    assert store_of(app).count() == 0
+    assert received_count(app) == 0
 
 
 def test_an_expired_token_says_what_to_do(
@@ -332,7 +369,7 @@ def test_an_expired_token_says_what_to_do(
     assert response.status_code == 400
     assert "too much time passed" in response.text
     assert "Start the form again" in response.text
-    assert store_of(app).count() == 0
+    assert received_count(app) == 0
 
 
 def test_a_token_from_the_future_is_refused(
@@ -345,7 +382,7 @@ def test_a_token_from_the_future_is_refused(
     response = client.post("/forms/concern/confirm", data={"token": token_in(check_page)})
     assert response.status_code == 400
     assert "Nothing was kept or sent" in response.text
-    assert store_of(app).count() == 0
+    assert received_count(app) == 0
 
 
 def test_the_honeypot_looks_normal_but_keeps_nothing(app: Starlette, client: TestClient) -> None:
@@ -354,7 +391,7 @@ def test_the_honeypot_looks_normal_but_keeps_nothing(app: Starlette, client: Tes
     confirmed = client.post("/forms/concern/confirm", data={"token": token_in(check_page)})
     assert confirmed.status_code == 303
     assert client.get(confirmed.headers["location"]).status_code == 200
-    assert store_of(app).count() == 0
+    assert received_count(app) == 0
 
 
 def test_an_anonymous_concern_is_accepted(app: Starlette, client: TestClient) -> None:
@@ -367,7 +404,7 @@ def test_an_anonymous_concern_is_accepted(app: Starlette, client: TestClient) ->
     check_page = post(client, "/forms/concern/", answers)
     confirmed = client.post("/forms/concern/confirm", data={"token": token_in(check_page)})
     assert confirmed.status_code == 303
-    assert store_of(app).count() == 1
+    assert received_count(app) == 1
 
 
 @pytest.mark.parametrize(
@@ -450,18 +487,29 @@ def test_unknown_fields_are_ignored(app: Starlette, client: TestClient) -> None:
     location = client.post(
         "/forms/leave-leaving/confirm", data={"token": token_in(check_page)}
     ).headers["location"]
-    stored = store_of(app).get(location.rsplit("/", 1)[1])
-    assert stored is not None
-    assert stored.answers is not None
-    assert "is_admin" not in stored.answers
+    assert "is_admin" not in caught_email(app, reference_from(location)).text
 
 
-def test_the_raw_store_holds_no_name_or_address(app: Starlette, client: TestClient) -> None:
+def raw_data_files(app: Starlette) -> str:
+    """Everything the server keeps on disk, but the stand-in for the facilitators' inbox."""
+    data_dir = forms_context(app).settings.data_dir
+    return "".join(
+        path.read_text("utf-8", errors="replace")
+        for path in data_dir.rglob("*")
+        if path.is_file() and "maildir" not in path.parts
+    )
+
+
+def test_the_raw_files_hold_no_name_or_address(app: Starlette, client: TestClient) -> None:
     check_page = post(client, "/forms/consent/", valid_answers(FORMS["consent"]))
-    client.post("/forms/consent/confirm", data={"token": token_in(check_page)})
-    raw = store_of(app).path.read_text("utf-8")
-    for planted in ("Sam Example", "sam@example.org", "Blue Heron", "Samuel Example"):
-        assert planted not in raw
+    location = client.post("/forms/consent/confirm", data={"token": token_in(check_page)})
+    planted = ("Sam Example", "sam@example.org", "Blue Heron", "Samuel Example")
+    while_pending = raw_data_files(app)
+    caught_email(app, reference_from(location.headers["location"]))
+    once_delivered = raw_data_files(app)
+    for value in planted:
+        assert value not in while_pending
+        assert value not in once_delivered
 
 
 # -- Logs and failures --------------------------------------------------------------------------
@@ -490,7 +538,7 @@ def test_an_unexpected_failure_is_a_plain_page_with_an_incident_code(
     def disk_failure(submission: object) -> bool:
         raise OSError(f"No space left while writing {VALID['name']}")
 
-    monkeypatch.setattr(store_of(app), "add", disk_failure)
+    monkeypatch.setattr(outbox_of(app), "add", disk_failure)
     check_page = post(client, "/forms/consent/", valid_answers(FORMS["consent"]))
     response = client.post("/forms/consent/confirm", data={"token": token_in(check_page)})
     assert response.status_code == 500
@@ -533,12 +581,12 @@ def test_a_confirm_faster_than_reading_sends_nothing_but_loses_nothing(
         too_fast = client.post("/forms/concern/confirm", data={"token": token_in(check_page)})
         assert too_fast.status_code == 200
         assert "Check your answers, then send them." in too_fast.text
-        assert store_of(app).count() == 0
+        assert received_count(app) == 0
         real_time = time.time
         monkeypatch.setattr("itsdangerous.timed.time.time", lambda: real_time() + 4)
         confirmed = client.post("/forms/concern/confirm", data={"token": token_in(too_fast.text)})
         assert confirmed.status_code == 303
-        assert store_of(app).count() == 1
+        assert received_count(app) == 1
 
 
 def test_a_flood_from_one_client_does_not_stop_another(site_dir: Path, tmp_path: Path) -> None:
