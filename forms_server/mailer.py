@@ -194,11 +194,15 @@ async def send(
     except aiosmtplib.SMTPResponseException as error:
         kind = TransientDeliveryError if 400 <= error.code < 500 else PermanentDeliveryError
         raise kind(f"The relay answered {error.code}.") from error
-    except aiosmtplib.SMTPNotSupported as error:
-        raise PermanentDeliveryError(
-            "The relay does not offer STARTTLS, so nothing was sent in plain text."
+    except aiosmtplib.SMTPException as error:
+        if "STARTTLS" in str(error):  # a relay without STARTTLS will not grow it by retrying
+            raise PermanentDeliveryError(
+                "The relay does not offer STARTTLS, so nothing was sent in plain text."
+            ) from error
+        raise TransientDeliveryError(
+            f"Could not reach the relay ({type(error).__name__})."
         ) from error
-    except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
+    except (OSError, TimeoutError) as error:
         raise TransientDeliveryError(
             f"Could not reach the relay ({type(error).__name__})."
         ) from error

@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import random
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -48,6 +49,7 @@ FAILED = "failed"
 DELIVERED = "delivered"
 FIRST_RETRY_SECONDS = 30.0
 LONGEST_RETRY_SECONDS = 60 * 60.0
+STALE_TEMPORARY_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -163,9 +165,14 @@ class Outbox:
         return self.folder / f"{reference}.done"
 
     def remove_stale_temporary_files(self) -> None:
+        """Another server process may be writing one right now (for milliseconds), so only
+        files older than a minute count as left behind by an interrupted write."""
+        cutoff = time.time() - STALE_TEMPORARY_SECONDS
         for stale in self.folder.glob(".*.tmp"):
-            stale.unlink(missing_ok=True)
-            logger.info("Removed a temporary outbox file left by an interrupted write")
+            with contextlib.suppress(FileNotFoundError):
+                if stale.stat().st_mtime < cutoff:
+                    stale.unlink()
+                    logger.info("Removed a temporary outbox file left by an interrupted write")
 
     def write_temporary(self, item: OutboxItem) -> Path:
         temporary = self.folder / f".{item.reference}.{os.getpid()}.{random.getrandbits(32)}.tmp"

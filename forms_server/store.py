@@ -153,8 +153,10 @@ class SubmissionStore:
         self.lock_path = data_dir / "submissions.lock"
         self.sealer = Sealer(data_key)
         self.thread_lock = threading.Lock()
-        self.remove_stale_temporary_files(data_dir)
         with self.locked() as database:
+            # Only the holder of the lock writes, so any temporary file seen while holding it
+            # was left by a writer that died.
+            self.remove_stale_temporary_files(data_dir)
             database.all()  # an unreadable file stops start-up here, and is kept
         if self.path.exists():
             self.path.chmod(0o600)

@@ -1,0 +1,376 @@
+"""Delivery against a real SMTP server (aiosmtpd with STARTTLS): who receives what, retries,
+restarts, and what is left on disk afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from forms_server.forms import FORMS, Submission
+from forms_server.mailer import PermanentDeliveryError, build_message, send
+from forms_server.outbox import DELIVERED, FAILED, PENDING, Outbox
+from forms_server.reference import new_reference
+from forms_server.settings import MailSettings
+from forms_server.store import Sealer, SubmissionStore
+from tests.smtp_server import SmtpServer, free_port, smtp_server
+from tests.test_views import valid_answers
+
+DATA_KEY = bytes(range(32))
+FACILITATORS = ("f1@example.org", "f2@example.org")
+SAFEGUARDING = ("lead@example.org", "deputy@example.org")
+ORGANISATION_LEAD = ("org-lead@example.org",)
+SENDER = "forms@harbour.example"
+
+
+def mail_settings(server: SmtpServer | None, **changes: object) -> MailSettings:
+    settings = MailSettings(
+        host=server.host if server else "127.0.0.1",
+        port=server.port if server else free_port(),
+        security="starttls",
+        username=None,
+        password=None,
+        timeout_seconds=5,
+        ca_file=server.ca_file if server else None,
+        allow_plaintext=False,
+        sender=SENDER,
+        facilitators=FACILITATORS,
+        safeguarding=SAFEGUARDING,
+        organisation_lead=ORGANISATION_LEAD,
+        retry_hours=48,
+    )
+    return replace(settings, **changes)  # type: ignore[arg-type]
+
+
+def make_outbox(data_dir: Path, mail: MailSettings) -> Outbox:
+    return Outbox(
+        data_dir,
+        Sealer(DATA_KEY),
+        SubmissionStore(data_dir, DATA_KEY),
+        mail,
+        "Harbour",
+        replay_window=timedelta(hours=4),
+    )
+
+
+def submission(kind: str, **answers: str) -> Submission:
+    form = FORMS[kind]
+    return Submission(
+        reference=new_reference(),
+        form_kind=kind,
+        answers={**valid_answers(form), **answers},
+        received_at=datetime.now(UTC),
+        urgent=False,
+        guidelines_version="abc123" if form.binds_guidelines else None,
+    )
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[SmtpServer]:
+    with smtp_server(tmp_path) as running:
+        yield running
+
+
+async def deliver(outbox: Outbox, item: Submission) -> None:
+    await outbox.receive(item)
+    await outbox.deliver_due()
+
+
+# -- Who receives it ----------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("kind", "answers", "expected"),
+    [
+        ("consent", {}, FACILITATORS),
+        ("leave-leaving", {}, FACILITATORS),
+        ("leave-missing", {}, FACILITATORS),
+        ("leave-left-early", {}, FACILITATORS),
+        ("concern", {"about": "member"}, SAFEGUARDING),
+        ("concern", {"about": "facilitator"}, ORGANISATION_LEAD),
+    ],
+)
+async def test_the_envelope_is_exactly_the_configured_recipients(
+    server: SmtpServer,
+    tmp_path: Path,
+    kind: str,
+    answers: dict[str, str],
+    expected: tuple[str, ...],
+) -> None:
+    outbox = make_outbox(tmp_path / "data", mail_settings(server))
+    await deliver(outbox, submission(kind, **answers))
+    (received,) = server.handler.received
+    assert received.rcpt_tos == list(expected)
+    assert received.mail_from == SENDER
+    assert received.message["From"].addresses[0].addr_spec == SENDER
+
+
+@pytest.mark.asyncio
+async def test_nothing_a_member_types_adds_a_recipient_or_a_header(
+    server: SmtpServer, tmp_path: Path
+) -> None:
+    outbox = make_outbox(tmp_path / "data", mail_settings(server))
+    hostile = submission(
+        "concern",
+        about="member",
+        what_happened="Cc: evil@example.org\nBcc: evil2@example.org",
+        why_concerned="To: evil3@example.org, evil4@example.org",
+        name="Sam, Bcc: evil5@example.org",
+    )
+    await deliver(outbox, hostile)
+    (received,) = server.handler.received
+    assert received.rcpt_tos == list(SAFEGUARDING)
+    assert received.message["Cc"] is None
+    assert received.message["Bcc"] is None
+    assert "evil" not in str(received.message["To"])
+    assert received.message["Reply-To"] is not None
+    assert [a.addr_spec for a in received.message["Reply-To"].addresses] == ["sam@example.org"]
+
+
+@pytest.mark.asyncio
+async def test_the_subject_names_no_one(server: SmtpServer, tmp_path: Path) -> None:
+    outbox = make_outbox(tmp_path / "data", mail_settings(server))
+    item = submission("consent")
+    await deliver(outbox, item)
+    (received,) = server.handler.received
+    subject = str(received.message["Subject"])
+    assert subject == f"Harbour: Consent form - ref {item.reference}"
+    for answer in item.answers.values():
+        if isinstance(answer, str) and len(answer) > 3:
+            assert answer not in subject
+    assert received.message["Message-ID"] == f"<{item.reference}.consent@harbour.example>"
+    assert received.message["Importance"] is None
+    body = received.message.get_body(preferencelist=("plain",))
+    assert body is not None
+    assert "Samuel Example" in body.get_content()
+    assert received.message.get_body(preferencelist=("html",)) is not None
+
+
+@pytest.mark.asyncio
+async def test_an_urgent_concern_is_marked_and_sent_first(
+    server: SmtpServer, tmp_path: Path
+) -> None:
+    outbox = make_outbox(tmp_path / "data", mail_settings(server))
+    ordinary = submission("leave-missing")
+    urgent = replace(submission("concern", immediate_risk="yes"), urgent=True)
+    await outbox.receive(ordinary)
+    await outbox.receive(urgent)
+    await outbox.deliver_due()
+    first, second = server.handler.received
+    assert urgent.reference in str(first.message["Subject"])
+    assert "URGENT" in str(first.message["Subject"])
+    assert first.message["Importance"] == "High"
+    assert ordinary.reference in str(second.message["Subject"])
+
+
+@pytest.mark.asyncio
+async def test_a_retried_send_is_recognisably_the_same_message(tmp_path: Path) -> None:
+    item = submission("leave-leaving")
+    mail = mail_settings(None)
+    first, _ = build_message(item, mail, "Harbour")
+    second, _ = build_message(item, mail, "Harbour")
+    assert first["Message-ID"] == second["Message-ID"]
+
+
+# -- Failures and retries -----------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_a_4xx_reply_is_retried(server: SmtpServer, tmp_path: Path) -> None:
+    outbox = make_outbox(tmp_path / "data", mail_settings(server))
+    server.handler.data_replies.append("451 4.3.0 Try again later")
+    item = submission("leave-missing")
+    await deliver(outbox, item)
+    pending = outbox.read(item.reference)
+    assert pending is not None
+    assert pending.status == PENDING
+    assert pending.attempts == 1
+    assert pending.next_attempt_at > datetime.now(UTC)
+    assert outbox.health(datetime.now(UTC)).pending == 1
+    outbox.rewrite(replace(pending, next_attempt_at=datetime.now(UTC)))  # time passes
+    await outbox.deliver_due()
+    assert outbox.status(item.reference) == DELIVERED
+    assert len(server.handler.received) == 1
+
+
+@pytest.mark.asyncio
+async def test_a_5xx_reply_is_not_retried_and_shows_on_health(
+    server: SmtpServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    outbox = make_outbox(tmp_path / "data", mail_settings(server))
+    server.handler.data_replies.append("554 5.7.1 Rejected")
+    item = submission("consent")
+    await deliver(outbox, item)
+    failed = outbox.read(item.reference)
+    assert failed is not None
+    assert failed.status == FAILED
+    assert outbox.health(datetime.now(UTC)).failed == 1
+    await outbox.deliver_due()
+    assert server.handler.received == []
+    assert item.reference in caplog.text
+    assert "Samuel Example" not in caplog.text
+    assert outbox.retry_failed() == 1
+    await outbox.deliver_due()
+    assert outbox.status(item.reference) == DELIVERED
+
+
+@pytest.mark.asyncio
+async def test_an_unreachable_relay_is_retried(tmp_path: Path) -> None:
+    outbox = make_outbox(tmp_path / "data", mail_settings(None))  # nothing listens there
+    item = submission("leave-left-early")
+    await deliver(outbox, item)
+    assert outbox.status(item.reference) == PENDING
+
+
+@pytest.mark.asyncio
+async def test_a_dropped_connection_is_retried(tmp_path: Path) -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+
+    def hang_up() -> None:
+        connection, _ = listener.accept()
+        connection.close()
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    outbox = make_outbox(tmp_path / "data", mail_settings(None, port=port))
+    item = submission("leave-missing")
+    await deliver(outbox, item)
+    listener.close()
+    assert outbox.status(item.reference) == PENDING
+
+
+@pytest.mark.asyncio
+async def test_without_starttls_nothing_is_sent_in_plain_text(tmp_path: Path) -> None:
+    with smtp_server(tmp_path, starttls=False) as plain:
+        outbox = make_outbox(tmp_path / "data", mail_settings(plain))
+        item = submission("concern")
+        await deliver(outbox, item)
+        assert plain.handler.received == []
+        assert outbox.status(item.reference) == FAILED
+
+
+@pytest.mark.asyncio
+async def test_plain_text_to_another_machine_is_refused_before_connecting() -> None:
+    item = submission("consent")
+    mail = mail_settings(None, security="none")
+    message, recipients = build_message(item, mail, "Harbour")
+    with pytest.raises(PermanentDeliveryError, match="plain text"):
+        await send(message, recipients, mail, "192.0.2.10", 25)
+
+
+@pytest.mark.asyncio
+async def test_after_a_restart_pending_mail_is_sent(server: SmtpServer, tmp_path: Path) -> None:
+    before = make_outbox(tmp_path / "data", mail_settings(None))
+    item = submission("leave-leaving")
+    await before.receive(item)  # the server stops before the worker runs
+    after = make_outbox(tmp_path / "data", mail_settings(server))
+    await after.deliver_due()
+    assert after.status(item.reference) == DELIVERED
+    assert len(server.handler.received) == 1
+
+
+@pytest.mark.asyncio
+async def test_the_worker_sends_new_mail_at_once(server: SmtpServer, tmp_path: Path) -> None:
+    outbox = make_outbox(tmp_path / "data", mail_settings(server))
+    worker = asyncio.create_task(outbox.run())
+    item = replace(submission("concern", immediate_risk="yes"), urgent=True)
+    await outbox.receive(item)
+    for _ in range(200):
+        if server.handler.received:
+            break
+        await asyncio.sleep(0.02)
+    await outbox.stop()
+    await asyncio.wait_for(worker, timeout=10)
+    assert len(server.handler.received) == 1
+
+
+@pytest.mark.asyncio
+async def test_a_replayed_submission_is_received_once(server: SmtpServer, tmp_path: Path) -> None:
+    outbox = make_outbox(tmp_path / "data", mail_settings(server))
+    item = submission("consent")
+    await deliver(outbox, item)
+    await deliver(outbox, item)
+    assert len(server.handler.received) == 1
+
+
+# -- What is left on disk -----------------------------------------------------------------------
+
+
+def raw_files(data_dir: Path) -> str:
+    return "".join(
+        path.read_bytes().decode("utf-8", errors="replace")
+        for path in data_dir.rglob("*")
+        if path.is_file()
+    )
+
+
+@pytest.mark.asyncio
+async def test_once_delivered_only_what_the_form_keeps_is_left(
+    server: SmtpServer, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    outbox = make_outbox(data_dir, mail_settings(server))
+    concern = submission("concern", about="member", name="Robin Reporter")
+    consent = submission("consent")
+    await deliver(outbox, concern)
+    await deliver(outbox, consent)
+    assert list(outbox.folder.glob("*.json")) == []
+    concern_record = outbox.store.get(concern.reference)
+    assert concern_record is not None
+    assert concern_record.kept == {}  # nothing about the reporter or the content
+    consent_record = outbox.store.get(consent.reference)
+    assert consent_record is not None
+    assert consent_record.kept["email"] == "sam@example.org"
+    raw = raw_files(data_dir)
+    for planted in ("Robin Reporter", "Samuel Example", "sam@example.org", "pills"):
+        assert planted not in raw
+    assert (data_dir / "submissions.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_sealed_answers_do_not_open_on_another_record() -> None:
+    sealer = Sealer(DATA_KEY)
+    sealed = sealer.seal("AAA-AAA-AAA", {"name": "Sam"})
+    assert sealer.open("AAA-AAA-AAA", sealed) == {"name": "Sam"}
+    with pytest.raises(Exception, match="cannot be opened"):
+        sealer.open("BBB-BBB-BBB", sealed)
+    assert "Sam" not in base64.b64decode(sealed).decode("latin-1")
+
+
+def test_only_old_temporary_outbox_files_count_as_stray(tmp_path: Path) -> None:
+    folder = tmp_path / "data" / "outbox"
+    folder.mkdir(parents=True)
+    old, fresh = folder / ".OLD.1.2.tmp", folder / ".NEW.1.2.tmp"
+    old.write_text("{", encoding="utf-8")
+    fresh.write_text("{", encoding="utf-8")
+    an_hour_ago = datetime.now(UTC).timestamp() - 3600
+    os.utime(old, (an_hour_ago, an_hour_ago))
+    make_outbox(tmp_path / "data", mail_settings(None))
+    assert not old.exists()
+    assert fresh.exists()  # another process may be writing it right now
+
+
+@pytest.mark.asyncio
+async def test_two_workers_on_one_outbox_send_each_message_once(
+    server: SmtpServer, tmp_path: Path
+) -> None:
+    first = make_outbox(tmp_path / "data", mail_settings(server))
+    second = make_outbox(tmp_path / "data", mail_settings(server))
+    items = [submission("leave-missing") for _ in range(10)]
+    for item in items:
+        await first.receive(item)
+    await asyncio.gather(first.deliver_due(), second.deliver_due())
+    subjects = sorted(str(received.message["Subject"]) for received in server.handler.received)
+    assert len(subjects) == 10
+    assert len(set(subjects)) == 10
+    assert first.store.count() == 10
