@@ -21,6 +21,7 @@ from forms_server.outbox import DELIVERED, FAILED, PENDING, Outbox
 from forms_server.reference import new_reference
 from forms_server.settings import MailSettings
 from forms_server.store import Sealer, SubmissionStore
+from tests.own_loop import in_own_loop
 from tests.smtp_server import SmtpServer, free_port, smtp_server
 from tests.test_views import valid_answers
 
@@ -87,7 +88,7 @@ async def deliver(outbox: Outbox, item: Submission) -> None:
 # -- Who receives it ----------------------------------------------------------------------------
 
 
-@pytest.mark.asyncio
+@in_own_loop
 @pytest.mark.parametrize(
     ("kind", "answers", "expected"),
     [
@@ -114,7 +115,7 @@ async def test_the_envelope_is_exactly_the_configured_recipients(
     assert received.message["From"].addresses[0].addr_spec == SENDER
 
 
-@pytest.mark.asyncio
+@in_own_loop
 async def test_nothing_a_member_types_adds_a_recipient_or_a_header(
     server: SmtpServer, tmp_path: Path
 ) -> None:
@@ -136,7 +137,7 @@ async def test_nothing_a_member_types_adds_a_recipient_or_a_header(
     assert [a.addr_spec for a in received.message["Reply-To"].addresses] == ["sam@example.org"]
 
 
-@pytest.mark.asyncio
+@in_own_loop
 async def test_the_subject_names_no_one(server: SmtpServer, tmp_path: Path) -> None:
     outbox = make_outbox(tmp_path / "data", mail_settings(server))
     item = submission("consent")
@@ -155,7 +156,7 @@ async def test_the_subject_names_no_one(server: SmtpServer, tmp_path: Path) -> N
     assert received.message.get_body(preferencelist=("html",)) is not None
 
 
-@pytest.mark.asyncio
+@in_own_loop
 async def test_an_urgent_concern_is_marked_and_sent_first(
     server: SmtpServer, tmp_path: Path
 ) -> None:
@@ -172,7 +173,7 @@ async def test_an_urgent_concern_is_marked_and_sent_first(
     assert ordinary.reference in str(second.message["Subject"])
 
 
-@pytest.mark.asyncio
+@in_own_loop
 async def test_a_retried_send_is_recognisably_the_same_message(tmp_path: Path) -> None:
     item = submission("leave-leaving")
     mail = mail_settings(None)
@@ -184,7 +185,7 @@ async def test_a_retried_send_is_recognisably_the_same_message(tmp_path: Path) -
 # -- Failures and retries -----------------------------------------------------------------------
 
 
-@pytest.mark.asyncio
+@in_own_loop
 async def test_a_4xx_reply_is_retried(server: SmtpServer, tmp_path: Path) -> None:
     outbox = make_outbox(tmp_path / "data", mail_settings(server))
     server.handler.data_replies.append("451 4.3.0 Try again later")
@@ -202,7 +203,7 @@ async def test_a_4xx_reply_is_retried(server: SmtpServer, tmp_path: Path) -> Non
     assert len(server.handler.received) == 1
 
 
-@pytest.mark.asyncio
+@in_own_loop
 async def test_a_5xx_reply_is_not_retried_and_shows_on_health(
     server: SmtpServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -223,7 +224,7 @@ async def test_a_5xx_reply_is_not_retried_and_shows_on_health(
     assert outbox.status(item.reference) == DELIVERED
 
 
-@pytest.mark.asyncio
+@in_own_loop
 async def test_an_unreachable_relay_is_retried(tmp_path: Path) -> None:
     outbox = make_outbox(tmp_path / "data", mail_settings(None))  # nothing listens there
     item = submission("leave-left-early")
@@ -231,7 +232,7 @@ async def test_an_unreachable_relay_is_retried(tmp_path: Path) -> None:
     assert outbox.status(item.reference) == PENDING
 
 
-@pytest.mark.asyncio
+@in_own_loop
 async def test_a_dropped_connection_is_retried(tmp_path: Path) -> None:
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -250,7 +251,7 @@ async def test_a_dropped_connection_is_retried(tmp_path: Path) -> None:
     assert outbox.status(item.reference) == PENDING
 
 
-@pytest.mark.asyncio
+@in_own_loop
 async def test_without_starttls_nothing_is_sent_in_plain_text(tmp_path: Path) -> None:
     with smtp_server(tmp_path, starttls=False) as plain:
         outbox = make_outbox(tmp_path / "data", mail_settings(plain))
@@ -260,7 +261,7 @@ async def test_without_starttls_nothing_is_sent_in_plain_text(tmp_path: Path) ->
         assert outbox.status(item.reference) == FAILED
 
 
-@pytest.mark.asyncio
+@in_own_loop
 async def test_plain_text_to_another_machine_is_refused_before_connecting() -> None:
     item = submission("consent")
     mail = mail_settings(None, security="none")
@@ -269,7 +270,7 @@ async def test_plain_text_to_another_machine_is_refused_before_connecting() -> N
         await send(message, recipients, mail, "192.0.2.10", 25)
 
 
-@pytest.mark.asyncio
+@in_own_loop
 async def test_after_a_restart_pending_mail_is_sent(server: SmtpServer, tmp_path: Path) -> None:
     before = make_outbox(tmp_path / "data", mail_settings(None))
     item = submission("leave-leaving")
@@ -280,7 +281,7 @@ async def test_after_a_restart_pending_mail_is_sent(server: SmtpServer, tmp_path
     assert len(server.handler.received) == 1
 
 
-@pytest.mark.asyncio
+@in_own_loop
 async def test_the_worker_sends_new_mail_at_once(server: SmtpServer, tmp_path: Path) -> None:
     outbox = make_outbox(tmp_path / "data", mail_settings(server))
     worker = asyncio.create_task(outbox.run())
@@ -295,7 +296,7 @@ async def test_the_worker_sends_new_mail_at_once(server: SmtpServer, tmp_path: P
     assert len(server.handler.received) == 1
 
 
-@pytest.mark.asyncio
+@in_own_loop
 async def test_a_replayed_submission_is_received_once(server: SmtpServer, tmp_path: Path) -> None:
     outbox = make_outbox(tmp_path / "data", mail_settings(server))
     item = submission("consent")
@@ -315,7 +316,7 @@ def raw_files(data_dir: Path) -> str:
     )
 
 
-@pytest.mark.asyncio
+@in_own_loop
 async def test_once_delivered_only_what_the_form_keeps_is_left(
     server: SmtpServer, tmp_path: Path
 ) -> None:
@@ -360,7 +361,7 @@ def test_only_old_temporary_outbox_files_count_as_stray(tmp_path: Path) -> None:
     assert fresh.exists()  # another process may be writing it right now
 
 
-@pytest.mark.asyncio
+@in_own_loop
 async def test_two_workers_on_one_outbox_send_each_message_once(
     server: SmtpServer, tmp_path: Path
 ) -> None:
