@@ -50,6 +50,7 @@ DELIVERED = "delivered"
 FIRST_RETRY_SECONDS = 30.0
 LONGEST_RETRY_SECONDS = 60 * 60.0
 STALE_TEMPORARY_SECONDS = 60.0
+PURGE_EVERY = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,7 @@ class Outbox:
         self.relay: tuple[str, int] | None = (mail.host, mail.port) if mail.host else None
         self.wake = asyncio.Event()
         self.stopping = False
+        self.last_purge: datetime | None = None
         self.remove_stale_temporary_files()
 
     def use_relay(self, host: str, port: int, mail: MailSettings) -> None:
@@ -361,12 +363,20 @@ class Outbox:
             self.wake.clear()
             try:
                 await self.deliver_due()
-                await anyio.to_thread.run_sync(self.forget_old_tombstones, datetime.now(UTC))
+                await anyio.to_thread.run_sync(self.housekeeping, datetime.now(UTC))
             except Exception as error:  # noqa: BLE001 - the worker must outlive any one item
                 logger.error("The outbox worker hit %s; trying again shortly", type(error).__name__)
             wait = await anyio.to_thread.run_sync(self.next_due_in, datetime.now(UTC))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout=min(wait or 60.0, 60.0))
+
+    def housekeeping(self, now: datetime) -> None:
+        """Hourly: records past their retention leave the store; old tombstones go."""
+        if self.last_purge is not None and now - self.last_purge < PURGE_EVERY:
+            return
+        self.last_purge = now
+        self.store.purge_expired(now)
+        self.forget_old_tombstones(now)
 
     def forget_old_tombstones(self, now: datetime) -> None:
         """A tombstone only has to outlive every token that could replay its submission."""

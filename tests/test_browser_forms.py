@@ -99,3 +99,21 @@ def test_forms_fit_a_small_phone(browser: Browser, server_url: str) -> None:
             if width > 320:
                 too_wide[kind] = width
     assert too_wide == {}
+
+
+def test_the_development_mail_page_is_accessible(browser: Browser, server_url: str) -> None:
+    with visit(browser, server_url, EXIT_URL) as record:
+        page = record.page
+        page.goto(f"{server_url}/forms/leave-missing/")
+        fill_in(page, FORMS["leave-missing"])
+        page.get_by_role("button", name="Continue").click()
+        page.get_by_role("button", name="Send").click()
+        expect(page.get_by_role("heading", level=1)).to_contain_text("received")
+        reference = page.locator(".reference").inner_text()
+        for _ in range(50):
+            page.goto(f"{server_url}/dev/mail/")
+            if reference in page.content():
+                break
+            page.wait_for_timeout(100)
+        expect(page.get_by_role("heading", name=f"ref {reference}")).to_be_visible()
+        assert axe_violations(page) == []

@@ -6,6 +6,7 @@ import logging
 import re
 import time
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from starlette.testclient import TestClient
 from forms_server.app import create_app
 from forms_server.catcher import CaughtMessage, caught_messages
 from forms_server.forms import FORMS, FieldKind, FormDefinition
-from forms_server.outbox import Outbox
+from forms_server.outbox import Outbox, OutboxItem
 from forms_server.reference import normalise_reference
 from forms_server.settings import load_settings
 from forms_server.signing import Purpose
@@ -601,3 +602,65 @@ def test_a_flood_from_one_client_does_not_stop_another(site_dir: Path, tmp_path:
     assert "Wait 10 minutes" in refused.text
     assert refused.headers["retry-after"] == "600"
     assert member.post("/forms/leave-missing/", data=answers).status_code == 200
+
+
+# -- Operations ---------------------------------------------------------------------------------
+
+
+def test_health_reports_the_outbox_and_nothing_personal(app: Starlette, client: TestClient) -> None:
+    healthy = client.get("/healthz")
+    assert healthy.status_code == 200
+    assert healthy.json() == {
+        "status": "ok",
+        "outbox": {"pending": 0, "oldest_pending_seconds": None, "failed": 0},
+    }
+    # A message the relay refused for good stays in the outbox, and the health check says so.
+    now = datetime.now(UTC)
+    outbox_of(app).create(
+        OutboxItem(
+            reference="4KX-7QD-M2P",
+            form_kind="consent",
+            received_at=now,
+            urgent=False,
+            status="failed",
+            attempts=1,
+            next_attempt_at=now,
+            last_error="The relay answered 554.",
+            sealed=outbox_of(app).sealer.seal("4KX-7QD-M2P", {"answers": {"name": "Sam"}}),
+            retry_from=now,
+        )
+    )
+    degraded = client.get("/healthz")
+    assert degraded.status_code == 503
+    assert degraded.json()["status"] == "degraded"
+    assert degraded.json()["outbox"]["failed"] == 1
+    assert "Sam" not in degraded.text
+    assert "4KX" not in degraded.text
+
+
+def test_the_development_mail_page_shows_what_facilitators_receive(
+    app: Starlette, client: TestClient
+) -> None:
+    check_page = post(client, "/forms/concern/", valid_answers(FORMS["concern"]))
+    location = client.post("/forms/concern/confirm", data={"token": token_in(check_page)})
+    reference = reference_from(location.headers["location"])
+    wait_until_delivered(app, reference)
+    page = client.get("/dev/mail/")
+    assert page.status_code == 200
+    assert f"Harbour Peer Support: Concern - URGENT - ref {reference}" in page.text
+    assert "safeguarding-lead@example.org" in page.text
+    assert VALID["what_happened"] in page.text
+
+
+def test_production_has_no_development_mail_page(site_dir: Path, tmp_path: Path) -> None:
+    app = make_app(
+        site_dir,
+        tmp_path / "data",
+        FORMS_ENV="production",
+        FORMS_SECRET_KEYS="k" * 40,
+        FORMS_DATA_KEY="AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        FORMS_SMTP_HOST="127.0.0.1",
+        FORMS_SAFEGUARDING="lead@example.org",
+    )
+    with TestClient(app, base_url=BASE_URL) as client:
+        assert client.get("/dev/mail/").status_code == 404
