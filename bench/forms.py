@@ -9,7 +9,10 @@ answers 303. Then it measures, for the same number of requests at the same concu
 - bare: POST the answers to the bare endpoint (the baseline);
 - answers: POST the answers to the real form (validate, sign, render check-your-answers);
 - confirm: POST confirm with a distinct token each time (verify, seal, durable write, 303),
-  at 0 and at --stored records already in the store.
+  with 0, 1,000 and 10,000 records already in the store, while the worker delivers;
+- submit-to-accepted latency: from the confirm's 303 to the moment a loopback SMTP relay
+  (aiosmtpd, in this process) has the message, p50 and p95;
+- the server's peak memory (VmHWM).
 
 Absolute times are noisy here; the ratios are what to compare between runs.
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import os
 import re
 import socket
@@ -27,14 +31,20 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx2
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import Envelope
 
 from forms_server.handbook import build_handbook
+from forms_server.reference import new_reference
 from forms_server.settings import PROJECT_ROOT
+from forms_server.store import SubmissionStore
 
 KIND = "leave-missing"
+REFERENCE_IN_SUBJECT = re.compile(r"ref ([0-9A-Z]{3}-[0-9A-Z]{3}-[0-9A-Z]{3})")
 ANSWERS = {"name": "Bench Member", "dates": "2 and 9 December", "message": "Benchmark."}
 TOKEN = re.compile(
     r'action="[^"]*/confirm"[^>]*>\s*<input type="hidden" name="token" value="([^"]+)"'
@@ -113,99 +123,176 @@ async def tokens_for(client: httpx2.AsyncClient, url: str, count: int) -> list[s
     return tokens
 
 
-async def fill_store(client: httpx2.AsyncClient, url: str, count: int, concurrency: int) -> None:
-    tokens = await tokens_for(client, url, count)
-    await rate(
-        count,
-        concurrency,
-        lambda i: client.post(f"{url}/forms/{KIND}/confirm", data={"token": tokens[i]}),
-        303,
-    )
+class ArrivalClock:
+    """An aiosmtpd handler that notes when each reference's message arrives."""
+
+    def __init__(self) -> None:
+        self.arrived: dict[str, float] = {}
+
+    async def handle_DATA(self, server: object, session: object, envelope: Envelope) -> str:  # noqa: N802
+        found = REFERENCE_IN_SUBJECT.search(
+            (envelope.original_content or b"").decode("utf-8", "replace")
+        )
+        if found:
+            self.arrived[found.group(1)] = time.perf_counter()
+        return "250 OK"
 
 
-async def measure(
-    url: str, bare_url: str, requests: int, concurrency: int, stored: int
-) -> dict[str, float]:
-    limits = httpx2.Limits(max_connections=concurrency)
+def prefill_store(data_dir: Path, key: bytes, count: int) -> None:
+    """`count` delivered records, written in one go (as many deliveries would leave them)."""
+    store = SubmissionStore(data_dir, key)
+    now = datetime.now(UTC)
+    records = []
+    for _ in range(count):
+        reference = new_reference()
+        records.append(
+            {
+                "reference": reference,
+                "form_kind": KIND,
+                "received_at": now.isoformat(),
+                "delivered_at": now.isoformat(),
+                "expires_at": (now + timedelta(days=183)).isoformat(),
+                "guidelines_version": None,
+                "kept": store.sealer.seal(reference, {"name": "Member", "dates": "Tuesdays"}),
+            }
+        )
+    with store.locked() as database:
+        database.insert_multiple(records)
+
+
+def peak_memory_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def confirm_rate(url: str, requests: int, concurrency: int) -> float:
     async with httpx2.AsyncClient(
-        limits=limits, timeout=30, headers={"host": "127.0.0.1"}
+        limits=httpx2.Limits(max_connections=concurrency), timeout=30
     ) as client:
-        results: dict[str, float] = {}
-        results["bare"] = statistics.median(
-            [
-                await rate(
-                    requests,
-                    concurrency,
-                    lambda i: client.post(f"{bare_url}/answers", data=ANSWERS),
-                    303,
-                )
-                for _ in range(3)
-            ]
-        )
-        results["answers"] = statistics.median(
-            [
-                await rate(
-                    requests,
-                    concurrency,
-                    lambda i: client.post(f"{url}/forms/{KIND}/", data=ANSWERS),
-                    200,
-                )
-                for _ in range(3)
-            ]
-        )
         tokens = await tokens_for(client, url, requests)
-        results["confirm_at_0"] = await rate(
+        return await rate(
             requests,
             concurrency,
             lambda i: client.post(f"{url}/forms/{KIND}/confirm", data={"token": tokens[i]}),
             303,
         )
-        if stored:
-            await fill_store(client, url, stored - requests, concurrency)
-            tokens = await tokens_for(client, url, requests)
-            results[f"confirm_at_{stored}"] = await rate(
+
+
+async def answers_and_bare(
+    url: str, bare_url: str, requests: int, concurrency: int
+) -> dict[str, float]:
+    async with httpx2.AsyncClient(
+        limits=httpx2.Limits(max_connections=concurrency), timeout=30
+    ) as client:
+        bare = [
+            await rate(
                 requests,
                 concurrency,
-                lambda i: client.post(f"{url}/forms/{KIND}/confirm", data={"token": tokens[i]}),
+                lambda i: client.post(f"{bare_url}/answers", data=ANSWERS),
                 303,
             )
-        return results
+            for _ in range(3)
+        ]
+        answers = [
+            await rate(
+                requests,
+                concurrency,
+                lambda i: client.post(f"{url}/forms/{KIND}/", data=ANSWERS),
+                200,
+            )
+            for _ in range(3)
+        ]
+    return {"bare": statistics.median(bare), "answers": statistics.median(answers)}
+
+
+async def submit_to_smtp(url: str, clock: ArrivalClock, samples: int) -> list[float]:
+    latencies = []
+    async with httpx2.AsyncClient(timeout=30) as client:
+        for token in await tokens_for(client, url, samples):
+            started = time.perf_counter()
+            response = await client.post(f"{url}/forms/{KIND}/confirm", data={"token": token})
+            reference = response.headers["location"].rsplit("/", 1)[1]
+            while reference not in clock.arrived:
+                if time.perf_counter() - started > 30:
+                    raise RuntimeError(f"{reference} never reached the relay")
+                await asyncio.sleep(0.001)
+            latencies.append(clock.arrived[reference] - started)
+            await asyncio.sleep(0.05)  # one member at a time, as in real life
+    return latencies
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument(
-        "--stored", type=int, default=2000, help="records in the store for the second confirm run"
-    )
+    parser.add_argument("--samples", type=int, default=100, help="latency samples")
     arguments = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
-        site = Path(folder) / "site"
-        build_handbook(PROJECT_ROOT / "mkdocs.yml", site)
-        environment = {
-            "FORMS_DATA_DIR": str(Path(folder) / "data"),
-            "FORMS_SITE_DIR": str(site),
-            "FORMS_BUILD_HANDBOOK": "false",
-        }
-        server, url = start_server("forms_server.app:create_app", environment, factory=True)
-        bare, bare_url = start_server("bench.bare_app:app", {}, factory=False)
-        try:
-            results = asyncio.run(
-                measure(url, bare_url, arguments.requests, arguments.concurrency, arguments.stored)
-            )
-        finally:
-            server.terminate()
-            bare.terminate()
-            server.wait()
-            bare.wait()
+    key = bytes(range(32))
+    clock = ArrivalClock()
+    relay = Controller(clock, hostname="127.0.0.1", port=free_port())
+    relay.start()
+    results: dict[str, float] = {}
+    memory: list[float] = []
+    latencies: list[float] = []
+    bare, bare_url = start_server("bench.bare_app:app", {}, factory=False)
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            site = Path(folder) / "site"
+            build_handbook(PROJECT_ROOT / "mkdocs.yml", site)
+            for stored in (0, 1_000, 10_000):
+                data_dir = Path(folder) / f"data-{stored}"
+                prefill_store(data_dir, key, stored)
+                environment = {
+                    "FORMS_DATA_DIR": str(data_dir),
+                    "FORMS_DATA_KEY": base64.urlsafe_b64encode(key).decode(),
+                    "FORMS_SITE_DIR": str(site),
+                    "FORMS_BUILD_HANDBOOK": "false",
+                    "FORMS_SMTP_HOST": "127.0.0.1",
+                    "FORMS_SMTP_PORT": str(relay.port),
+                    "FORMS_SMTP_SECURITY": "none",
+                    "FORMS_MIN_CONFIRM_SECONDS": "0",
+                    "FORMS_CLIENT_POST_BURST": "1000000",
+                    "FORMS_GLOBAL_POST_BURST": "1000000",
+                }
+                server, url = start_server("forms_server.app:create_app", environment, factory=True)
+                try:
+                    if stored == 0:
+                        results |= asyncio.run(
+                            answers_and_bare(
+                                url, bare_url, arguments.requests, arguments.concurrency
+                            )
+                        )
+                        latencies = asyncio.run(submit_to_smtp(url, clock, arguments.samples))
+                    results[f"confirm, {stored:,} stored"] = asyncio.run(
+                        confirm_rate(url, arguments.requests, arguments.concurrency)
+                    )
+                    memory.append(peak_memory_mb(server.pid))
+                finally:
+                    server.terminate()
+                    server.wait()
+    finally:
+        bare.terminate()
+        bare.wait()
+        relay.stop()
     baseline = results["bare"]
     print(
         f"{arguments.requests} requests, concurrency {arguments.concurrency}, "
         "one uvicorn worker each"
     )
     for name, value in results.items():
-        print(f"  {name:>16}: {value:8.0f} req/s  ({value / baseline:.2f}x the bare endpoint)")
+        print(f"  {name:>22}: {value:8.0f} req/s  ({value / baseline:.2f}x the bare endpoint)")
+    slowdown = results["confirm, 0 stored"] / results["confirm, 10,000 stored"]
+    print(f"  confirm at 10,000 stored is {slowdown:.2f}x slower than at 0")
+    latencies.sort()
+    p50 = statistics.median(latencies) * 1000
+    p95 = latencies[int(len(latencies) * 0.95) - 1] * 1000
+    print(
+        f"  submit to accepted by SMTP: p50 {p50:.1f} ms, p95 {p95:.1f} ms "
+        f"({len(latencies)} samples)"
+    )
+    print(f"  server peak memory (VmHWM): {max(memory):.0f} MB")
 
 
 if __name__ == "__main__":

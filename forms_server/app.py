@@ -19,7 +19,6 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from forms_server import views
-from forms_server.catcher import MailCatcher
 from forms_server.forms import CONSENT, FieldKind
 from forms_server.handbook import guidelines_version, inline_script_hashes, theme_stylesheets
 from forms_server.limits import PostLimits
@@ -71,6 +70,8 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     settings: Settings = app.state.forms.settings
     catcher = None
     if settings.mail.host is None:
+        from forms_server.catcher import MailCatcher
+
         catcher = MailCatcher(settings.data_dir / "maildir")
         await asyncio.to_thread(catcher.start)
         app.state.catcher = catcher
@@ -130,6 +131,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         limits=PostLimits(
             per_client_burst=settings.client_post_burst,
             per_client_per_minute=settings.client_posts_per_minute,
+            global_burst=settings.global_post_burst,
+            global_per_minute=settings.global_posts_per_minute,
         ),
     )
     return app

@@ -10,10 +10,6 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from mkdocs.commands.build import build
-from mkdocs.config import load_config
-from mkdocs.exceptions import MkDocsException
-
 logger = logging.getLogger(__name__)
 
 # MkDocs 1.x prints a long banner about MkDocs 2 on every build; the README covers the plan.
@@ -42,6 +38,12 @@ class ProblemCollector(logging.Handler):
 
 def build_handbook(config_file: Path, site_dir: Path) -> None:
     """Build strictly, as CI does: a warning is an error, so a broken link never goes live."""
+    # MkDocs and its theme are imported only to build: the running server never needs them,
+    # and they would double its memory.
+    from mkdocs.commands.build import build
+    from mkdocs.config import load_config
+    from mkdocs.exceptions import MkDocsException
+
     collector = ProblemCollector()
     mkdocs_logger = logging.getLogger("mkdocs")
     mkdocs_logger.addHandler(collector)

@@ -51,6 +51,8 @@ FIRST_RETRY_SECONDS = 30.0
 LONGEST_RETRY_SECONDS = 60 * 60.0
 STALE_TEMPORARY_SECONDS = 60.0
 PURGE_EVERY = timedelta(hours=1)
+# Delivered records are written to the store together, up to this many at a time.
+BATCH = 50
 
 
 @dataclass(frozen=True)
@@ -283,14 +285,16 @@ class Outbox:
         soonest = min(item.next_attempt_at for item in pending)
         return max((soonest - now).total_seconds(), 0.0)
 
-    def delivered(self, item: OutboxItem, submission: Submission, now: datetime) -> None:
-        """Keep what the form's definition allows; then the content leaves the disk."""
-        self.store.add_delivered(submission, now)
-        tombstone = self.tombstone_path(item.reference)
-        descriptor = os.open(tombstone, os.O_WRONLY | os.O_CREAT, 0o600)
-        os.fsync(descriptor)
-        os.close(descriptor)
-        self.item_path(item.reference).unlink(missing_ok=True)
+    def delivered(self, sent: list[tuple[OutboxItem, Submission]], now: datetime) -> None:
+        """Keep what each form's definition allows, in one store write for the whole batch
+        (group commit); then the content leaves the disk."""
+        self.store.add_delivered_many([submission for _, submission in sent], now)
+        for item, _ in sent:
+            tombstone = self.tombstone_path(item.reference)
+            descriptor = os.open(tombstone, os.O_WRONLY | os.O_CREAT, 0o600)
+            os.fsync(descriptor)
+            os.close(descriptor)
+            self.item_path(item.reference).unlink(missing_ok=True)
         fsync_folder(self.folder)
 
     def failed(self, item: OutboxItem, error: DeliveryError, now: datetime) -> OutboxItem:
@@ -323,32 +327,41 @@ class Outbox:
             )
         return updated
 
-    async def deliver(self, item: OutboxItem) -> None:
-        if self.relay is None:
-            return
-        path = self.item_path(item.reference)
-        with claimed(path) as mine:
-            if not mine:
-                return
-            current = self.read(item.reference)
-            if current is None or current.status != PENDING:
-                return  # another process delivered it first
-            submission = self.submission_of(current)
-            message, recipients = build_message(submission, self.mail, self.group_name)
-            host, port = self.relay
-            try:
-                await send(message, recipients, self.mail, host, port)
-            except DeliveryError as error:
-                await anyio.to_thread.run_sync(self.failed, current, error, datetime.now(UTC))
-                return
-            await anyio.to_thread.run_sync(self.delivered, current, submission, datetime.now(UTC))
-            logger.info("Delivered %s %s", item.form_kind, item.reference)
+    async def send_one(self, item: OutboxItem) -> Submission | None:
+        """Sends one claimed item; the submission if the relay took it."""
+        current = self.read(item.reference)
+        if current is None or current.status != PENDING or self.relay is None:
+            return None  # another process delivered it first
+        submission = self.submission_of(current)
+        message, recipients = build_message(submission, self.mail, self.group_name)
+        host, port = self.relay
+        try:
+            await send(message, recipients, self.mail, host, port)
+        except DeliveryError as error:
+            await anyio.to_thread.run_sync(self.failed, current, error, datetime.now(UTC))
+            return None
+        logger.info("Delivered %s %s", item.form_kind, item.reference)
+        return submission
 
     async def deliver_due(self) -> None:
-        for item in await anyio.to_thread.run_sync(self.due, datetime.now(UTC)):
+        """Sends what is due, urgent first. Items stay claimed until their batch is recorded,
+        so another server process never sends one twice."""
+        due = await anyio.to_thread.run_sync(self.due, datetime.now(UTC))
+        for start in range(0, len(due), BATCH):
+            with contextlib.ExitStack() as claims:
+                sent = []
+                for item in due[start : start + BATCH]:
+                    if self.stopping:
+                        break
+                    if not claims.enter_context(claimed(self.item_path(item.reference))):
+                        continue
+                    submission = await self.send_one(item)
+                    if submission is not None:
+                        sent.append((item, submission))
+                if sent:
+                    await anyio.to_thread.run_sync(self.delivered, sent, datetime.now(UTC))
             if self.stopping:
                 return
-            await self.deliver(item)
 
     async def stop(self) -> None:
         """Finish the message being sent (a cancelled SMTP conversation helps nobody), then

@@ -70,6 +70,9 @@ class Settings:
     # Form posts one client may make at once, and how fast that allowance comes back.
     client_post_burst: int
     client_posts_per_minute: float
+    # The same for everyone together: a ceiling on a flood from many addresses.
+    global_post_burst: int
+    global_posts_per_minute: float
     # 32 bytes for AES-GCM: seals personal answers in the store.
     data_key: Secret
     # Where the handbook lives, for links from the forms' pages ("/" when served together).
@@ -257,13 +260,16 @@ def load_settings(
         min_confirm = config("FORMS_MIN_CONFIRM_SECONDS", cast=float, default=2.0)
         client_burst = config("FORMS_CLIENT_POST_BURST", cast=int, default=20)
         client_rate = config("FORMS_CLIENT_POSTS_PER_MINUTE", cast=float, default=6.0)
+        global_burst = config("FORMS_GLOBAL_POST_BURST", cast=int, default=200)
+        global_rate = config("FORMS_GLOBAL_POSTS_PER_MINUTE", cast=float, default=120.0)
     except ValueError as error:
         raise SettingsError(str(error)) from error
     if not 0 < port < 65536:
         raise SettingsError(f"FORMS_PORT must be between 1 and 65535, not {port}.")
-    if client_burst < 1 or client_rate <= 0:
+    if min(client_burst, global_burst) < 1 or min(client_rate, global_rate) <= 0:
         raise SettingsError(
-            "FORMS_CLIENT_POST_BURST must be at least 1 and FORMS_CLIENT_POSTS_PER_MINUTE above 0."
+            "FORMS_CLIENT_POST_BURST and FORMS_GLOBAL_POST_BURST must be at least 1, and the "
+            "posts per minute above 0."
         )
     if not 0 <= min_confirm <= 60:
         raise SettingsError("FORMS_MIN_CONFIRM_SECONDS must be between 0 and 60.")
@@ -291,6 +297,8 @@ def load_settings(
         min_confirm_seconds=min_confirm,
         client_post_burst=client_burst,
         client_posts_per_minute=client_rate,
+        global_post_burst=global_burst,
+        global_posts_per_minute=global_rate,
         data_key=data_key_from(config, environment, data_dir),
         handbook_url=config("FORMS_HANDBOOK_URL", default="/"),
         allowed_hosts=tuple(

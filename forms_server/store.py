@@ -176,15 +176,14 @@ class SubmissionStore:
             finally:
                 database.close()
 
-    def add_delivered(self, submission: Submission, delivered_at: datetime) -> bool:
-        """Keeps the minimal record; False when its reference was already there."""
+    def record_for(self, submission: Submission, delivered_at: datetime) -> dict[str, Any]:
         form = FORMS[submission.form_kind]
         kept = {
             spec.name: submission.answers[spec.name]
             for spec in form.fields
             if spec.kept and spec.name in submission.answers
         }
-        record = {
+        return {
             "reference": submission.reference,
             "form_kind": submission.form_kind,
             "received_at": submission.received_at.isoformat(),
@@ -195,11 +194,23 @@ class SubmissionStore:
             "guidelines_version": submission.guidelines_version,
             "kept": self.sealer.seal(submission.reference, kept) if kept else None,
         }
+
+    def add_delivered_many(self, submissions: list[Submission], delivered_at: datetime) -> int:
+        """Keeps the minimal records in one write (group commit); returns how many were new."""
         with self.locked() as database:
-            if database.contains(Query().reference == submission.reference):
-                return False
-            database.insert(record)
-        return True
+            known = {record["reference"] for record in database.all()}
+            new = [
+                self.record_for(submission, delivered_at)
+                for submission in submissions
+                if submission.reference not in known
+            ]
+            if new:
+                database.insert_multiple(new)
+        return len(new)
+
+    def add_delivered(self, submission: Submission, delivered_at: datetime) -> bool:
+        """Keeps one minimal record; False when its reference was already there."""
+        return self.add_delivered_many([submission], delivered_at) == 1
 
     def get(self, reference: str) -> StoredRecord | None:
         with self.locked() as database:

@@ -23,7 +23,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from forms_server.catcher import caught_messages
 from forms_server.forms import (
     FORMS,
     LEAVE_KINDS,
@@ -435,6 +434,8 @@ async def development_mail(request: Request) -> Response:
     catcher = getattr(request.app.state, "catcher", None)
     if catcher is None:
         raise HTTPException(404)
+    from forms_server.catcher import caught_messages  # development only: not loaded otherwise
+
     messages = await anyio.to_thread.run_sync(caught_messages, catcher.maildir)
     return render(
         request,

@@ -53,6 +53,7 @@ def settings(site_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Settin
         # The browser tests click faster than a person reads, and post far more than one person.
         "FORMS_MIN_CONFIRM_SECONDS": "0",
         "FORMS_CLIENT_POST_BURST": "1000",
+        "FORMS_GLOBAL_POST_BURST": "1000",
     }
     return load_settings(env_file=None, environ=environ)
 
