@@ -26,7 +26,7 @@ from forms_server.middleware import IncidentPages, StandardHeaders
 from forms_server.outbox import Outbox
 from forms_server.settings import PROJECT_ROOT, Settings, load_settings
 from forms_server.signing import Signer, TokenError
-from forms_server.store import Sealer, SubmissionStore
+from forms_server.store import SubmissionStore
 
 logger = logging.getLogger(__name__)
 
@@ -106,11 +106,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         exception_handlers={HTTPException: views.http_error, TokenError: views.token_problem},
         lifespan=lifespan,
     )
-    sealer = Sealer(settings.data_key_bytes)
-    store = SubmissionStore(settings.data_dir, settings.data_key_bytes)
+    store = SubmissionStore(settings.data_dir, settings.data_keys_bytes)
     outbox = Outbox(
         settings.data_dir,
-        sealer,
+        store.sealer,
         store,
         settings.mail,
         str(settings.group["name"]),

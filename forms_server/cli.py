@@ -27,7 +27,7 @@ from forms_server.handbook import HandbookBuildError, build_handbook
 from forms_server.mailer import is_loopback, tls_context
 from forms_server.outbox import Outbox
 from forms_server.settings import MailSettings, Settings, SettingsError, load_settings
-from forms_server.store import Sealer, StoreError, SubmissionStore
+from forms_server.store import StoreError, SubmissionStore
 
 logger = logging.getLogger("forms_server")
 
@@ -105,10 +105,10 @@ def check(settings: Settings, send_test: bool) -> int:
 
 
 def open_outbox(settings: Settings) -> Outbox:
-    store = SubmissionStore(settings.data_dir, settings.data_key_bytes)
+    store = SubmissionStore(settings.data_dir, settings.data_keys_bytes)
     return Outbox(
         settings.data_dir,
-        Sealer(settings.data_key_bytes),
+        store.sealer,
         store,
         settings.mail,
         str(settings.group["name"]),
@@ -138,7 +138,7 @@ def outbox(settings: Settings, retry: bool) -> int:
 
 
 def purge(settings: Settings) -> int:
-    removed = SubmissionStore(settings.data_dir, settings.data_key_bytes).purge_expired()
+    removed = SubmissionStore(settings.data_dir, settings.data_keys_bytes).purge_expired()
     say(f"Deleted {removed} record(s) past their retention period.")
     return 0
 

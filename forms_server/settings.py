@@ -73,8 +73,8 @@ class Settings:
     # The same for everyone together: a ceiling on a flood from many addresses.
     global_post_burst: int
     global_posts_per_minute: float
-    # 32 bytes for AES-GCM: seals personal answers in the store.
-    data_key: Secret
+    # 32 bytes each for AES-GCM, oldest first: the last seals, all open (rotation).
+    data_keys: tuple[Secret, ...]
     # Where the handbook lives, for links from the forms' pages ("/" when served together).
     handbook_url: str
     # Host names this server answers to; any other Host header is refused.
@@ -88,8 +88,8 @@ class Settings:
         return self.environment == "production"
 
     @property
-    def data_key_bytes(self) -> bytes:
-        return base64.urlsafe_b64decode(str(self.data_key).encode("ascii"))
+    def data_keys_bytes(self) -> list[bytes]:
+        return [base64.urlsafe_b64decode(str(key).encode("ascii")) for key in self.data_keys]
 
 
 def development_secret(data_dir: Path, name: str, make: Callable[[], str]) -> Secret:
@@ -107,8 +107,12 @@ def new_data_key() -> str:
     return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode("ascii")
 
 
-def data_key_from(config: Config, environment: str, data_dir: Path) -> Secret:
-    configured = config("FORMS_DATA_KEY", default="")
+def data_keys_from(config: Config, environment: str, data_dir: Path) -> tuple[Secret, ...]:
+    configured = [
+        key.strip()
+        for key in config("FORMS_DATA_KEY", cast=CommaSeparatedStrings, default="")
+        if key.strip()
+    ]
     if not configured:
         if environment == "production":
             raise SettingsError(
@@ -116,14 +120,19 @@ def data_key_from(config: Config, environment: str, data_dir: Path) -> Secret:
                 'URL-safe base64. Make one with: python3 -c "import base64, secrets; '
                 'print(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())"'
             )
-        return development_secret(data_dir, "development-data-key", new_data_key)
-    try:
-        key = base64.urlsafe_b64decode(configured.encode("ascii"))
-    except (ValueError, UnicodeEncodeError) as error:
-        raise SettingsError("FORMS_DATA_KEY must be URL-safe base64.") from error
-    if len(key) != 32:
-        raise SettingsError(f"FORMS_DATA_KEY must decode to 32 bytes, not {len(key)}.")
-    return Secret(configured)
+        return (development_secret(data_dir, "development-data-key", new_data_key),)
+    for position, value in enumerate(configured, start=1):
+        try:
+            key = base64.urlsafe_b64decode(value.encode("ascii"))
+        except (ValueError, UnicodeEncodeError) as error:
+            raise SettingsError(
+                f"FORMS_DATA_KEY: key {position} must be URL-safe base64."
+            ) from error
+        if len(key) != 32:
+            raise SettingsError(
+                f"FORMS_DATA_KEY: key {position} must decode to 32 bytes, not {len(key)}."
+            )
+    return tuple(Secret(value) for value in configured)
 
 
 def secret_keys_from(config: Config, environment: str, data_dir: Path) -> tuple[Secret, ...]:
@@ -299,7 +308,7 @@ def load_settings(
         client_posts_per_minute=client_rate,
         global_post_burst=global_burst,
         global_posts_per_minute=global_rate,
-        data_key=data_key_from(config, environment, data_dir),
+        data_keys=data_keys_from(config, environment, data_dir),
         handbook_url=config("FORMS_HANDBOOK_URL", default="/"),
         allowed_hosts=tuple(
             config("FORMS_ALLOWED_HOSTS", cast=CommaSeparatedStrings, default="127.0.0.1,localhost")

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import base64
 import fcntl
+import hashlib
 import json
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -36,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 TEMPORARY_SUFFIX = ".tmp"
 NONCE_BYTES = 12
+KEY_ID_BYTES = 4
 
 
 class StoreError(Exception):
@@ -104,25 +106,39 @@ def exclusive_lock(lock_path: Path) -> Iterator[None]:
         os.close(descriptor)
 
 
-class Sealer:
-    """AES-GCM with the data key; the reference is the associated data, so a sealed answer
-    moved onto another record no longer opens."""
+def key_id(key: bytes) -> bytes:
+    """Which key sealed a value, without saying anything about the key."""
+    return hashlib.sha256(b"peer-support-data-key" + key).digest()[:KEY_ID_BYTES]
 
-    def __init__(self, key: bytes) -> None:
-        if len(key) != 32:
-            raise StoreError("The data key must be 32 bytes.")
-        self.aead = AESGCM(key)
+
+class Sealer:
+    """AES-GCM with the data keys; the reference is the associated data, so a sealed answer
+    moved onto another record no longer opens. The newest key seals; every configured key
+    opens what it sealed, so a new key can be added at any time (rotation)."""
+
+    def __init__(self, keys: bytes | Sequence[bytes]) -> None:
+        keys = [keys] if isinstance(keys, bytes) else list(keys)
+        if not keys or any(len(key) != 32 for key in keys):
+            raise StoreError("Each data key must be 32 bytes.")
+        self.aeads = {key_id(key): AESGCM(key) for key in keys}
+        self.sealing_id = key_id(keys[-1])
 
     def seal(self, reference: str, value: object) -> str:
         nonce = os.urandom(NONCE_BYTES)
         plain = json.dumps(value, separators=(",", ":")).encode("utf-8")
-        sealed = nonce + self.aead.encrypt(nonce, plain, reference.encode("ascii"))
-        return base64.b64encode(sealed).decode("ascii")
+        cipher = self.aeads[self.sealing_id].encrypt(nonce, plain, reference.encode("ascii"))
+        return base64.b64encode(self.sealing_id + nonce + cipher).decode("ascii")
 
     def open(self, reference: str, sealed: str) -> dict[str, Any]:
         raw = base64.b64decode(sealed)
+        identity, nonce = raw[:KEY_ID_BYTES], raw[KEY_ID_BYTES : KEY_ID_BYTES + NONCE_BYTES]
+        aead = self.aeads.get(identity)
+        if aead is None:
+            raise StoreError(
+                f"Record {reference} was sealed with a data key that is no longer configured."
+            )
         try:
-            plain = self.aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], reference.encode())
+            plain = aead.decrypt(nonce, raw[KEY_ID_BYTES + NONCE_BYTES :], reference.encode())
         except InvalidTag as error:
             raise StoreError(f"Record {reference} cannot be opened with the data key.") from error
         opened = json.loads(plain)
@@ -147,11 +163,11 @@ class StoredRecord:
 class SubmissionStore:
     """Delivered submissions, one minimal record per reference, personal fields sealed."""
 
-    def __init__(self, data_dir: Path, data_key: bytes) -> None:
+    def __init__(self, data_dir: Path, data_keys: bytes | Sequence[bytes]) -> None:
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.path = data_dir / "submissions.json"
         self.lock_path = data_dir / "submissions.lock"
-        self.sealer = Sealer(data_key)
+        self.sealer = Sealer(data_keys)
         self.thread_lock = threading.Lock()
         with self.locked() as database:
             # Only the holder of the lock writes, so any temporary file seen while holding it

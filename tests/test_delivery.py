@@ -375,3 +375,14 @@ async def test_two_workers_on_one_outbox_send_each_message_once(
     assert len(subjects) == 10
     assert len(set(subjects)) == 10
     assert first.store.count() == 10
+
+
+def test_a_new_data_key_seals_and_the_old_one_still_opens() -> None:
+    old_key, new_key = bytes(range(32)), bytes(range(1, 33))
+    sealed_before = Sealer(old_key).seal("AAA-AAA-AAA", {"name": "Sam"})
+    rotated = Sealer([old_key, new_key])
+    assert rotated.open("AAA-AAA-AAA", sealed_before) == {"name": "Sam"}
+    sealed_after = rotated.seal("AAA-AAA-AAA", {"name": "Sam"})
+    assert Sealer(new_key).open("AAA-AAA-AAA", sealed_after) == {"name": "Sam"}
+    with pytest.raises(Exception, match="no longer configured"):
+        Sealer(new_key).open("AAA-AAA-AAA", sealed_before)

@@ -60,7 +60,7 @@ def test_keys_keep_their_order_for_rotation(tmp_path: Path) -> None:
     assert settings.is_production
     assert STRONG_NEW not in repr(settings)
     assert DATA_KEY not in repr(settings)
-    assert settings.data_key_bytes == bytes(range(32))
+    assert settings.data_keys_bytes == [bytes(range(32))]
 
 
 def test_production_refuses_to_start_without_a_data_key(tmp_path: Path) -> None:
@@ -73,7 +73,11 @@ def test_production_refuses_to_start_without_a_data_key(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("key", "message"),
-    [("c2hvcnQ=", "must decode to 32 bytes, not 5"), ("not base64!", "URL-safe base64")],
+    [
+        ("c2hvcnQ=", "key 1 must decode to 32 bytes, not 5"),
+        ("not base64!", "key 1 must be URL-safe base64"),
+        (f"{DATA_KEY},c2hvcnQ=", "key 2 must decode to 32 bytes"),
+    ],
 )
 def test_a_bad_data_key_is_refused(tmp_path: Path, key: str, message: str) -> None:
     with pytest.raises(SettingsError, match=message):
@@ -84,7 +88,7 @@ def test_development_makes_a_private_data_key(tmp_path: Path) -> None:
     settings = load_settings(env_file=None, environ=environ_for(tmp_path))
     key_file = tmp_path / "data" / "development-data-key"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
-    assert len(settings.data_key_bytes) == 32
+    assert [len(key) for key in settings.data_keys_bytes] == [32]
 
 
 @pytest.mark.parametrize(
