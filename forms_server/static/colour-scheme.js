@@ -1,5 +1,6 @@
 /* Dark mode on the forms' pages, as in the handbook: the reader's saved choice, else the device's.
- * Runs in <head> so the page never flashes the wrong colours. Without JavaScript: light. */
+ * Runs first thing in <body>, before anything is drawn, so the page never shows (or animates
+ * between) the wrong colours. Without JavaScript: light. */
 (function () {
   "use strict";
   var scheme = window.matchMedia("(prefers-color-scheme: dark)").matches ? "slate" : "default";
@@ -14,7 +15,5 @@
   } catch (error) {
     // Storage blocked or unreadable: keep the device's setting.
   }
-  document.addEventListener("DOMContentLoaded", function () {
-    document.body.setAttribute("data-md-color-scheme", scheme);
-  });
+  document.body.setAttribute("data-md-color-scheme", scheme);
 })();
