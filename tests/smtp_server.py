@@ -18,7 +18,7 @@ from typing import Any
 
 import trustme
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 
 @dataclass
@@ -62,8 +62,26 @@ def free_port() -> int:
         return port
 
 
+def accept_only(username: str, password: str) -> Any:
+    """An aiosmtpd authenticator that knows one login."""
+
+    def authenticate(
+        server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        ok = (
+            isinstance(data, LoginPassword)
+            and data.login == username.encode()
+            and data.password == password.encode()
+        )
+        return AuthResult(success=ok, handled=False)
+
+    return authenticate
+
+
 @contextmanager
-def smtp_server(tmp_path: Path, starttls: bool = True) -> Iterator[SmtpServer]:
+def smtp_server(
+    tmp_path: Path, starttls: bool = True, login: tuple[str, str] | None = None
+) -> Iterator[SmtpServer]:
     authority = trustme.CA()
     certificate = authority.issue_cert("127.0.0.1", "localhost")
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -72,6 +90,8 @@ def smtp_server(tmp_path: Path, starttls: bool = True) -> Iterator[SmtpServer]:
     authority.cert_pem.write_to_path(str(ca_file))
     handler = RecordingHandler()
     options: dict[str, Any] = {"tls_context": server_context, "require_starttls": True}
+    if login is not None:
+        options |= {"authenticator": accept_only(*login), "auth_required": True}
     controller = Controller(
         handler,
         hostname="127.0.0.1",

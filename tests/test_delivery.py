@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from starlette.datastructures import Secret
 
 from forms_server.forms import FORMS, Submission
 from forms_server.mailer import PermanentDeliveryError, build_message, send
@@ -386,3 +387,26 @@ def test_a_new_data_key_seals_and_the_old_one_still_opens() -> None:
     assert Sealer(new_key).open("AAA-AAA-AAA", sealed_after) == {"name": "Sam"}
     with pytest.raises(Exception, match="no longer configured"):
         Sealer(new_key).open("AAA-AAA-AAA", sealed_before)
+
+
+@in_own_loop
+async def test_auth_over_starttls_and_refused_credentials(tmp_path: Path) -> None:
+    with smtp_server(tmp_path, login=("forms", "correct horse")) as relay:
+        good = make_outbox(
+            tmp_path / "good",
+            mail_settings(relay, username="forms", password=Secret("correct horse")),
+        )
+        await deliver(good, submission("consent"))
+        assert len(relay.handler.received) == 1
+
+        bad = make_outbox(
+            tmp_path / "bad", mail_settings(relay, username="forms", password=Secret("wrong"))
+        )
+        item = submission("consent")
+        await deliver(bad, item)
+        failed = bad.read(item.reference)
+        assert failed is not None
+        assert failed.status == FAILED  # refused credentials will not improve by retrying
+        assert failed.last_error is not None
+        assert "credentials" in failed.last_error
+        assert len(relay.handler.received) == 1
