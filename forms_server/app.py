@@ -91,6 +91,20 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
             await asyncio.to_thread(catcher.stop)
 
 
+def open_outbox(settings: Settings) -> Outbox:
+    """The store and the outbox over it, as the server and the command line tool use them."""
+    store = SubmissionStore(settings.data_dir, settings.data_keys_bytes)
+    return Outbox(
+        settings.data_dir,
+        store.sealer,
+        store,
+        settings.mail,
+        str(settings.group["name"]),
+        # A tombstone refuses replays for as long as any token for its form can live.
+        replay_window=timedelta(seconds=settings.token_max_age_seconds * 2),
+    )
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
     site_dir = settings.site_dir
@@ -106,17 +120,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         exception_handlers={HTTPException: views.http_error, TokenError: views.token_problem},
         lifespan=lifespan,
     )
-    store = SubmissionStore(settings.data_dir, settings.data_keys_bytes)
-    outbox = Outbox(
-        settings.data_dir,
-        store.sealer,
-        store,
-        settings.mail,
-        str(settings.group["name"]),
-        # A tombstone refuses replays for as long as any token for its form can live.
-        replay_window=timedelta(seconds=settings.token_max_age_seconds * 2),
-    )
-    app.state.store = store
+    outbox = open_outbox(settings)
+    app.state.store = outbox.store
     app.state.outbox = outbox
     app.state.forms = views.FormsContext(
         settings=settings,

@@ -16,16 +16,15 @@ import logging
 import ssl
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email.message import EmailMessage
 
 import aiosmtplib
 import uvicorn
 
-from forms_server.app import create_app
+from forms_server.app import create_app, open_outbox
 from forms_server.handbook import HandbookBuildError, build_handbook
 from forms_server.mailer import is_loopback, tls_context
-from forms_server.outbox import Outbox
 from forms_server.settings import MailSettings, Settings, SettingsError, load_settings
 from forms_server.store import StoreError, SubmissionStore
 
@@ -102,18 +101,6 @@ def check(settings: Settings, send_test: bool) -> int:
         say(f"Mail relay: FAILED ({type(error).__name__}: {error}).")
         return 1
     return 0
-
-
-def open_outbox(settings: Settings) -> Outbox:
-    store = SubmissionStore(settings.data_dir, settings.data_keys_bytes)
-    return Outbox(
-        settings.data_dir,
-        store.sealer,
-        store,
-        settings.mail,
-        str(settings.group["name"]),
-        replay_window=timedelta(seconds=settings.token_max_age_seconds * 2),
-    )
 
 
 def outbox(settings: Settings, retry: bool) -> int:

@@ -242,6 +242,18 @@ YES_NO_CONTACT = (
     Choice("no", "No"),
 )
 
+# The leave notices all start by asking who is telling us.
+MEMBER_NAME = Field(
+    name="name",
+    privacy="your name",
+    label="Your name",
+    short_name="Name",
+    required_message="Enter your name",
+    hint="The name we know you by.",
+    autocomplete="name",
+    kept=True,
+)
+
 CONSENT = FormDefinition(
     kind="consent",
     title="Join the group: consent form",
@@ -384,16 +396,7 @@ LEAVE_LEAVING = FormDefinition(
         "A facilitator will read your notice within 3 days. You are welcome back at any time."
     ),
     fields=(
-        Field(
-            name="name",
-            privacy="your name",
-            label="Your name",
-            short_name="Name",
-            required_message="Enter your name",
-            hint="The name we know you by.",
-            autocomplete="name",
-            kept=True,
-        ),
+        MEMBER_NAME,
         Field(
             name="last_session",
             privacy="when your last session will be",
@@ -443,16 +446,7 @@ LEAVE_MISSING = FormDefinition(
     ),
     what_happens_next="A facilitator will read your notice within 3 days. We hope to see you soon.",
     fields=(
-        Field(
-            name="name",
-            privacy="your name",
-            label="Your name",
-            short_name="Name",
-            required_message="Enter your name",
-            hint="The name we know you by.",
-            autocomplete="name",
-            kept=True,
-        ),
+        MEMBER_NAME,
         Field(
             name="dates",
             privacy="which sessions you will miss",
@@ -497,16 +491,7 @@ LEAVE_LEFT_EARLY = FormDefinition(
         "the time, so if you need help now, use the contacts below."
     ),
     fields=(
-        Field(
-            name="name",
-            privacy="your name",
-            label="Your name",
-            short_name="Name",
-            required_message="Enter your name",
-            hint="The name we know you by.",
-            autocomplete="name",
-            kept=True,
-        ),
+        MEMBER_NAME,
         Field(
             name="session",
             privacy="which session you left early",
