@@ -125,12 +125,17 @@ LINE_BREAKING = {"\r", "\n", "\x00", "\u2028", "\u2029", "\x85", "\x0b", "\x0c"}
 # One address: no spaces, commas, angle brackets or quotes, so it can never become two.
 EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+$")
 MAX_EMAIL_LENGTH = 254
+# Zero-width (non-)joiners are format characters, but real writing needs them: Persian and Indic
+# names (U+200C) and emoji sequences (U+200D). They cannot reorder text, so they are allowed.
+JOINERS = {"\u200c", "\u200d"}
 
 
 def has_control_characters(text: str, allow_newlines: bool) -> bool:
     allowed = {"\n", "\r", "\t"} if allow_newlines else set()
     for character in text:
         if character in allowed:
+            continue
+        if character in JOINERS:
             continue
         if character in LINE_BREAKING or unicodedata.category(character) in {
             "Cc",
@@ -161,7 +166,9 @@ def as_list(value: str | list[str] | None) -> list[str]:
 
 
 def not_a_choice_message(spec: Field) -> str:
-    return f"Select {spec.short_name.lower()} from the list"  # noqa: S608 - words, not SQL
+    """A choice that is not on the page only comes from an altered post: ask again, as for an
+    empty answer ("Select whether you are safe now"), in the same words."""
+    return spec.required_message or f"Select one of the options for {spec.short_name.lower()}"
 
 
 def validate_field(spec: Field, raw: str | list[str] | None) -> tuple[str | list[str], str | None]:
@@ -176,7 +183,8 @@ def validate_field(spec: Field, raw: str | list[str] | None) -> tuple[str | list
         return values, None
 
     text = as_text(raw)
-    text = text.replace("\r\n", "\n").strip()
+    # Browsers send CRLF; a lone CR is a line break too.
+    text = text.replace("\r\n", "\n").replace("\r", "\n").strip()
 
     if not text:
         return text, None if spec.optional else spec.required_message

@@ -37,6 +37,10 @@ def new_reference() -> str:
 
 def normalise_reference(typed: str) -> str | None:
     """The reference in its standard form, or None when it cannot be one of ours."""
+    if not typed.isascii():
+        # str.upper() turns some other letters into ASCII ones (ß into SS, the ligature fi
+        # into FI): a reference is never typed with them, so refuse rather than guess.
+        return None
     compact = typed.upper().translate(LOOKALIKES).replace("-", "").replace(" ", "")
     if len(compact) != RANDOM_CHARACTERS + 1 or any(c not in ALPHABET for c in compact):
         return None

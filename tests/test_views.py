@@ -221,7 +221,7 @@ def test_a_radio_error_is_tied_to_its_fieldset(client: TestClient) -> None:
     fieldset = soup.select_one("fieldset:has(#about)")
     assert fieldset is not None
     assert "about-error" in str(fieldset["aria-describedby"]).split()
-    assert "Select what your concern is about from the list" in response.text
+    assert "Select what your concern is about" in response.text
 
 
 def test_what_a_member_typed_is_escaped(client: TestClient) -> None:
