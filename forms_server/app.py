@@ -100,7 +100,7 @@ def open_outbox(settings: Settings) -> Outbox:
         store,
         settings.mail,
         str(settings.group["name"]),
-        # A tombstone refuses replays for as long as any token for its form can live.
+        # A delivered marker refuses replays for as long as any token for its form can live.
         replay_window=timedelta(seconds=settings.token_max_age_seconds * 2),
     )
 

@@ -25,6 +25,7 @@ import uvicorn
 from forms_server.app import create_app, open_outbox
 from forms_server.handbook import HandbookBuildError, build_handbook
 from forms_server.mailer import is_loopback, tls_context
+from forms_server.outbox import DELIVERED
 from forms_server.settings import MailSettings, Settings, SettingsError, load_settings
 from forms_server.store import StoreError, SubmissionStore
 
@@ -108,7 +109,10 @@ def outbox(settings: Settings, retry: bool) -> int:
     if retry:
         say(f"Failed messages queued again: {box.retry_failed()}. `serve` sends them.")
     now = datetime.now(UTC)
-    items = sorted(box.items(), key=lambda item: item.received_at)
+    items = sorted(
+        (item for item in box.items() if item.status != DELIVERED),
+        key=lambda item: item.received_at,
+    )
     if not items:
         say("The outbox is empty: every form received has been delivered.")
         return 0

@@ -9,9 +9,10 @@ one small write, however many records the store holds.
 
 A worker started in the app's lifespan sends due items, urgent ones first and at once, with
 exponential backoff for transient failures over a configurable window. When the relay takes a
-message, the minimal record the form's definition allows goes into the store, and the item is
-replaced by an empty tombstone `<reference>.done`, which keeps refusing replays until any token
-for it has expired. The content is then gone from disk.
+message, the minimal record the form's definition allows goes into the store, and the item file
+is atomically replaced by a marker with no content (status "delivered"). The marker keeps the
+reference's name taken, so a replay can never create it again, until any token for it has
+expired. The content is then gone from disk.
 """
 
 from __future__ import annotations
@@ -165,9 +166,6 @@ class Outbox:
     def item_path(self, reference: str) -> Path:
         return self.folder / f"{reference}.json"
 
-    def tombstone_path(self, reference: str) -> Path:
-        return self.folder / f"{reference}.done"
-
     def remove_stale_temporary_files(self) -> None:
         """Another server process may be writing one right now (for milliseconds), so only
         files older than a minute count as left behind by an interrupted write."""
@@ -188,9 +186,8 @@ class Outbox:
         return temporary
 
     def create(self, item: OutboxItem) -> bool:
-        """Writes a new item durably; False if its reference is already here or delivered."""
-        if self.tombstone_path(item.reference).exists():
-            return False
+        """Writes a new item durably; False if its reference is already here (pending, failed
+        or delivered: a delivered item's marker keeps the name taken)."""
         temporary = self.write_temporary(item)
         try:
             os.link(temporary, self.item_path(item.reference))
@@ -222,8 +219,6 @@ class Outbox:
         return found
 
     def status(self, reference: str) -> str | None:
-        if self.tombstone_path(reference).exists():
-            return DELIVERED
         item = self.read(reference)
         return item.status if item else None
 
@@ -290,11 +285,9 @@ class Outbox:
         (group commit); then the content leaves the disk."""
         self.store.add_delivered_many([submission for _, submission in sent], now)
         for item, _ in sent:
-            tombstone = self.tombstone_path(item.reference)
-            descriptor = os.open(tombstone, os.O_WRONLY | os.O_CREAT, 0o600)
-            os.fsync(descriptor)
-            os.close(descriptor)
-            self.item_path(item.reference).unlink(missing_ok=True)
+            marker = replace(item, status=DELIVERED, sealed="", last_error=None)
+            temporary = self.write_temporary(marker)
+            temporary.replace(self.item_path(item.reference))
         fsync_folder(self.folder)
 
     def failed(self, item: OutboxItem, error: DeliveryError, now: datetime) -> OutboxItem:
@@ -384,19 +377,20 @@ class Outbox:
                 await asyncio.wait_for(self.wake.wait(), timeout=min(wait or 60.0, 60.0))
 
     def housekeeping(self, now: datetime) -> None:
-        """Hourly: records past their retention leave the store; old tombstones go."""
+        """Hourly: records past their retention leave the store; old delivered markers go."""
         if self.last_purge is not None and now - self.last_purge < PURGE_EVERY:
             return
         self.last_purge = now
         self.store.purge_expired(now)
-        self.forget_old_tombstones(now)
+        self.forget_old_markers(now)
 
-    def forget_old_tombstones(self, now: datetime) -> None:
-        """A tombstone only has to outlive every token that could replay its submission."""
+    def forget_old_markers(self, now: datetime) -> None:
+        """A delivered marker only has to outlive every token that could replay it."""
         cutoff = (now - self.replay_window).timestamp()
-        for tombstone in self.folder.glob("*.done"):
-            if tombstone.stat().st_mtime < cutoff:
-                tombstone.unlink(missing_ok=True)
+        for item in self.items():
+            path = self.item_path(item.reference)
+            if item.status == DELIVERED and path.stat().st_mtime < cutoff:
+                path.unlink(missing_ok=True)
 
     # -- Operations --------------------------------------------------------------------------
 

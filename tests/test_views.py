@@ -92,9 +92,8 @@ def outbox_of(app: Starlette) -> Outbox:
 
 
 def received_count(app: Starlette) -> int:
-    """Submissions taken in: pending or failed in the outbox, or delivered (a tombstone)."""
-    folder = outbox_of(app).folder
-    return len(list(folder.glob("*.json"))) + len(list(folder.glob("*.done")))
+    """Submissions taken in: one file per reference, pending, failed or delivered (a marker)."""
+    return len(list(outbox_of(app).folder.glob("*.json")))
 
 
 def wait_until_delivered(app: Starlette, reference: str) -> None:
