@@ -183,28 +183,24 @@ async def confirm_rate(url: str, requests: int, concurrency: int) -> float:
 async def answers_and_bare(
     url: str, bare_url: str, requests: int, concurrency: int
 ) -> dict[str, float]:
+    """Median of three runs each: the bare endpoint and the real form's answers."""
     async with httpx2.AsyncClient(
         limits=httpx2.Limits(max_connections=concurrency), timeout=30
     ) as client:
-        bare = [
-            await rate(
-                requests,
-                concurrency,
-                lambda i: client.post(f"{bare_url}/answers", data=ANSWERS),
-                303,
-            )
-            for _ in range(3)
-        ]
-        answers = [
-            await rate(
-                requests,
-                concurrency,
-                lambda i: client.post(f"{url}/forms/{KIND}/", data=ANSWERS),
-                200,
-            )
-            for _ in range(3)
-        ]
-    return {"bare": statistics.median(bare), "answers": statistics.median(answers)}
+
+        async def median_rate(target: str, expected: int) -> float:
+            runs = [
+                await rate(
+                    requests, concurrency, lambda i: client.post(target, data=ANSWERS), expected
+                )
+                for _ in range(3)
+            ]
+            return statistics.median(runs)
+
+        return {
+            "bare": await median_rate(f"{bare_url}/answers", 303),
+            "answers": await median_rate(f"{url}/forms/{KIND}/", 200),
+        }
 
 
 async def submit_to_smtp(url: str, clock: ArrivalClock, samples: int) -> list[float]:
@@ -284,7 +280,7 @@ def main() -> None:
     for name, value in results.items():
         print(f"  {name:>22}: {value:8.0f} req/s  ({value / baseline:.2f}x the bare endpoint)")
     slowdown = results["confirm, 0 stored"] / results["confirm, 10,000 stored"]
-    print(f"  confirm at 10,000 stored is {slowdown:.2f}x slower than at 0")
+    print(f"  time per confirm at 10,000 stored / at 0: {slowdown:.2f} (target: at most 2)")
     latencies.sort()
     p50 = statistics.median(latencies) * 1000
     p95 = latencies[int(len(latencies) * 0.95) - 1] * 1000

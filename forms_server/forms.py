@@ -120,33 +120,24 @@ class Submission:
 
 # -- Validation -------------------------------------------------------------------------------
 
-# Characters that end or break a line, or that have no business in a name or address.
-LINE_BREAKING = {"\r", "\n", "\x00", "\u2028", "\u2029", "\x85", "\x0b", "\x0c"}
 # One address: no spaces, commas, angle brackets or quotes, so it can never become two.
 EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+$")
 MAX_EMAIL_LENGTH = 254
 # Zero-width (non-)joiners are format characters, but real writing needs them: Persian and Indic
 # names (U+200C) and emoji sequences (U+200D). They cannot reorder text, so they are allowed.
 JOINERS = {"\u200c", "\u200d"}
+UNWANTED_CATEGORIES = {"Cc", "Cf", "Zl", "Zp"}
 
 
 def has_control_characters(text: str, allow_newlines: bool) -> bool:
-    allowed = {"\n", "\r", "\t"} if allow_newlines else set()
-    for character in text:
-        if character in allowed:
-            continue
-        if character in JOINERS:
-            continue
-        if character in LINE_BREAKING or unicodedata.category(character) in {
-            "Cc",
-            "Cf",
-            "Zl",
-            "Zp",
-        }:
-            # Cf holds invisible format characters (for example right-to-left overrides) that
-            # can make a name in an email read differently from what was typed.
-            return True
-    return False
+    """Cc holds CR, LF, NUL, NEL, VT and FF; Zl and Zp are U+2028 and U+2029; Cf holds invisible
+    format characters (right-to-left overrides, for example) that can make a name in an email
+    read differently from what was typed."""
+    allowed = JOINERS | ({"\n", "\r", "\t"} if allow_newlines else set())
+    return any(
+        character not in allowed and unicodedata.category(character) in UNWANTED_CATEGORIES
+        for character in text
+    )
 
 
 def as_text(value: str | list[str] | None) -> str:
@@ -260,6 +251,18 @@ MEMBER_NAME = Field(
     hint="The name we know you by.",
     autocomplete="name",
     kept=True,
+)
+
+# ...and may end with anything else the member wants to say.
+ANYTHING_ELSE = Field(
+    name="message",
+    privacy="anything else you tell us",
+    label="Anything else you want to tell us?",
+    kind=FieldKind.TEXTAREA,
+    short_name="Message",
+    required_message="",
+    optional=True,
+    max_length=1000,
 )
 
 CONSENT = FormDefinition(
@@ -466,16 +469,7 @@ LEAVE_MISSING = FormDefinition(
             max_length=200,
             kept=True,
         ),
-        Field(
-            name="message",
-            privacy="anything else you tell us",
-            label="Anything else you want to tell us?",
-            kind=FieldKind.TEXTAREA,
-            short_name="Message",
-            required_message="",
-            optional=True,
-            max_length=1000,
-        ),
+        ANYTHING_ELSE,
     ),
 )
 
@@ -520,16 +514,7 @@ LEAVE_LEFT_EARLY = FormDefinition(
             choices=YES_NO_CONTACT,
             crisis_answer="no",
         ),
-        Field(
-            name="message",
-            privacy="anything else you tell us",
-            label="Anything else you want to tell us?",
-            kind=FieldKind.TEXTAREA,
-            short_name="Message",
-            required_message="",
-            optional=True,
-            max_length=1000,
-        ),
+        ANYTHING_ELSE,
     ),
 )
 
