@@ -19,12 +19,13 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from forms_server import views
+from forms_server.delivery import Delivery
 from forms_server.forms import CONSENT, FieldKind
 from forms_server.handbook import guidelines_version, inline_script_hashes, theme_stylesheets
 from forms_server.limits import PostLimits
 from forms_server.middleware import IncidentPages, StandardHeaders
 from forms_server.outbox import Outbox
-from forms_server.settings import PROJECT_ROOT, Settings, load_settings
+from forms_server.settings import PROJECT_ROOT, Settings, SmtpSecurity, load_settings
 from forms_server.signing import Signer, TokenError
 from forms_server.store import SubmissionStore
 
@@ -65,8 +66,8 @@ def routes(settings: Settings) -> list[Route | Mount]:
 
 @contextlib.asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
-    """Starts the outbox worker (and, with no relay configured, the embedded mail catcher)."""
-    outbox: Outbox = app.state.outbox
+    """Starts the delivery worker (and, with no relay configured, the embedded mail catcher)."""
+    delivery: Delivery = app.state.delivery
     settings: Settings = app.state.forms.settings
     catcher = None
     if settings.mail.host is None:
@@ -76,13 +77,13 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await asyncio.to_thread(catcher.start)
         app.state.catcher = catcher
         host, port = catcher.address
-        outbox.use_relay(host, port, replace(settings.mail, security="none"))
+        delivery.use_relay(host, port, replace(settings.mail, security=SmtpSecurity.NONE))
         logger.info("No relay configured: email is caught at /dev/mail/ (development only)")
-    worker = asyncio.create_task(outbox.run(), name="outbox")
+    worker = asyncio.create_task(delivery.run(), name="delivery")
     try:
         yield
     finally:
-        await outbox.stop()
+        await delivery.stop()
         try:
             await asyncio.wait_for(worker, timeout=settings.mail.timeout_seconds + 5)
         except TimeoutError:
@@ -91,17 +92,18 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
             await asyncio.to_thread(catcher.stop)
 
 
-def open_outbox(settings: Settings) -> Outbox:
-    """The store and the outbox over it, as the server and the command line tool use them."""
-    store = SubmissionStore(settings.data_dir, settings.data_keys_bytes)
-    return Outbox(
-        settings.data_dir,
-        store.sealer,
-        store,
+def open_delivery(settings: Settings) -> Delivery:
+    """The store, the outbox and delivery over them, as the server and the command line tool
+    use them."""
+    return Delivery(
+        Outbox(settings.data_dir),
+        SubmissionStore(settings.data_dir, settings.data_keys_bytes),
         settings.mail,
         str(settings.group["name"]),
         # A delivered marker refuses replays for as long as any token for its form can live.
         replay_window=timedelta(seconds=settings.token_max_age_seconds * 2),
+        limits=settings.health,
+        undelivered_kept=timedelta(days=settings.undelivered_kept_days),
     )
 
 
@@ -111,18 +113,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(
         routes=routes(settings),
         middleware=[
+            # Outermost, so the incident page and the bad-Host refusal carry them too.
+            Middleware(StandardHeaders, script_hashes=inline_script_hashes(site_dir)),
             Middleware(IncidentPages),
             Middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts),
-            Middleware(StandardHeaders, script_hashes=inline_script_hashes(site_dir)),
             # A cheap phone on a slow connection: the theme's CSS and JS shrink to a quarter.
             Middleware(GZipMiddleware, minimum_size=1000),
         ],
         exception_handlers={HTTPException: views.http_error, TokenError: views.token_problem},
         lifespan=lifespan,
     )
-    outbox = open_outbox(settings)
-    app.state.store = outbox.store
-    app.state.outbox = outbox
+    delivery = open_delivery(settings)
+    app.state.store = delivery.store
+    app.state.outbox = delivery.outbox
+    app.state.delivery = delivery
     app.state.forms = views.FormsContext(
         settings=settings,
         templates=views.make_templates(settings, theme_stylesheets(site_dir)),
@@ -131,7 +135,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             settings.handbook_config.parent / "docs",
             [spec.label for spec in CONSENT.fields if spec.kind is FieldKind.AGREE],
         ),
-        receiver=outbox,
+        receiver=delivery,
         limits=PostLimits(
             per_client_burst=settings.client_post_burst,
             per_client_per_minute=settings.client_posts_per_minute,

@@ -3,9 +3,13 @@
 forms-server serve           build the handbook and serve it with the forms
 forms-server check [--send-test]
                              check the configuration and talk to the mail relay
-forms-server outbox [--retry]
-                             list mail waiting or failed (no personal data); retry failed
+forms-server outbox [--retry] [--dismiss REF ...]
+                             list forms not yet delivered (no personal data), retry failed
+                             ones, stop reporting one the host has dealt with
 forms-server purge           delete records past their retention now
+
+Every error the tool expects is one clear line and exit 2; `outbox` exits 1 when a form may not
+reach anyone (the same conditions as /healthz).
 """
 
 from __future__ import annotations
@@ -13,21 +17,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import ssl
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from email.message import EmailMessage
 
-import aiosmtplib
 import uvicorn
 
-from forms_server.app import create_app, open_outbox
-from forms_server.handbook import HandbookBuildError, build_handbook
-from forms_server.mailer import is_loopback, tls_context
-from forms_server.outbox import DELIVERED
-from forms_server.settings import MailSettings, Settings, SettingsError, load_settings
-from forms_server.store import StoreError, SubmissionStore
+from forms_server.app import create_app, open_delivery
+from forms_server.delivery import assess, summarise
+from forms_server.errors import FormsServerError
+from forms_server.files import write_problem
+from forms_server.handbook import build_handbook
+from forms_server.mailer import DeliveryError, check_relay
+from forms_server.outbox import RecipientStatus
+from forms_server.settings import Settings, load_settings
+from forms_server.store import SubmissionStore
 
 logger = logging.getLogger("forms_server")
 
@@ -53,41 +57,6 @@ def serve(settings: Settings) -> int:
     return 0
 
 
-async def talk_to_relay(mail: MailSettings, send_test: bool) -> None:
-    if mail.host is None:
-        say("Mail relay: none configured; development uses the embedded catcher (/dev/mail/).")
-        return
-    if mail.security == "none" and not (mail.allow_plaintext or is_loopback(mail.host)):
-        raise SettingsError("FORMS_SMTP_SECURITY=none to a relay on another machine is refused.")
-    client = aiosmtplib.SMTP(
-        hostname=mail.host,
-        port=mail.port,
-        use_tls=mail.security == "tls",
-        start_tls=False,
-        tls_context=None if mail.security == "none" else tls_context(mail),
-        timeout=mail.timeout_seconds,
-    )
-    await client.connect()
-    say(f"Connected to {mail.host}:{mail.port}.")
-    await client.ehlo()
-    say("EHLO: accepted.")
-    if mail.security == "starttls":
-        await client.starttls()
-        say("STARTTLS: the connection is encrypted and the certificate is valid.")
-    if mail.username:
-        await client.login(mail.username, str(mail.password or ""))
-        say("AUTH: the relay accepted our credentials.")
-    if send_test:
-        message = EmailMessage()
-        message["From"] = mail.sender
-        message["To"] = ", ".join(mail.facilitators)
-        message["Subject"] = "Test message from the forms server"
-        message.set_content("This is a test. The forms server can send you email.\n")
-        await client.send_message(message, recipients=list(mail.facilitators))
-        say(f"Test message accepted for {len(mail.facilitators)} facilitator address(es).")
-    await client.quit()
-
-
 def check(settings: Settings, send_test: bool) -> int:
     mail = settings.mail
     say(f"Configuration: valid ({settings.environment}).")
@@ -97,35 +66,71 @@ def check(settings: Settings, send_test: bool) -> int:
         f"safeguarding, {len(mail.organisation_lead)} organisation lead."
     )
     try:
-        asyncio.run(talk_to_relay(mail, send_test))
-    except (aiosmtplib.SMTPException, OSError, ssl.SSLError, TimeoutError) as error:
-        say(f"Mail relay: FAILED ({type(error).__name__}: {error}).")
+        asyncio.run(check_relay(mail, send_test, say))
+    except DeliveryError as error:
+        say(f"Mail relay: FAILED ({error}).")
         return 1
     return 0
 
 
-def outbox(settings: Settings, retry: bool) -> int:
-    box = open_outbox(settings)
+def age_in_words(seconds: float) -> str:
+    if seconds < 3600:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.0f}d"
+
+
+def outbox(settings: Settings, retry: bool, dismiss: Sequence[str]) -> int:
+    """Everything not yet delivered, urgent first, and what needs the host: exit 1 on any of
+    the conditions that make /healthz fail."""
+    delivery = open_delivery(settings)
+    box = delivery.outbox
+    for reference in dismiss:
+        if box.dismiss(reference):
+            say(f"Dismissed {reference}: it is no longer reported.")
+        else:
+            say(f"Nothing to dismiss for {reference}: no failed form or unreadable file has it.")
     if retry:
-        say(f"Failed messages queued again: {box.retry_failed()}. `serve` sends them.")
+        retried, erased = delivery.retry_failed()
+        say(f"Failed messages queued again: {retried}. `serve` sends them.")
+        if erased:
+            say(
+                f"{erased} failed form(s) cannot be sent again: their content was erased. "
+                "Ask the members to send them again, then dismiss them."
+            )
     now = datetime.now(UTC)
-    items = sorted(
-        (item for item in box.items() if item.status != DELIVERED),
-        key=lambda item: item.received_at,
-    )
-    if not items:
-        say("The outbox is empty: every form received has been delivered.")
-        return 0
-    say(f"{'reference':<12} {'form':<17} {'status':<8} {'tries':>5} {'age':>8}  last error")
-    for item in items:
-        age = now - item.received_at
-        hours = f"{age.total_seconds() / 3600:.1f}h"
+    read = box.pending()
+    items = sorted(read.items, key=lambda item: (not item.urgent, item.received_at))
+    quarantined = box.quarantined()
+    if items:
         say(
-            f"{item.reference:<12} {item.form_kind:<17} {item.status:<8} {item.attempts:>5} "
-            f"{hours:>8}  {item.last_error or ''}"
+            f"{'reference':<12} {'form':<17} {'urgent':<6} {'status':<8} {'sent to':>7} "
+            f"{'tries':>5} {'age':>5}  last error"
         )
-    health = box.health(now)
-    return 1 if health.failed else 0
+    for item in items:
+        accepted = sum(1 for r in item.recipients if r.status is RecipientStatus.ACCEPTED)
+        status = item.status.value + (" (content erased)" if item.content_erased_at else "")
+        say(
+            f"{item.reference:<12} {item.form_kind:<17} {'yes' if item.urgent else 'no':<6} "
+            f"{status:<8} {f'{accepted}/{len(item.recipients)}':>7} {item.attempts:>5} "
+            f"{age_in_words((now - item.received_at).total_seconds()):>5}  "
+            f"{item.last_error or ''}"
+        )
+    for name in quarantined:
+        say(f"Unreadable file moved aside: {box.quarantine_folder / name}")
+    health = assess(
+        summarise(read.items, len(quarantined)),
+        write_problem(box.folder),
+        box.last_beat(),
+        now,
+        settings.health,
+    )
+    if not items and not quarantined:
+        say("The outbox is empty: every form received has been delivered.")
+    for problem in health.problems:
+        say(f"Problem: {problem}")
+    return 0 if health.ok else 1
 
 
 def purge(settings: Settings) -> int:
@@ -144,8 +149,17 @@ def build_parser() -> argparse.ArgumentParser:
     check_parser.add_argument(
         "--send-test", action="store_true", help="also send a test message to the facilitators"
     )
-    outbox_parser = commands.add_parser("outbox", help="list mail waiting or failed")
+    outbox_parser = commands.add_parser(
+        "outbox", help="list forms not yet delivered, and anything that needs you"
+    )
     outbox_parser.add_argument("--retry", action="store_true", help="send failed mail again")
+    outbox_parser.add_argument(
+        "--dismiss",
+        action="append",
+        default=[],
+        metavar="REF",
+        help="stop reporting a failed form (or an unreadable file) you have dealt with",
+    )
     commands.add_parser("purge", help="delete records past their retention period now")
     return parser
 
@@ -160,10 +174,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if arguments.command == "check":
             return check(settings, arguments.send_test)
         if arguments.command == "outbox":
-            return outbox(settings, arguments.retry)
+            return outbox(settings, arguments.retry, arguments.dismiss)
         if arguments.command == "purge":
             return purge(settings)
-    except (SettingsError, HandbookBuildError, StoreError) as error:
+    except FormsServerError as error:
         logger.error("%s", error)
         return 2
     return 1

@@ -13,6 +13,8 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from email.errors import HeaderParseError
+from email.headerregistry import Address
 from enum import Enum
 
 # Answers as they come from a form post: one string per field, or a list for checkboxes.
@@ -123,6 +125,22 @@ class Submission:
 # One address: no spaces, commas, angle brackets or quotes, so it can never become two.
 EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+$")
 MAX_EMAIL_LENGTH = 254
+
+
+def is_usable_email_address(text: str) -> bool:
+    """One address that the email can carry, decided by the very parser that builds the email
+    (the standard library's `Address`), so the form never accepts an address the mailer then
+    refuses: `john.@gmail.com`, `.a..b@example.com` and encoded words all look like addresses
+    to a pattern but are not ones an email header can hold."""
+    if len(text) > MAX_EMAIL_LENGTH or not EMAIL.match(text):
+        return False
+    try:
+        parsed = Address(addr_spec=text)
+    except (ValueError, IndexError, HeaderParseError):
+        return False
+    return parsed.addr_spec == text
+
+
 # Zero-width (non-)joiners are format characters, but real writing needs them: Persian and Indic
 # names (U+200C) and emoji sequences (U+200D). They cannot reorder text, so they are allowed.
 JOINERS = {"\u200c", "\u200d"}
@@ -193,7 +211,7 @@ def validate_field(spec: Field, raw: str | list[str] | None) -> tuple[str | list
         return text, f"{spec.short_name} must not contain special characters"
     if len(text) > spec.max_length:
         return text, f"{spec.short_name} must be {spec.max_length} characters or fewer"
-    if spec.kind is FieldKind.EMAIL and not EMAIL.match(text):
+    if spec.kind is FieldKind.EMAIL and not is_usable_email_address(text):
         return text, "Enter an email address in the correct format, like name@example.com"
     return text, None
 
@@ -231,6 +249,11 @@ def display_value(spec: Field, value: str | list[str]) -> str:
     if spec.kind is FieldKind.AGREE:
         return "Yes, I agree" if text == "yes" else "No"
     return text or "Not given"
+
+
+def answer_rows(form: FormDefinition, answers: Answers) -> list[tuple[Field, str]]:
+    """Each question with its answer as read back: the check page and the email show these."""
+    return [(spec, display_value(spec, answers.get(spec.name, ""))) for spec in form.fields]
 
 
 # -- The forms --------------------------------------------------------------------------------

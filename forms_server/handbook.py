@@ -10,6 +10,8 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from forms_server.errors import FormsServerError
+
 logger = logging.getLogger(__name__)
 
 # MkDocs 1.x prints a long banner about MkDocs 2 on every build; the README covers the plan.
@@ -21,7 +23,7 @@ INLINE_SCRIPT = re.compile(
 )
 
 
-class HandbookBuildError(Exception):
+class HandbookBuildError(FormsServerError):
     """The handbook did not build; the message is MkDocs' own reason."""
 
 

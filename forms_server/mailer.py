@@ -1,38 +1,49 @@
-"""The email facilitators receive: built with the standard library, sent with aiosmtplib.
+"""The email a recipient receives, built from templates, and sending it: the only module that
+imports aiosmtplib.
 
-The subject carries only the group name, the form, an urgency marker and the reference: it is
-what shows on a lock screen or in a shared inbox. The envelope goes to exactly the configured
-recipients for the form, never to anything found in the message's headers.
+One message per recipient: each has its own Message-ID and its own envelope holding exactly that
+one address, so a refusal, a retry or a duplicate concerns one person. The subject carries only
+the group name, the form, an urgency marker and the reference: it is what shows on a lock screen
+or in a shared inbox.
 """
 
 from __future__ import annotations
 
-import html
+import email.policy
 import ipaddress
+import secrets
 import socket
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable
+from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
+from pathlib import Path
 
 import aiosmtplib
+from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from forms_server.errors import FormsServerError
 from forms_server.forms import (
     FORMS,
-    Field,
     FieldKind,
     FormDefinition,
-    Recipients,
     Submission,
-    display_value,
-    recipients_for,
+    answer_rows,
+    is_usable_email_address,
 )
-from forms_server.settings import MailSettings
+from forms_server.settings import MailSettings, SmtpSecurity
+
+TEMPLATES = Path(__file__).resolve().parent / "templates" / "email"
+# Headers are never folded: RFC 5322 allows lines of up to 998 characters, and folding at 78 can
+# start a subject on an empty line (a group name with an unbalanced bracket does it), which some
+# mail clients then show as having no subject.
+WIRE_POLICY = email.policy.SMTP.clone(max_line_length=998)
 
 
-class DeliveryError(Exception):
-    """The relay did not take the message. The message never holds a member's answers."""
+class DeliveryError(FormsServerError):
+    """The message did not reach the relay. The message never holds a member's answers."""
 
 
 class TransientDeliveryError(DeliveryError):
@@ -43,23 +54,21 @@ class PermanentDeliveryError(DeliveryError):
     """Trying again will not help: a 5xx reply, refused credentials, no safe way to send."""
 
 
-def recipient_addresses(mail: MailSettings, route: Recipients) -> tuple[str, ...]:
-    return {
-        Recipients.FACILITATORS: mail.facilitators,
-        Recipients.SAFEGUARDING: mail.safeguarding,
-        Recipients.ORGANISATION_LEAD: mail.organisation_lead,
-    }[route]
+class MessageBuildError(PermanentDeliveryError):
+    """The message itself could not be made (only a damaged or hand-made outbox item can do
+    this: the forms accept only what the mailer can carry)."""
+
+
+def new_message_id(sender: str) -> str:
+    """Random, so it says nothing about the form or the member; kept with the recipient's
+    delivery state, so a retried send is recognisably the same message."""
+    domain = sender.rsplit("@", 1)[1]
+    return f"<{secrets.token_hex(16)}@{domain}>"
 
 
 def subject_for(group_name: str, form: FormDefinition, submission: Submission) -> str:
     urgent = " - URGENT" if submission.urgent else ""
     return f"{group_name}: {form.email_name}{urgent} - ref {submission.reference}"
-
-
-def message_id(submission: Submission, sender: str) -> str:
-    """Stable per submission, so a retried send is recognisably the same message."""
-    domain = sender.rsplit("@", 1)[1]
-    return f"<{submission.reference}.{submission.form_kind}@{domain}>"
 
 
 def reply_address(form: FormDefinition, submission: Submission) -> str | None:
@@ -72,69 +81,64 @@ def reply_address(form: FormDefinition, submission: Submission) -> str | None:
     return None
 
 
-def answer_lines(form: FormDefinition, submission: Submission) -> list[tuple[Field, str]]:
-    return [
-        (spec, display_value(spec, submission.answers.get(spec.name, ""))) for spec in form.fields
-    ]
+templates = Environment(
+    loader=FileSystemLoader(TEMPLATES),
+    autoescape=select_autoescape(enabled_extensions=("html",), default=False),
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
 
 
-def plain_body(form: FormDefinition, submission: Submission) -> str:
-    lines = [form.email_name, f"Reference: {submission.reference}"]
-    lines.append(f"Received: {submission.received_at:%d %B %Y, %H:%M} UTC")
-    if submission.urgent:
-        lines += ["", "URGENT: the member's answers say someone may be at risk now."]
-    if submission.guidelines_version:
-        lines.append(f"Guidelines version agreed to: {submission.guidelines_version}")
-    for spec, shown in answer_lines(form, submission):
-        lines += ["", spec.label, shown]
-    lines += ["", "What to do next", form.next_steps, ""]
-    return "\n".join(lines)
-
-
-def html_body(form: FormDefinition, submission: Submission) -> str:
-    escape = html.escape
-    rows = "".join(
-        f"<dt><strong>{escape(spec.label)}</strong></dt>"
-        f"<dd>{escape(shown).replace(chr(10), '<br>')}</dd>"
-        for spec, shown in answer_lines(form, submission)
-    )
-    urgent = (
-        "<p><strong>URGENT: the member's answers say someone may be at risk now.</strong></p>"
-        if submission.urgent
-        else ""
-    )
+def bodies(form: FormDefinition, submission: Submission) -> tuple[str, str]:
+    """The plain-text and HTML parts, from the same rows the check page shows."""
+    values = {
+        "form": form,
+        "submission": submission,
+        "rows": answer_rows(form, submission.answers),
+    }
     return (
-        '<!doctype html><html lang="en"><body>'
-        f"<h1>{escape(form.email_name)}</h1>"
-        f"<p>Reference: <strong>{escape(submission.reference)}</strong><br>"
-        f"Received: {submission.received_at:%d %B %Y, %H:%M} UTC</p>"
-        f"{urgent}<dl>{rows}</dl>"
-        f"<h2>What to do next</h2><p>{escape(form.next_steps)}</p>"
-        "</body></html>"
+        templates.get_template("form.txt").render(values),
+        templates.get_template("form.html").render(values),
     )
 
 
 def build_message(
-    submission: Submission, mail: MailSettings, group_name: str
-) -> tuple[EmailMessage, tuple[str, ...]]:
-    """The message and its envelope recipients (exactly the configured ones for its route)."""
-    form = FORMS[submission.form_kind]
-    recipients = recipient_addresses(mail, recipients_for(form, submission.answers))
-    message = EmailMessage()
-    message["From"] = Address(display_name=f"{group_name} forms", addr_spec=mail.sender)
-    message["To"] = ", ".join(recipients)
-    message["Subject"] = subject_for(group_name, form, submission)
-    message["Date"] = format_datetime(submission.received_at)
-    message["Message-ID"] = message_id(submission, mail.sender)
+    submission: Submission,
+    recipient: str,
+    message_id: str,
+    mail: MailSettings,
+    group_name: str,
+    sent_at: datetime,
+) -> EmailMessage:
+    """The message for one recipient; MessageBuildError if it cannot be made."""
+    form = FORMS.get(submission.form_kind)
+    if form is None:
+        raise MessageBuildError(f"No form is called {submission.form_kind!r}.")
     reply_to = reply_address(form, submission)
-    if reply_to is not None:
-        message["Reply-To"] = Address(addr_spec=reply_to)
-    if submission.urgent:
-        message["Importance"] = "High"
-        message["X-Priority"] = "1 (Highest)"
-    message.set_content(plain_body(form, submission))
-    message.add_alternative(html_body(form, submission), subtype="html")
-    return message, recipients
+    if reply_to is not None and not is_usable_email_address(reply_to):
+        raise MessageBuildError("The member's address cannot be used as a reply address.")
+    try:
+        message = EmailMessage()
+        message["From"] = Address(display_name=f"{group_name} forms", addr_spec=mail.sender)
+        message["To"] = Address(addr_spec=recipient)
+        message["Subject"] = subject_for(group_name, form, submission)
+        message["Date"] = format_datetime(sent_at)
+        message["Message-ID"] = message_id
+        # Out-of-office replies and autoresponders must not answer the service's address.
+        message["Auto-Submitted"] = "auto-generated"
+        if reply_to is not None:
+            message["Reply-To"] = Address(addr_spec=reply_to)
+        if submission.urgent:
+            message["Importance"] = "High"
+        plain, html = bodies(form, submission)
+        message.set_content(plain)
+        message.add_alternative(html, subtype="html")
+    except (ValueError, TypeError, IndexError) as error:  # header defects are ValueErrors
+        raise MessageBuildError(
+            f"The message could not be made ({type(error).__name__})."
+        ) from error
+    return message
 
 
 def is_loopback(host: str) -> bool:
@@ -156,31 +160,40 @@ def tls_context(mail: MailSettings) -> ssl.SSLContext:
     return context
 
 
-async def send(
-    message: EmailMessage, recipients: Sequence[str], mail: MailSettings, host: str, port: int
-) -> None:
-    """Hands the message to the relay, or raises a DeliveryError saying whether to retry."""
-    plaintext = mail.security == "none"
-    if plaintext and not (mail.allow_plaintext or is_loopback(host)):
+def refuse_plaintext_to_another_machine(mail: MailSettings, host: str) -> None:
+    if mail.security is SmtpSecurity.NONE and not (mail.allow_plaintext or is_loopback(host)):
         raise PermanentDeliveryError(
             "Refusing to send in plain text to a relay on another machine: set "
             "FORMS_SMTP_SECURITY to starttls or tls, or FORMS_SMTP_ALLOW_PLAINTEXT=true."
         )
+
+
+def client_for(mail: MailSettings, host: str, port: int, step_by_step: bool) -> aiosmtplib.SMTP:
+    """A client that, on connecting, requires STARTTLS (when set) and logs in; or, step by step,
+    one that leaves each step to the caller."""
+    plaintext = mail.security is SmtpSecurity.NONE
+    return aiosmtplib.SMTP(
+        hostname=host,
+        port=port,
+        username=None if step_by_step else mail.username,
+        password=str(mail.password) if mail.password and not step_by_step else None,
+        use_tls=mail.security is SmtpSecurity.TLS,
+        # True means STARTTLS is required: a relay that does not offer it is refused.
+        start_tls=not step_by_step and mail.security is SmtpSecurity.STARTTLS,
+        tls_context=None if plaintext else tls_context(mail),
+        timeout=mail.timeout_seconds,
+    )
+
+
+async def send(
+    message: EmailMessage, recipient: str, mail: MailSettings, host: str, port: int
+) -> None:
+    """Hands the message to the relay for its one recipient, or raises a DeliveryError saying
+    whether to retry. The envelope is exactly `recipient`, never anything in the headers."""
+    refuse_plaintext_to_another_machine(mail, host)
     try:
-        refused, _ = await aiosmtplib.send(
-            message,
-            sender=mail.sender,
-            recipients=list(recipients),
-            hostname=host,
-            port=port,
-            username=mail.username,
-            password=str(mail.password) if mail.password else None,
-            use_tls=mail.security == "tls",
-            # True means STARTTLS is required: a relay that does not offer it is refused.
-            start_tls=mail.security == "starttls",
-            tls_context=None if plaintext else tls_context(mail),
-            timeout=mail.timeout_seconds,
-        )
+        async with client_for(mail, host, port, step_by_step=False) as client:
+            await client.sendmail(mail.sender, [recipient], message.as_bytes(policy=WIRE_POLICY))
     except aiosmtplib.SMTPAuthenticationError as error:
         raise PermanentDeliveryError(
             f"The relay refused our credentials ({error.code})."
@@ -190,7 +203,7 @@ async def send(
         kind = (
             TransientDeliveryError if all(400 <= c < 500 for c in codes) else PermanentDeliveryError
         )
-        raise kind(f"The relay refused every recipient ({codes}).") from error
+        raise kind(f"The relay refused the recipient ({codes}).") from error
     except aiosmtplib.SMTPResponseException as error:
         kind = TransientDeliveryError if 400 <= error.code < 500 else PermanentDeliveryError
         raise kind(f"The relay answered {error.code}.") from error
@@ -206,6 +219,39 @@ async def send(
         raise TransientDeliveryError(
             f"Could not reach the relay ({type(error).__name__})."
         ) from error
-    if refused:
-        codes = sorted({response.code for response in refused.values()})
-        raise PermanentDeliveryError(f"The relay refused {len(refused)} recipient(s) ({codes}).")
+
+
+async def check_relay(mail: MailSettings, send_test: bool, say: Callable[[str], None]) -> None:
+    """Talks to the relay step by step, saying how far it got (for `forms-server check`).
+    Raises DeliveryError with the step that failed."""
+    if mail.host is None:
+        say("Mail relay: none configured; development uses the embedded catcher (/dev/mail/).")
+        return
+    refuse_plaintext_to_another_machine(mail, mail.host)
+    client = client_for(mail, mail.host, mail.port, step_by_step=True)
+    try:
+        await client.connect()
+        say(f"Connected to {mail.host}:{mail.port}.")
+        await client.ehlo()
+        say("EHLO: accepted.")
+        if mail.security is SmtpSecurity.STARTTLS:
+            await client.starttls()
+            say("STARTTLS: the connection is encrypted and the certificate is valid.")
+        if mail.username:
+            await client.login(mail.username, str(mail.password or ""))
+            say("AUTH: the relay accepted our credentials.")
+        if send_test:
+            for recipient in mail.facilitators:
+                message = EmailMessage()
+                message["From"] = mail.sender
+                message["To"] = recipient
+                message["Subject"] = "Test message from the forms server"
+                message["Auto-Submitted"] = "auto-generated"
+                message.set_content("This is a test. The forms server can send you email.\n")
+                await client.sendmail(
+                    mail.sender, [recipient], message.as_bytes(policy=WIRE_POLICY)
+                )
+            say(f"Test message accepted for {len(mail.facilitators)} facilitator address(es).")
+        await client.quit()
+    except (aiosmtplib.SMTPException, OSError, ssl.SSLError, TimeoutError) as error:
+        raise DeliveryError(f"{type(error).__name__}: {error}") from error

@@ -47,6 +47,17 @@ def cache_control_for(path: str, content_type: str) -> str:
     return "public, max-age=3600"
 
 
+# Files a page loads; everything else (pages, the bad-Host refusal, JSON) is a document.
+SUBRESOURCE_TYPES = (
+    "text/css",
+    "text/javascript",
+    "application/javascript",
+    "image/",
+    "font/",
+    "application/manifest+json",
+)
+
+
 class StandardHeaders:
     """Headers every response gets: privacy and security, and caching that spares a slow phone.
 
@@ -77,7 +88,7 @@ class StandardHeaders:
                 headers = MutableHeaders(scope=message)
                 content_type = headers.get("content-type", "")
                 extra = dict(self.headers)
-                if content_type.startswith("text/html"):
+                if not content_type.startswith(SUBRESOURCE_TYPES):
                     extra |= self.document_headers
                 extra["Cache-Control"] = cache_control_for(scope["path"], content_type)
                 if scope.get("scheme") == "https":

@@ -1,59 +1,120 @@
-"""The durable outbox: a confirmed form is on disk before the member sees "received", and its
-email keeps being tried until the relay takes it or it can never be sent.
+"""The outbox: the durable queue between "Sign and send" and the relay.
 
-One small file per submission, `outbox/<reference>.json`, holds the sealed submission and its
-delivery state. It is created complete or not at all (written to a temporary file, fsynced, then
-linked into place, which fails if the reference is already there: a replay or a double click
-finds it and adds nothing), and the folder is fsynced before the 303. A confirm therefore costs
-one small write, however many records the store holds.
+A confirmed form is on disk before the member sees "received". Its folder, `data/outbox/`:
 
-A worker started in the app's lifespan sends due items, urgent ones first and at once, with
-exponential backoff for transient failures over a configurable window. When the relay takes a
-message, the minimal record the form's definition allows goes into the store, and the item file
-is atomically replaced by a marker with no content (status "delivered"). The marker keeps the
-reference's name taken, so a replay can never create it again, until any token for it has
-expired. The content is then gone from disk.
+    pending/<REF>.json   a form with work left: its sealed content and, for each recipient, the
+                         state of that recipient's own message (pending, accepted, failed)
+    delivered/<REF>      an empty marker: every recipient has it and its record is kept. It
+                         keeps the reference taken, so a replay can never create it again,
+                         until any token that could replay it has expired
+    quarantine/          files that could not be read, moved aside (never deleted by us) so
+                         they stop nothing else; reported until the host removes them
+    outbox.lock          held for the moment a reference is created or finished, so a replay
+                         and a finish can never interleave
+    worker.lock          held by whichever server process is delivering this pass
+    heartbeat            rewritten by the worker on each pass: proof it runs and can write
+
+Each file is read on its own: one that cannot be read never stops the others. Delivery costs
+O(pending): the delivered markers are never read again, only removed when their time is up.
+Files written by the first version (`outbox/<REF>.json`) are migrated at start.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import fcntl
 import json
 import logging
 import os
-import random
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import anyio.to_thread
-
-from forms_server.forms import FORMS, Submission
-from forms_server.mailer import (
-    DeliveryError,
-    PermanentDeliveryError,
-    build_message,
-    send,
+from forms_server.errors import FormsServerError
+from forms_server.files import (
+    create_exclusively,
+    exclusive_lock,
+    fsync_folder,
+    remove_stale_temporary_files,
+    replace_atomically,
 )
-from forms_server.settings import MailSettings
-from forms_server.store import Sealer, SubmissionStore, fsync_folder
 
 logger = logging.getLogger(__name__)
 
-PENDING = "pending"
-FAILED = "failed"
-DELIVERED = "delivered"
-FIRST_RETRY_SECONDS = 30.0
-LONGEST_RETRY_SECONDS = 60 * 60.0
-STALE_TEMPORARY_SECONDS = 60.0
-PURGE_EVERY = timedelta(hours=1)
-# Delivered records are written to the store together, up to this many at a time.
-BATCH = 50
+FORMAT = 2
+AS_SOON_AS_POSSIBLE = datetime.min.replace(tzinfo=UTC)
+
+
+class OutboxError(FormsServerError):
+    """An outbox file that cannot be read as an item."""
+
+
+class RecipientStatus(StrEnum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"  # the relay took this recipient's message: never sent again
+    FAILED = "failed"  # refused for good, or the retry window ended
+
+
+class ItemStatus(StrEnum):
+    PENDING = "pending"  # something left to send or to record
+    FAILED = "failed"  # nothing left to try: a recipient failed, or the form could not be read
+    DELIVERED = "delivered"
+
+
+def parse_time(value: object) -> datetime:
+    if not isinstance(value, str):
+        raise OutboxError("a time is missing")
+    moment = datetime.fromisoformat(value)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def optional_time(value: object) -> datetime | None:
+    return None if value is None else parse_time(value)
+
+
+def optional_text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+@dataclass(frozen=True)
+class RecipientState:
+    address: str
+    message_id: str
+    status: RecipientStatus = RecipientStatus.PENDING
+    attempts: int = 0
+    next_attempt_at: datetime | None = None  # None: as soon as possible
+    last_error: str | None = None
+    accepted_at: datetime | None = None
+
+    def due(self, now: datetime) -> bool:
+        return self.status is RecipientStatus.PENDING and (
+            self.next_attempt_at is None or self.next_attempt_at <= now
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "message_id": self.message_id,
+            "status": self.status.value,
+            "attempts": self.attempts,
+            "next_attempt_at": self.next_attempt_at.isoformat() if self.next_attempt_at else None,
+            "last_error": self.last_error,
+            "accepted_at": self.accepted_at.isoformat() if self.accepted_at else None,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RecipientState:
+        return cls(
+            address=str(data["address"]),
+            message_id=str(data["message_id"]),
+            status=RecipientStatus(data["status"]),
+            attempts=int(data["attempts"]),
+            next_attempt_at=optional_time(data.get("next_attempt_at")),
+            last_error=optional_text(data.get("last_error")),
+            accepted_at=optional_time(data.get("accepted_at")),
+        )
 
 
 @dataclass(frozen=True)
@@ -62,354 +123,331 @@ class OutboxItem:
     form_kind: str
     received_at: datetime
     urgent: bool
-    status: str
-    attempts: int
-    next_attempt_at: datetime
-    last_error: str | None
+    # The submission (answers, guidelines version), sealed; "" once erased.
     sealed: str
-    # Retries go on until this plus the retry window; `outbox retry` starts it again.
+    # Retries go on until this plus the retry window; `outbox --retry` starts it again.
     retry_from: datetime
+    # Who it goes to, by role ("facilitators", "safeguarding", ...): kept in the failure record.
+    route: str = ""
+    # One per recipient of the form's route, each with its own message. Empty until addressed
+    # (an item migrated from the first version is addressed on its first pass).
+    recipients: tuple[RecipientState, ...] = ()
+    # The minimal record is in the store (done once any recipient has the message).
+    recorded: bool = False
+    record_attempts: int = 0
+    next_record_at: datetime | None = None
+    # A fault of the item itself rather than of one recipient (its content cannot be opened).
+    problem: str | None = None
+    failed_at: datetime | None = None
+    content_erased_at: datetime | None = None
+
+    @property
+    def status(self) -> ItemStatus:
+        if self.problem is not None:
+            return ItemStatus.FAILED
+        states = {recipient.status for recipient in self.recipients}
+        if not self.recipients or RecipientStatus.PENDING in states:
+            return ItemStatus.PENDING
+        if RecipientStatus.ACCEPTED in states and not self.recorded:
+            return ItemStatus.PENDING
+        if states == {RecipientStatus.ACCEPTED}:
+            return ItemStatus.DELIVERED
+        return ItemStatus.FAILED
+
+    @property
+    def last_error(self) -> str | None:
+        errors = [r.last_error for r in self.recipients if r.status is not RecipientStatus.ACCEPTED]
+        return self.problem or next((error for error in errors if error), None)
+
+    @property
+    def attempts(self) -> int:
+        return max((recipient.attempts for recipient in self.recipients), default=0)
+
+    def next_due_at(self) -> datetime | None:
+        """When something about this item can next be done; None when nothing can."""
+        if self.status is not ItemStatus.PENDING:
+            return None
+        moments = [
+            recipient.next_attempt_at or AS_SOON_AS_POSSIBLE
+            for recipient in self.recipients
+            if recipient.status is RecipientStatus.PENDING
+        ]
+        if not self.recipients:
+            moments.append(AS_SOON_AS_POSSIBLE)
+        if any(r.status is RecipientStatus.ACCEPTED for r in self.recipients) and not self.recorded:
+            moments.append(self.next_record_at or AS_SOON_AS_POSSIBLE)
+        return min(moments) if moments else None
+
+    def with_recipient(self, changed: RecipientState) -> OutboxItem:
+        return replace(
+            self,
+            recipients=tuple(
+                changed if recipient.address == changed.address else recipient
+                for recipient in self.recipients
+            ),
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "format": FORMAT,
             "reference": self.reference,
             "form_kind": self.form_kind,
             "received_at": self.received_at.isoformat(),
             "urgent": self.urgent,
-            "status": self.status,
-            "attempts": self.attempts,
-            "next_attempt_at": self.next_attempt_at.isoformat(),
-            "last_error": self.last_error,
             "sealed": self.sealed,
             "retry_from": self.retry_from.isoformat(),
+            "route": self.route,
+            "recipients": [recipient.to_json() for recipient in self.recipients],
+            "recorded": self.recorded,
+            "record_attempts": self.record_attempts,
+            "next_record_at": self.next_record_at.isoformat() if self.next_record_at else None,
+            "problem": self.problem,
+            "failed_at": self.failed_at.isoformat() if self.failed_at else None,
+            "content_erased_at": (
+                self.content_erased_at.isoformat() if self.content_erased_at else None
+            ),
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> OutboxItem:
+        """Fields a later version adds are ignored; missing or mistyped ones are an error."""
         return cls(
-            reference=data["reference"],
-            form_kind=data["form_kind"],
-            received_at=datetime.fromisoformat(data["received_at"]),
+            reference=str(data["reference"]),
+            form_kind=str(data["form_kind"]),
+            received_at=parse_time(data["received_at"]),
             urgent=bool(data["urgent"]),
-            status=data["status"],
-            attempts=int(data["attempts"]),
-            next_attempt_at=datetime.fromisoformat(data["next_attempt_at"]),
-            last_error=data.get("last_error"),
-            sealed=data["sealed"],
-            retry_from=datetime.fromisoformat(data["retry_from"]),
+            sealed=str(data["sealed"]),
+            retry_from=parse_time(data["retry_from"]),
+            route=str(data.get("route", "")),
+            recipients=tuple(RecipientState.from_json(r) for r in data["recipients"]),
+            recorded=bool(data["recorded"]),
+            record_attempts=int(data.get("record_attempts", 0)),
+            next_record_at=optional_time(data.get("next_record_at")),
+            problem=optional_text(data.get("problem")),
+            failed_at=optional_time(data.get("failed_at")),
+            content_erased_at=optional_time(data.get("content_erased_at")),
+        )
+
+    @classmethod
+    def from_first_version(cls, data: dict[str, Any]) -> OutboxItem:
+        """An item written by the first version: one status for all its recipients, who were
+        worked out when it was sent. It is addressed again, and a failed one tried once more."""
+        return cls(
+            reference=str(data["reference"]),
+            form_kind=str(data["form_kind"]),
+            received_at=parse_time(data["received_at"]),
+            urgent=bool(data["urgent"]),
+            sealed=str(data["sealed"]),
+            retry_from=datetime.now(UTC),
         )
 
 
-@dataclass(frozen=True)
-class OutboxHealth:
-    pending: int
-    oldest_pending_seconds: float | None
-    failed: int
-
-
-def backoff_seconds(attempts: int) -> float:
-    """30 s, 1 min, 2 min ... up to an hour, with jitter so many items do not retry together."""
-    base = min(FIRST_RETRY_SECONDS * 2.0 ** max(attempts - 1, 0), LONGEST_RETRY_SECONDS)
-    return base * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not secrecy
-
-
-@contextlib.contextmanager
-def claimed(path: Path) -> Iterator[bool]:
-    """An exclusive, non-blocking lock on an item, so two server processes never both send it."""
+def item_from_bytes(raw: bytes) -> OutboxItem:
     try:
-        descriptor = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        yield False
-        return
-    try:
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        yield True
-    finally:
-        os.close(descriptor)
+        data = json.loads(raw.decode("utf-8"))
+        if not isinstance(data, dict):
+            raise OutboxError("not an outbox item")
+        if data.get("format") != FORMAT:
+            raise OutboxError(f"format {data.get('format')!r} is not one this version reads")
+        return OutboxItem.from_json(data)
+    except OutboxError:
+        raise
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise OutboxError(f"not an outbox item ({type(error).__name__})") from error
+
+
+@dataclass
+class PendingRead:
+    """One look at the pending folder: the items, and what had to be moved aside."""
+
+    items: list[OutboxItem] = field(default_factory=list)
+    quarantined: list[str] = field(default_factory=list)
 
 
 class Outbox:
-    def __init__(
-        self,
-        data_dir: Path,
-        sealer: Sealer,
-        store: SubmissionStore,
-        mail: MailSettings,
-        group_name: str,
-        replay_window: timedelta,
-    ) -> None:
+    def __init__(self, data_dir: Path) -> None:
         self.folder = data_dir / "outbox"
-        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.sealer = sealer
-        self.store = store
-        self.mail = mail
-        self.group_name = group_name
-        self.replay_window = replay_window
-        # Where the relay is: the configured one, or the embedded catcher once it has started.
-        self.relay: tuple[str, int] | None = (mail.host, mail.port) if mail.host else None
-        self.wake = asyncio.Event()
-        self.stopping = False
-        self.last_purge: datetime | None = None
-        self.remove_stale_temporary_files()
+        self.pending_folder = self.folder / "pending"
+        self.delivered_folder = self.folder / "delivered"
+        self.quarantine_folder = self.folder / "quarantine"
+        for folder in (self.pending_folder, self.delivered_folder, self.quarantine_folder):
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.lock_path = self.folder / "outbox.lock"
+        self.worker_lock_path = self.folder / "worker.lock"
+        self.heartbeat_path = self.folder / "heartbeat"
+        # How many item files have been read: delivery should cost O(pending), whatever the
+        # history, and the tests hold it to that.
+        self.files_read = 0
+        for folder in (self.folder, self.pending_folder, self.delivered_folder):
+            if removed := remove_stale_temporary_files(folder):
+                logger.info("Removed %d temporary outbox file(s) left by a write", removed)
+        self.migrate_first_version()
 
-    def use_relay(self, host: str, port: int, mail: MailSettings) -> None:
-        """Where to send from now on (the embedded catcher, once it is listening)."""
-        self.relay = (host, port)
-        self.mail = mail
+    # -- Paths and locks ---------------------------------------------------------------------
 
-    # -- Files -------------------------------------------------------------------------------
+    def pending_path(self, reference: str) -> Path:
+        return self.pending_folder / f"{reference}.json"
 
-    def item_path(self, reference: str) -> Path:
-        return self.folder / f"{reference}.json"
+    def marker_path(self, reference: str) -> Path:
+        return self.delivered_folder / reference
 
-    def remove_stale_temporary_files(self) -> None:
-        """Another server process may be writing one right now (for milliseconds), so only
-        files older than a minute count as left behind by an interrupted write."""
-        cutoff = time.time() - STALE_TEMPORARY_SECONDS
-        for stale in self.folder.glob(".*.tmp"):
-            with contextlib.suppress(FileNotFoundError):
-                if stale.stat().st_mtime < cutoff:
-                    stale.unlink()
-                    logger.info("Removed a temporary outbox file left by an interrupted write")
+    @contextlib.contextmanager
+    def names_locked(self) -> Iterator[None]:
+        with exclusive_lock(self.lock_path):
+            yield
 
-    def write_temporary(self, item: OutboxItem) -> Path:
-        temporary = self.folder / f".{item.reference}.{os.getpid()}.{random.getrandbits(32)}.tmp"
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            json.dump(item.to_json(), file, separators=(",", ":"))
-            file.flush()
-            os.fsync(file.fileno())
-        return temporary
+    @contextlib.contextmanager
+    def worker_turn(self) -> Iterator[bool]:
+        """True if this process may deliver now; another process holding it is delivering."""
+        with exclusive_lock(self.worker_lock_path, wait=False) as mine:
+            yield mine
+
+    # -- Creating, saving, finishing ---------------------------------------------------------
 
     def create(self, item: OutboxItem) -> bool:
         """Writes a new item durably; False if its reference is already here (pending, failed
         or delivered: a delivered item's marker keeps the name taken)."""
-        temporary = self.write_temporary(item)
-        try:
-            os.link(temporary, self.item_path(item.reference))
-        except FileExistsError:
-            return False
-        finally:
-            temporary.unlink()
-        fsync_folder(self.folder)
-        return True
+        with self.names_locked():
+            if self.marker_path(item.reference).exists():
+                return False
+            return create_exclusively(self.pending_path(item.reference), self.encoded(item))
 
-    def rewrite(self, item: OutboxItem) -> None:
-        temporary = self.write_temporary(item)
-        temporary.replace(self.item_path(item.reference))
-        fsync_folder(self.folder)
+    @staticmethod
+    def encoded(item: OutboxItem) -> bytes:
+        return json.dumps(item.to_json(), separators=(",", ":")).encode("utf-8")
+
+    def save(self, item: OutboxItem) -> None:
+        replace_atomically(self.pending_path(item.reference), self.encoded(item))
+
+    def finish(self, reference: str) -> None:
+        """Delivered (or dismissed): the content leaves the disk, an empty marker stays."""
+        with self.names_locked():
+            marker = self.marker_path(reference)
+            descriptor = os.open(marker, os.O_WRONLY | os.O_CREAT, 0o600)
+            os.close(descriptor)
+            self.pending_path(reference).unlink(missing_ok=True)
+            fsync_folder(self.delivered_folder)
+            fsync_folder(self.pending_folder)
+
+    def is_delivered(self, reference: str) -> bool:
+        return self.marker_path(reference).exists()
+
+    # -- Reading -----------------------------------------------------------------------------
 
     def read(self, reference: str) -> OutboxItem | None:
+        """The pending or failed item, or None (delivered, unknown, or moved aside)."""
+        path = self.pending_path(reference)
         try:
-            data = json.loads(self.item_path(reference).read_text(encoding="utf-8"))
+            return self.read_file(path)
         except FileNotFoundError:
             return None
-        return OutboxItem.from_json(data)
+        except (OutboxError, OSError) as error:
+            self.quarantine(path, error)
+            return None
 
-    def items(self) -> list[OutboxItem]:
-        found = []
-        for path in self.folder.glob("*.json"):
-            item = self.read(path.stem)
-            if item is not None:
-                found.append(item)
+    def read_file(self, path: Path) -> OutboxItem:
+        self.files_read += 1
+        if not path.is_file():
+            raise OutboxError("not a file")
+        return item_from_bytes(path.read_bytes())
+
+    def pending(self) -> PendingRead:
+        """Every item with work left or a failure to report, each file read on its own."""
+        found = PendingRead()
+        with os.scandir(self.pending_folder) as entries:
+            paths = [Path(entry.path) for entry in entries if entry.name.endswith(".json")]
+        for path in paths:
+            try:
+                found.items.append(self.read_file(path))
+            except FileNotFoundError:
+                continue  # finished by another process since the folder was listed
+            except (OutboxError, OSError) as error:
+                if self.quarantine(path, error):
+                    found.quarantined.append(path.name)
         return found
 
-    def status(self, reference: str) -> str | None:
-        item = self.read(reference)
-        return item.status if item else None
-
-    # -- Receiving ---------------------------------------------------------------------------
-
-    def add(self, submission: Submission) -> bool:
-        sealed = self.sealer.seal(
-            submission.reference,
-            {"answers": submission.answers, "guidelines_version": submission.guidelines_version},
-        )
-        item = OutboxItem(
-            reference=submission.reference,
-            form_kind=submission.form_kind,
-            received_at=submission.received_at,
-            urgent=submission.urgent,
-            status=PENDING,
-            attempts=0,
-            next_attempt_at=submission.received_at,
-            last_error=None,
-            sealed=sealed,
-            retry_from=submission.received_at,
-        )
-        return self.create(item)
-
-    async def receive(self, submission: Submission) -> None:
-        """On disk, fsynced, before this returns (and so before the member's 303)."""
-        added = await anyio.to_thread.run_sync(self.add, submission)
-        logger.info(
-            "Received a %s%s (%s)",
-            submission.form_kind,
-            ", urgent" if submission.urgent else "",
-            "new" if added else "already received",
-        )
-        if added:
-            self.wake.set()
-
-    def submission_of(self, item: OutboxItem) -> Submission:
-        opened = self.sealer.open(item.reference, item.sealed)
-        return Submission(
-            reference=item.reference,
-            form_kind=item.form_kind,
-            answers=opened["answers"],
-            received_at=item.received_at,
-            urgent=item.urgent,
-            guidelines_version=opened.get("guidelines_version"),
-        )
-
-    # -- Delivering --------------------------------------------------------------------------
-
-    def due(self, now: datetime) -> list[OutboxItem]:
-        pending = [item for item in self.items() if item.status == PENDING]
-        ready = [item for item in pending if item.next_attempt_at <= now]
-        return sorted(ready, key=lambda item: (not item.urgent, item.next_attempt_at))
-
-    def next_due_in(self, now: datetime) -> float | None:
-        pending = [item for item in self.items() if item.status == PENDING]
-        if not pending:
-            return None
-        soonest = min(item.next_attempt_at for item in pending)
-        return max((soonest - now).total_seconds(), 0.0)
-
-    def delivered(self, sent: list[tuple[OutboxItem, Submission]], now: datetime) -> None:
-        """Keep what each form's definition allows, in one store write for the whole batch
-        (group commit); then the content leaves the disk."""
-        self.store.add_delivered_many([submission for _, submission in sent], now)
-        for item, _ in sent:
-            marker = replace(item, status=DELIVERED, sealed="", last_error=None)
-            temporary = self.write_temporary(marker)
-            temporary.replace(self.item_path(item.reference))
-        fsync_folder(self.folder)
-
-    def failed(self, item: OutboxItem, error: DeliveryError, now: datetime) -> OutboxItem:
-        attempts = item.attempts + 1
-        window_over = now - item.retry_from > timedelta(hours=self.mail.retry_hours)
-        permanent = isinstance(error, PermanentDeliveryError) or window_over
-        updated = replace(
-            item,
-            attempts=attempts,
-            status=FAILED if permanent else PENDING,
-            next_attempt_at=now + timedelta(seconds=backoff_seconds(attempts)),
-            last_error=str(error),
-        )
-        self.rewrite(updated)
-        if permanent:
-            logger.error(
-                "Could not deliver %s %s after %d attempt(s): %s. It is kept; see "
-                "`forms-server outbox`.",
-                item.form_kind,
-                item.reference,
-                attempts,
-                error,
-            )
-        else:
-            logger.warning(
-                "Delivery of %s %s failed (%s); trying again later",
-                item.form_kind,
-                item.reference,
-                error,
-            )
-        return updated
-
-    async def send_one(self, item: OutboxItem) -> Submission | None:
-        """Sends one claimed item; the submission if the relay took it."""
-        current = self.read(item.reference)
-        if current is None or current.status != PENDING or self.relay is None:
-            return None  # another process delivered it first
-        submission = self.submission_of(current)
-        message, recipients = build_message(submission, self.mail, self.group_name)
-        host, port = self.relay
+    def quarantine(self, path: Path, error: Exception) -> bool:
+        """Moves an unreadable file aside so it stops nothing else. It is kept, never deleted:
+        it may be the only copy of someone's form."""
+        moved = self.quarantine_folder / f"{path.name}.{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
         try:
-            await send(message, recipients, self.mail, host, port)
-        except DeliveryError as error:
-            await anyio.to_thread.run_sync(self.failed, current, error, datetime.now(UTC))
-            return None
-        logger.info("Delivered %s %s", item.form_kind, item.reference)
-        return submission
-
-    async def deliver_due(self) -> None:
-        """Sends what is due, urgent first. Items stay claimed until their batch is recorded,
-        so another server process never sends one twice."""
-        due = await anyio.to_thread.run_sync(self.due, datetime.now(UTC))
-        for start in range(0, len(due), BATCH):
-            with contextlib.ExitStack() as claims:
-                sent = []
-                for item in due[start : start + BATCH]:
-                    if self.stopping:
-                        break
-                    if not claims.enter_context(claimed(self.item_path(item.reference))):
-                        continue
-                    submission = await self.send_one(item)
-                    if submission is not None:
-                        sent.append((item, submission))
-                if sent:
-                    await anyio.to_thread.run_sync(self.delivered, sent, datetime.now(UTC))
-            if self.stopping:
-                return
-
-    async def stop(self) -> None:
-        """Finish the message being sent (a cancelled SMTP conversation helps nobody), then
-        stop. Whatever is still pending is sent at the next start."""
-        self.stopping = True
-        self.wake.set()
-
-    async def run(self) -> None:
-        """The worker: deliver what is due, then sleep until the next item is due or a new
-        one arrives, until `stop`."""
-        while not self.stopping:
-            self.wake.clear()
-            try:
-                await self.deliver_due()
-                await anyio.to_thread.run_sync(self.housekeeping, datetime.now(UTC))
-            except Exception as error:  # noqa: BLE001 - the worker must outlive any one item
-                logger.error("The outbox worker hit %s; trying again shortly", type(error).__name__)
-            wait = await anyio.to_thread.run_sync(self.next_due_in, datetime.now(UTC))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), timeout=min(wait or 60.0, 60.0))
-
-    def housekeeping(self, now: datetime) -> None:
-        """Hourly: records past their retention leave the store; old delivered markers go."""
-        if self.last_purge is not None and now - self.last_purge < PURGE_EVERY:
-            return
-        self.last_purge = now
-        self.store.purge_expired(now)
-        self.forget_old_markers(now)
-
-    def forget_old_markers(self, now: datetime) -> None:
-        """A delivered marker only has to outlive every token that could replay it."""
-        cutoff = (now - self.replay_window).timestamp()
-        for item in self.items():
-            path = self.item_path(item.reference)
-            if item.status == DELIVERED and path.stat().st_mtime < cutoff:
-                path.unlink(missing_ok=True)
-
-    # -- Operations --------------------------------------------------------------------------
-
-    def health(self, now: datetime) -> OutboxHealth:
-        items = self.items()
-        pending = [item for item in items if item.status == PENDING]
-        oldest = min((item.received_at for item in pending), default=None)
-        return OutboxHealth(
-            pending=len(pending),
-            oldest_pending_seconds=(now - oldest).total_seconds() if oldest else None,
-            failed=sum(1 for item in items if item.status == FAILED),
+            path.rename(moved)
+            fsync_folder(self.quarantine_folder)
+        except FileNotFoundError:
+            return False
+        except OSError as move_error:
+            logger.error(
+                "Could not move the unreadable outbox file %s aside (%s); skipping it",
+                path.name,
+                type(move_error).__name__,
+            )
+            return False
+        logger.error(
+            "Moved the unreadable outbox file %s to %s (%s). Nothing else is held up; see "
+            "`forms-server outbox`.",
+            path.name,
+            self.quarantine_folder,
+            error,
         )
+        return True
 
-    def retry_failed(self) -> int:
-        """After fixing the relay: send failed items again from now."""
-        now = datetime.now(UTC)
-        retried = 0
-        for item in self.items():
-            if item.status == FAILED and item.form_kind in FORMS:
-                self.rewrite(replace(item, status=PENDING, next_attempt_at=now, retry_from=now))
-                retried += 1
-        return retried
+    def quarantined(self) -> list[str]:
+        return sorted(path.name for path in self.quarantine_folder.iterdir())
+
+    # -- Upkeep ------------------------------------------------------------------------------
+
+    def migrate_first_version(self) -> None:
+        """The first version kept every item, delivered or not, as `outbox/<REF>.json`."""
+        for path in sorted(self.folder.glob("*.json")):
+            with self.names_locked():
+                try:
+                    data = json.loads(path.read_bytes().decode("utf-8"))
+                    reference = str(data["reference"])
+                    if data["status"] == "delivered":
+                        self.marker_path(reference).touch(mode=0o600)
+                    else:
+                        item = OutboxItem.from_first_version(data)
+                        create_exclusively(self.pending_path(reference), self.encoded(item))
+                except FileNotFoundError:
+                    continue
+                except (UnicodeDecodeError, ValueError, KeyError, TypeError, OSError) as error:
+                    self.quarantine(path, OutboxError(type(error).__name__))
+                    continue
+                path.unlink()
+                fsync_folder(self.folder)
+        fsync_folder(self.pending_folder)
+
+    def forget_old_markers(self, now: datetime, replay_window: timedelta) -> int:
+        """A delivered marker only has to outlive every token that could replay it."""
+        cutoff = (now - replay_window).timestamp()
+        forgotten = 0
+        with os.scandir(self.delivered_folder) as entries:
+            for entry in entries:
+                with contextlib.suppress(FileNotFoundError):
+                    if entry.stat().st_mtime < cutoff:
+                        Path(entry.path).unlink()
+                        forgotten += 1
+        return forgotten
+
+    def beat(self, now: datetime) -> None:
+        """The worker's proof of life, and its test that the data folder can be written."""
+        replace_atomically(self.heartbeat_path, now.isoformat().encode("ascii"))
+
+    def last_beat(self) -> datetime | None:
+        try:
+            return parse_time(self.heartbeat_path.read_text(encoding="ascii").strip())
+        except (OSError, ValueError, OutboxError):
+            return None
+
+    def dismiss(self, reference: str) -> bool:
+        """The host has dealt with a failed item or a quarantined file: stop reporting it. A
+        failed item's reference stays taken, so a replay cannot send it again."""
+        dismissed = False
+        item = self.read(reference)
+        if item is not None and item.status is ItemStatus.FAILED:
+            self.finish(reference)
+            dismissed = True
+        for path in self.quarantine_folder.glob(f"{reference}.json*"):
+            path.unlink()
+            dismissed = True
+        return dismissed

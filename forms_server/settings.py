@@ -12,6 +12,7 @@ import os
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +20,24 @@ import yaml
 from starlette.config import Config
 from starlette.datastructures import CommaSeparatedStrings, Secret
 
+from forms_server.errors import FormsServerError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MINIMUM_SECRET_BYTES = 32
 ENVIRONMENTS = ("development", "production")
 
 
-class SettingsError(Exception):
+class SettingsError(FormsServerError):
     """A setting is missing or wrong; the message says which and how to fix it."""
 
 
-SMTP_SECURITY = ("starttls", "tls", "none")
+class SmtpSecurity(StrEnum):
+    STARTTLS = "starttls"  # required, never falls back to plain text
+    TLS = "tls"  # implicit TLS from the first byte
+    NONE = "none"  # loopback only, unless explicitly allowed
+
+
+DEVELOPMENT_SENDER = "forms@localhost.localdomain"
 DEVELOPMENT_SAFEGUARDING = "safeguarding-lead@example.org,safeguarding-deputy@example.org"
 
 
@@ -38,7 +47,7 @@ class MailSettings:
 
     host: str | None
     port: int
-    security: str  # starttls, tls (implicit), or none
+    security: SmtpSecurity
     username: str | None
     password: Secret | None
     timeout_seconds: float
@@ -51,6 +60,18 @@ class MailSettings:
     safeguarding: tuple[str, ...]
     organisation_lead: tuple[str, ...]
     retry_hours: float
+
+
+@dataclass(frozen=True)
+class HealthLimits:
+    """When `/healthz` and `forms-server outbox` stop saying all is well."""
+
+    # An urgent form (someone may be at risk) still unsent after this long.
+    urgent_waiting_seconds: float
+    # Any form still unsent after this long.
+    waiting_seconds: float
+    # The delivery worker has not finished a pass (or an item) for this long.
+    worker_silent_seconds: float
 
 
 @dataclass(frozen=True)
@@ -80,6 +101,11 @@ class Settings:
     # Host names this server answers to; any other Host header is refused.
     allowed_hosts: tuple[str, ...]
     mail: MailSettings
+    health: HealthLimits
+    # A form that could not be delivered keeps its content this long (for a retry once the
+    # relay is fixed), then only a content-free failure record stays. A group decision: the
+    # privacy notice says it, from `extra.group.undelivered_kept_days`.
+    undelivered_kept_days: int
     # The group's facts, set once under `extra.group` in the handbook's mkdocs.yml.
     group: Mapping[str, Any]
 
@@ -178,7 +204,7 @@ def group_facts_from(handbook_config: Path) -> Mapping[str, Any]:
 
 
 def addresses(config: Config, name: str, default: str) -> tuple[str, ...]:
-    from forms_server.forms import EMAIL  # one rule for what an address is
+    from forms_server.forms import is_usable_email_address  # one rule for what an address is
 
     values = tuple(
         value.strip()
@@ -188,23 +214,27 @@ def addresses(config: Config, name: str, default: str) -> tuple[str, ...]:
     if not values:
         raise SettingsError(f"{name} needs at least one email address.")
     for value in values:
-        if not EMAIL.match(value):
+        if not is_usable_email_address(value):
             raise SettingsError(f"{name}: {value!r} is not an email address.")
     return values
 
 
 def mail_settings_from(config: Config, environment: str, group: Mapping[str, Any]) -> MailSettings:
     host = config("FORMS_SMTP_HOST", default="") or None
-    security = config("FORMS_SMTP_SECURITY", default="starttls")
-    if security not in SMTP_SECURITY:
-        raise SettingsError(f"FORMS_SMTP_SECURITY must be one of {', '.join(SMTP_SECURITY)}.")
+    try:
+        security = SmtpSecurity(config("FORMS_SMTP_SECURITY", default="starttls"))
+    except ValueError as error:
+        choices = ", ".join(mode.value for mode in SmtpSecurity)
+        raise SettingsError(f"FORMS_SMTP_SECURITY must be one of {choices}.") from error
     if host is None and environment == "production":
         raise SettingsError(
             "FORMS_SMTP_HOST is not set. In production, set it to your mail relay; the "
             "embedded mail catcher is for development only."
         )
     try:
-        port = config("FORMS_SMTP_PORT", cast=int, default=465 if security == "tls" else 587)
+        port = config(
+            "FORMS_SMTP_PORT", cast=int, default=465 if security is SmtpSecurity.TLS else 587
+        )
         timeout = config("FORMS_SMTP_TIMEOUT_SECONDS", cast=float, default=10.0)
         retry_hours = config("FORMS_RETRY_HOURS", cast=float, default=48.0)
         allow_plaintext = config("FORMS_SMTP_ALLOW_PLAINTEXT", cast=bool, default=False)
@@ -232,6 +262,13 @@ def mail_settings_from(config: Config, environment: str, group: Mapping[str, Any
             "FORMS_ORGANISATION_LEAD must not include a facilitator's address: it receives "
             "concerns about facilitators."
         )
+    sender = addresses(config, "FORMS_MAIL_FROM", DEVELOPMENT_SENDER)[0]
+    if environment == "production" and sender.lower().endswith("@localhost.localdomain"):
+        raise SettingsError(
+            "FORMS_MAIL_FROM is not set. In production, set it to the service's own address "
+            "on your domain (for example forms@your-group.org.uk): mail from "
+            "localhost.localdomain is refused or marked as spam."
+        )
     return MailSettings(
         host=host,
         port=port,
@@ -241,12 +278,44 @@ def mail_settings_from(config: Config, environment: str, group: Mapping[str, Any
         timeout_seconds=timeout,
         ca_file=Path(ca_file) if ca_file else None,
         allow_plaintext=allow_plaintext,
-        sender=addresses(config, "FORMS_MAIL_FROM", "forms@localhost.localdomain")[0],
+        sender=sender,
         facilitators=facilitators,
         safeguarding=safeguarding,
         organisation_lead=organisation_lead,
         retry_hours=retry_hours,
     )
+
+
+# The worker finishes a pass at least every minute, and reports after every item it sends, so
+# five silent minutes means it has stopped or is stuck.
+WORKER_SILENT_SECONDS = 5 * 60.0
+LOCAL_HOSTS = "127.0.0.1,localhost"
+
+
+def allowed_hosts_from(config: Config, environment: str) -> tuple[str, ...]:
+    configured = config("FORMS_ALLOWED_HOSTS", default="")
+    hosts = tuple(host.strip() for host in CommaSeparatedStrings(configured or LOCAL_HOSTS))
+    if not configured.strip() and environment == "production":
+        raise SettingsError(
+            "FORMS_ALLOWED_HOSTS is not set. In production, set it to the host names members "
+            "use to reach the forms (for example forms.your-group.org.uk)."
+        )
+    if any(not host or "*" in host for host in hosts):
+        raise SettingsError(
+            "FORMS_ALLOWED_HOSTS must name each host exactly, without '*' or empty names: a "
+            "wildcard lets any Host header into the links the server makes."
+        )
+    return hosts
+
+
+def undelivered_kept_days(group: Mapping[str, Any], handbook_config: Path) -> int:
+    value = group.get("undelivered_kept_days", 7)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 90:
+        raise SettingsError(
+            f"{handbook_config}: extra.group.undelivered_kept_days must be a whole number of "
+            "days from 1 to 90."
+        )
+    return value
 
 
 def load_settings(
@@ -271,6 +340,8 @@ def load_settings(
         client_rate = config("FORMS_CLIENT_POSTS_PER_MINUTE", cast=float, default=6.0)
         global_burst = config("FORMS_GLOBAL_POST_BURST", cast=int, default=200)
         global_rate = config("FORMS_GLOBAL_POSTS_PER_MINUTE", cast=float, default=120.0)
+        urgent_minutes = config("FORMS_ALERT_URGENT_AFTER_MINUTES", cast=float, default=5.0)
+        waiting_minutes = config("FORMS_ALERT_WAITING_AFTER_MINUTES", cast=float, default=60.0)
     except ValueError as error:
         raise SettingsError(str(error)) from error
     if not 0 < port < 65536:
@@ -282,6 +353,11 @@ def load_settings(
         )
     if not 0 <= min_confirm <= 60:
         raise SettingsError("FORMS_MIN_CONFIRM_SECONDS must be between 0 and 60.")
+    if not 0 < urgent_minutes <= waiting_minutes:
+        raise SettingsError(
+            "FORMS_ALERT_URGENT_AFTER_MINUTES must be above 0 and no more than "
+            "FORMS_ALERT_WAITING_AFTER_MINUTES."
+        )
     if not 60 <= token_max_age <= 24 * 60 * 60:
         raise SettingsError("FORMS_TOKEN_MAX_AGE_SECONDS must be between 60 and 86400.")
     handbook_config = Path(
@@ -310,9 +386,13 @@ def load_settings(
         global_posts_per_minute=global_rate,
         data_keys=data_keys_from(config, environment, data_dir),
         handbook_url=config("FORMS_HANDBOOK_URL", default="/"),
-        allowed_hosts=tuple(
-            config("FORMS_ALLOWED_HOSTS", cast=CommaSeparatedStrings, default="127.0.0.1,localhost")
-        ),
+        allowed_hosts=allowed_hosts_from(config, environment),
         group=group,
         mail=mail_settings_from(config, environment, group),
+        health=HealthLimits(
+            urgent_waiting_seconds=urgent_minutes * 60,
+            waiting_seconds=waiting_minutes * 60,
+            worker_silent_seconds=WORKER_SILENT_SECONDS,
+        ),
+        undelivered_kept_days=undelivered_kept_days(group, handbook_config),
     )

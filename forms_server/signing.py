@@ -14,12 +14,14 @@ from typing import Any
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
+from forms_server.errors import FormsServerError
+
 
 class Purpose(Enum):
     CHECK_ANSWERS = "check-answers"
 
 
-class TokenError(Exception):
+class TokenError(FormsServerError):
     """A token that cannot be used. Subclasses say why, so the page can say what to do."""
 
 

@@ -1,23 +1,20 @@
-"""The store: TinyDB on a storage of our own that never leaves a broken file.
+"""The store: the minimal record of each delivered form, in TinyDB on a storage that never
+leaves a broken file.
 
 TinyDB's own JSONStorage rewrites its file in place, so a crash mid-write leaves invalid JSON, and
-two processes writing one file corrupt it. `AtomicJSONStorage` writes a temporary file, fsyncs
-it, renames it over the old one and fsyncs the folder, all under an exclusive lock on a separate
-lock file, so every reader sees a whole old file or a whole new one, and two server processes
-take turns. A file that cannot be read stops start-up and is kept as it is.
+two processes writing one file corrupt it. `AtomicJSONStorage` writes whole new files (files.py)
+under an exclusive lock on a separate lock file, so every reader sees a whole old file or a whole
+new one, and two server processes take turns. A file that cannot be read (empty, not JSON, not a
+TinyDB database, a folder) stops start-up with one clear message and is kept exactly as it is.
 
-Personal answers are sealed with AES-GCM (`cryptography`) before they reach the file, bound to
-their reference, so a name or address typed into a form cannot be found in the raw file.
+Personal answers are sealed (sealing.py) before they reach the file, bound to their reference,
+so a name or address typed into a form cannot be found in the raw file.
 """
 
 from __future__ import annotations
 
-import base64
-import fcntl
-import hashlib
 import json
 import logging
-import os
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -26,21 +23,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from tinydb import Query, TinyDB
 from tinydb.storages import Storage
 
+from forms_server.errors import FormsServerError
+from forms_server.files import exclusive_lock, replace_atomically
 from forms_server.forms import FORMS, Submission
+from forms_server.sealing import Sealer
 
 logger = logging.getLogger(__name__)
 
-TEMPORARY_SUFFIX = ".tmp"
-NONCE_BYTES = 12
-KEY_ID_BYTES = 4
+RECORD_FIELDS = ("reference", "form_kind", "received_at", "delivered_at", "expires_at")
 
 
-class StoreError(Exception):
+class StoreError(FormsServerError):
     """The store cannot be used; the message says what to do."""
 
 
@@ -48,12 +44,26 @@ class StoreCorruptError(StoreError):
     pass
 
 
-def fsync_folder(folder: Path) -> None:
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+def unreadable(path: Path, why: str) -> StoreCorruptError:
+    return StoreCorruptError(
+        f"{path} {why}. It has been left exactly as it is. Restore it from a backup, or move "
+        "it aside to start with an empty store."
+    )
+
+
+def checked_database(path: Path, data: object) -> dict[str, dict[str, Any]]:
+    """TinyDB's shape: tables of documents keyed by id, and our records' own fields."""
+    if not isinstance(data, dict):
+        raise unreadable(path, "does not hold a TinyDB database")
+    for table in data.values():
+        if not isinstance(table, dict):
+            raise unreadable(path, "does not hold a TinyDB database")
+        for record in table.values():
+            if not isinstance(record, dict) or any(
+                not isinstance(record.get(name), str) for name in RECORD_FIELDS
+            ):
+                raise unreadable(path, "holds a record that is not one of ours")
+    return data
 
 
 class AtomicJSONStorage(Storage):
@@ -64,87 +74,28 @@ class AtomicJSONStorage(Storage):
 
     def read(self) -> dict[str, dict[str, Any]] | None:
         try:
-            text = self.path.read_text(encoding="utf-8")
+            raw = self.path.read_bytes()
         except FileNotFoundError:
             return None
-        if not text:
-            return None
+        except IsADirectoryError as error:
+            raise unreadable(self.path, "is a folder, not a file") from error
+        except OSError as error:
+            raise unreadable(self.path, f"cannot be read ({error.strerror})") from error
+        if not raw:
+            # We never write an empty file (a new store has no file at all): something
+            # truncated it, and treating it as empty would hide the loss.
+            raise unreadable(self.path, "is empty")
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise StoreCorruptError(
-                f"{self.path} is not valid JSON ({error}). It has been left exactly as it is. "
-                "Restore it from a backup, or move it aside to start with an empty store."
-            ) from error
-        if not isinstance(data, dict):
-            raise StoreCorruptError(f"{self.path} does not hold a TinyDB database.")
-        return data
+            data = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise unreadable(self.path, "is not valid JSON") from error
+        return checked_database(self.path, data)
 
     def write(self, data: dict[str, dict[str, Any]]) -> None:
-        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}{TEMPORARY_SUFFIX}")
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            json.dump(data, file, separators=(",", ":"))
-            file.flush()
-            os.fsync(file.fileno())
-        temporary.replace(self.path)
-        fsync_folder(self.path.parent)
+        replace_atomically(self.path, json.dumps(data, separators=(",", ":")).encode("utf-8"))
 
     def close(self) -> None:
         pass
-
-
-@contextmanager
-def exclusive_lock(lock_path: Path) -> Iterator[None]:
-    """Held across a whole read-change-write, so two processes never interleave."""
-    descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(descriptor, fcntl.LOCK_UN)
-        os.close(descriptor)
-
-
-def key_id(key: bytes) -> bytes:
-    """Which key sealed a value, without saying anything about the key."""
-    return hashlib.sha256(b"peer-support-data-key" + key).digest()[:KEY_ID_BYTES]
-
-
-class Sealer:
-    """AES-GCM with the data keys; the reference is the associated data, so a sealed answer
-    moved onto another record no longer opens. The newest key seals; every configured key
-    opens what it sealed, so a new key can be added at any time (rotation)."""
-
-    def __init__(self, keys: bytes | Sequence[bytes]) -> None:
-        keys = [keys] if isinstance(keys, bytes) else list(keys)
-        if not keys or any(len(key) != 32 for key in keys):
-            raise StoreError("Each data key must be 32 bytes.")
-        self.aeads = {key_id(key): AESGCM(key) for key in keys}
-        self.sealing_id = key_id(keys[-1])
-
-    def seal(self, reference: str, value: object) -> str:
-        nonce = os.urandom(NONCE_BYTES)
-        plain = json.dumps(value, separators=(",", ":")).encode("utf-8")
-        cipher = self.aeads[self.sealing_id].encrypt(nonce, plain, reference.encode("ascii"))
-        return base64.b64encode(self.sealing_id + nonce + cipher).decode("ascii")
-
-    def open(self, reference: str, sealed: str) -> dict[str, Any]:
-        raw = base64.b64decode(sealed)
-        identity, nonce = raw[:KEY_ID_BYTES], raw[KEY_ID_BYTES : KEY_ID_BYTES + NONCE_BYTES]
-        aead = self.aeads.get(identity)
-        if aead is None:
-            raise StoreError(
-                f"Record {reference} was sealed with a data key that is no longer configured."
-            )
-        try:
-            plain = aead.decrypt(nonce, raw[KEY_ID_BYTES + NONCE_BYTES :], reference.encode())
-        except InvalidTag as error:
-            raise StoreError(f"Record {reference} cannot be opened with the data key.") from error
-        opened = json.loads(plain)
-        if not isinstance(opened, dict):
-            raise StoreError(f"Record {reference} does not hold a form's answers.")
-        return opened
 
 
 @dataclass(frozen=True)
@@ -170,18 +121,14 @@ class SubmissionStore:
         self.sealer = Sealer(data_keys)
         self.thread_lock = threading.Lock()
         with self.locked() as database:
-            # Only the holder of the lock writes, so any temporary file seen while holding it
-            # was left by a writer that died.
-            self.remove_stale_temporary_files(data_dir)
+            # Only the holder of the lock writes here, so any temporary file seen while holding
+            # it was left by a writer that died.
+            for stale in data_dir.glob(".*.tmp"):
+                stale.unlink(missing_ok=True)
+                logger.info("Removed a temporary file left by an interrupted write")
             database.all()  # an unreadable file stops start-up here, and is kept
         if self.path.exists():
             self.path.chmod(0o600)
-
-    @staticmethod
-    def remove_stale_temporary_files(data_dir: Path) -> None:
-        for stale in data_dir.glob(f".submissions.json.*{TEMPORARY_SUFFIX}"):
-            stale.unlink(missing_ok=True)
-            logger.info("Removed a temporary file left by an interrupted write")
 
     @contextmanager
     def locked(self) -> Iterator[TinyDB]:

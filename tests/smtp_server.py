@@ -5,6 +5,7 @@ It records every envelope and can be told to answer the next messages with a fai
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import ssl
 from collections.abc import Iterator
@@ -34,8 +35,28 @@ class RecordingHandler:
     received: list[Received] = field(default_factory=list)
     # Replies for the next DATA commands, in order; empty means "250".
     data_replies: list[str] = field(default_factory=list)
+    # Recipients this relay refuses, with the reply it gives at RCPT TO.
+    refused_recipients: dict[str, str] = field(default_factory=dict)
+    # Seconds to wait before answering DATA: a slow relay, so a test can interrupt a send.
+    data_delay: float = 0.0
+
+    async def handle_RCPT(  # noqa: N802 - aiosmtpd's name
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        refusal = self.refused_recipients.get(address)
+        if refusal is not None:
+            return refusal
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802 - aiosmtpd's name
+        if self.data_delay:
+            await asyncio.sleep(self.data_delay)
         if self.data_replies:
             return self.data_replies.pop(0)
         raw = envelope.original_content or b""

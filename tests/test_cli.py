@@ -8,18 +8,15 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from forms_server.forms import FORMS, Answers, Submission
-from forms_server.outbox import FAILED, Outbox
-from forms_server.reference import new_reference
-from forms_server.store import Sealer, SubmissionStore
+from forms_server.forms import Submission
+from forms_server.outbox import ItemStatus, RecipientStatus
 from tests.smtp_server import SmtpServer, smtp_server
-from tests.test_delivery import mail_settings
-from tests.test_views import valid_answers
+from tests.test_delivery import mail_settings, make_delivery, submission
 
 DATA_KEY = base64.urlsafe_b64encode(bytes(range(32))).decode("ascii")
 
@@ -70,8 +67,10 @@ def test_check_talks_to_the_relay_and_sends_a_test(server: SmtpServer, tmp_path:
     assert result.returncode == 0, result.stderr
     assert "STARTTLS: the connection is encrypted" in result.stdout
     assert "Test message accepted for 2 facilitator address(es)" in result.stdout
-    (received,) = server.handler.received
-    assert received.rcpt_tos == ["f1@example.org", "f2@example.org"]
+    assert [r.rcpt_tos for r in server.handler.received] == [
+        ["f1@example.org"],
+        ["f2@example.org"],
+    ]
 
 
 def test_check_fails_clearly_without_starttls(tmp_path: Path) -> None:
@@ -89,35 +88,106 @@ def test_a_bad_setting_is_one_clear_line_and_exit_2(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_outbox_lists_failures_without_personal_data_and_retries(tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
-    key = bytes(range(32))
-    box = Outbox(
-        data_dir,
-        Sealer(key),
-        SubmissionStore(data_dir, key),
-        mail_settings(None),
-        "Harbour",
-        timedelta(hours=4),
-    )
-    answers: Answers = {**valid_answers(FORMS["consent"])}
-    item = Submission(new_reference(), "consent", answers, datetime.now(UTC), False, "v1")
-    box.add(item)
-    stored = box.read(item.reference)
+def failed_item(tmp_path: Path, kind: str = "consent", **answers: str) -> Submission:
+    """A form the relay refused for every recipient, as the worker leaves it."""
+    delivery = make_delivery(tmp_path / "data", mail_settings(None))
+    item = submission(kind, **answers)
+    assert delivery.add(item)
+    stored = delivery.outbox.read(item.reference)
     assert stored is not None
-    box.rewrite(replace(stored, status=FAILED, last_error="The relay answered 554."))
+    refused = tuple(
+        replace(r, status=RecipientStatus.FAILED, attempts=1, last_error="The relay answered 554.")
+        for r in stored.recipients
+    )
+    delivery.outbox.save(replace(stored, recipients=refused, failed_at=datetime.now(UTC)))
+    return item
 
+
+def test_outbox_lists_failures_without_personal_data_and_retries(tmp_path: Path) -> None:
+    item = failed_item(tmp_path)
     listing = forms_server(tmp_path, environment(tmp_path), "outbox")
     assert listing.returncode == 1
     assert item.reference in listing.stdout
     assert "failed" in listing.stdout
-    for answer in answers.values():
+    assert "The relay answered 554." in listing.stdout
+    assert "Problem: 1 form(s) could not be delivered." in listing.stdout
+    for answer in item.answers.values():
         if isinstance(answer, str) and len(answer) > 3:
             assert answer not in listing.stdout
 
     retried = forms_server(tmp_path, environment(tmp_path), "outbox", "--retry")
     assert "Failed messages queued again: 1" in retried.stdout
-    assert box.status(item.reference) == "pending"
+    again = make_delivery(tmp_path / "data", mail_settings(None)).outbox.read(item.reference)
+    assert again is not None
+    assert again.status is ItemStatus.PENDING
+
+
+def test_outbox_shows_urgency_and_exits_1_when_the_worker_is_not_running(tmp_path: Path) -> None:
+    delivery = make_delivery(tmp_path / "data", mail_settings(None))
+    urgent = replace(submission("concern", immediate_risk="yes"), urgent=True)
+    assert delivery.add(urgent)
+    listing = forms_server(tmp_path, environment(tmp_path), "outbox")
+    assert listing.returncode == 1
+    (row,) = [line for line in listing.stdout.splitlines() if urgent.reference in line]
+    assert row.split()[1:4] == ["concern", "yes", "pending"]
+    assert "Problem: The delivery worker is not running." in listing.stdout
+
+
+def test_outbox_lists_unreadable_files_and_dismiss_clears_what_was_dealt_with(
+    tmp_path: Path,
+) -> None:
+    item = failed_item(tmp_path, "leave-missing")
+    outbox = make_delivery(tmp_path / "data", mail_settings(None)).outbox
+    (outbox.pending_folder / "AAA-AAA-AAA.json").write_bytes(b"\x00\xff not json")
+    listing = forms_server(tmp_path, environment(tmp_path), "outbox")
+    assert listing.returncode == 1
+    assert "Traceback" not in listing.stdout + listing.stderr
+    assert "Unreadable file moved aside:" in listing.stdout
+    assert "AAA-AAA-AAA.json" in listing.stdout
+    assert "Problem: 1 outbox file(s) could not be read." in listing.stdout
+
+    dismissed = forms_server(
+        tmp_path,
+        environment(tmp_path),
+        "outbox",
+        "--dismiss",
+        item.reference,
+        "--dismiss",
+        "AAA-AAA-AAA",
+    )
+    assert f"Dismissed {item.reference}" in dismissed.stdout
+    assert "Dismissed AAA-AAA-AAA" in dismissed.stdout
+    assert "Problem: The delivery worker is not running." in dismissed.stdout
+    assert "could not be delivered" not in dismissed.stdout
+    assert "could not be read" not in dismissed.stdout
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (b"", "is empty"),
+        (bytes(range(256)) * 4, "is not valid JSON"),
+        (b'["a list"]', "does not hold a TinyDB database"),
+        (b'{"_default": {"1": {"reference": 5}}}', "holds a record that is not one of ours"),
+        (None, "is a folder, not a file"),
+    ],
+)
+def test_an_unreadable_store_is_one_clear_line_exit_2_and_kept(
+    tmp_path: Path, content: bytes | None, says: str
+) -> None:
+    store = tmp_path / "data" / "submissions.json"
+    store.parent.mkdir()
+    if content is None:
+        store.mkdir()
+    else:
+        store.write_bytes(content)
+    result = forms_server(tmp_path, environment(tmp_path), "purge")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert says in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    if content is not None:
+        assert store.read_bytes() == content
 
 
 def test_purge_says_how_many(tmp_path: Path) -> None:

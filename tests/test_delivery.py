@@ -1,5 +1,5 @@
 """Delivery against a real SMTP server (aiosmtpd with STARTTLS): who receives what, retries,
-restarts, and what is left on disk afterwards."""
+restarts, and what is left on disk afterwards. Faults at the edges: test_delivery_faults.py."""
 
 from __future__ import annotations
 
@@ -16,17 +16,20 @@ from pathlib import Path
 import pytest
 from starlette.datastructures import Secret
 
+from forms_server.delivery import Delivery
 from forms_server.forms import FORMS, Submission
 from forms_server.mailer import PermanentDeliveryError, build_message, send
-from forms_server.outbox import DELIVERED, FAILED, PENDING, Outbox
+from forms_server.outbox import ItemStatus, Outbox
 from forms_server.reference import new_reference
-from forms_server.settings import MailSettings
-from forms_server.store import Sealer, SubmissionStore
+from forms_server.sealing import Sealer
+from forms_server.settings import HealthLimits, MailSettings, SmtpSecurity
+from forms_server.store import SubmissionStore
 from tests.own_loop import in_own_loop
 from tests.smtp_server import SmtpServer, free_port, smtp_server
 from tests.test_views import valid_answers
 
 DATA_KEY = bytes(range(32))
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 FACILITATORS = ("f1@example.org", "f2@example.org")
 SAFEGUARDING = ("lead@example.org", "deputy@example.org")
 ORGANISATION_LEAD = ("org-lead@example.org",)
@@ -37,7 +40,7 @@ def mail_settings(server: SmtpServer | None, **changes: object) -> MailSettings:
     settings = MailSettings(
         host=server.host if server else "127.0.0.1",
         port=server.port if server else free_port(),
-        security="starttls",
+        security=SmtpSecurity.STARTTLS,
         username=None,
         password=None,
         timeout_seconds=5,
@@ -52,15 +55,29 @@ def mail_settings(server: SmtpServer | None, **changes: object) -> MailSettings:
     return replace(settings, **changes)  # type: ignore[arg-type]
 
 
-def make_outbox(data_dir: Path, mail: MailSettings) -> Outbox:
-    return Outbox(
-        data_dir,
-        Sealer(DATA_KEY),
+LIMITS = HealthLimits(
+    urgent_waiting_seconds=5 * 60, waiting_seconds=60 * 60, worker_silent_seconds=5 * 60
+)
+
+
+def make_delivery(data_dir: Path, mail: MailSettings, **options: object) -> Delivery:
+    return Delivery(
+        Outbox(data_dir),
         SubmissionStore(data_dir, DATA_KEY),
         mail,
         "Harbour",
         replay_window=timedelta(hours=4),
+        limits=LIMITS,
+        undelivered_kept=timedelta(days=7),
+        **options,  # type: ignore[arg-type]
     )
+
+
+def status(delivery: Delivery, reference: str) -> ItemStatus | None:
+    if delivery.outbox.is_delivered(reference):
+        return ItemStatus.DELIVERED
+    item = delivery.outbox.read(reference)
+    return item.status if item else None
 
 
 def submission(kind: str, **answers: str) -> Submission:
@@ -81,9 +98,9 @@ def server(tmp_path: Path) -> Iterator[SmtpServer]:
         yield running
 
 
-async def deliver(outbox: Outbox, item: Submission) -> None:
-    await outbox.receive(item)
-    await outbox.deliver_due()
+async def deliver(delivery: Delivery, item: Submission) -> None:
+    await delivery.receive(item)
+    await delivery.deliver_due()
 
 
 # -- Who receives it ----------------------------------------------------------------------------
@@ -108,19 +125,25 @@ async def test_the_envelope_is_exactly_the_configured_recipients(
     answers: dict[str, str],
     expected: tuple[str, ...],
 ) -> None:
-    outbox = make_outbox(tmp_path / "data", mail_settings(server))
-    await deliver(outbox, submission(kind, **answers))
-    (received,) = server.handler.received
-    assert received.rcpt_tos == list(expected)
-    assert received.mail_from == SENDER
-    assert received.message["From"].addresses[0].addr_spec == SENDER
+    delivery = make_delivery(tmp_path / "data", mail_settings(server))
+    await deliver(delivery, submission(kind, **answers))
+    # One message per recipient, each envelope holding exactly that one address.
+    assert [received.rcpt_tos for received in server.handler.received] == [
+        [address] for address in expected
+    ]
+    for received, address in zip(server.handler.received, expected, strict=True):
+        assert received.mail_from == SENDER
+        assert received.message["From"].addresses[0].addr_spec == SENDER
+        assert [a.addr_spec for a in received.message["To"].addresses] == [address]
+    message_ids = {received.message["Message-ID"] for received in server.handler.received}
+    assert len(message_ids) == len(expected)
 
 
 @in_own_loop
 async def test_nothing_a_member_types_adds_a_recipient_or_a_header(
     server: SmtpServer, tmp_path: Path
 ) -> None:
-    outbox = make_outbox(tmp_path / "data", mail_settings(server))
+    delivery = make_delivery(tmp_path / "data", mail_settings(server))
     hostile = submission(
         "concern",
         about="member",
@@ -128,28 +151,29 @@ async def test_nothing_a_member_types_adds_a_recipient_or_a_header(
         why_concerned="To: evil3@example.org, evil4@example.org",
         name="Sam, Bcc: evil5@example.org",
     )
-    await deliver(outbox, hostile)
-    (received,) = server.handler.received
-    assert received.rcpt_tos == list(SAFEGUARDING)
-    assert received.message["Cc"] is None
-    assert received.message["Bcc"] is None
-    assert "evil" not in str(received.message["To"])
-    assert received.message["Reply-To"] is not None
-    assert [a.addr_spec for a in received.message["Reply-To"].addresses] == ["sam@example.org"]
+    await deliver(delivery, hostile)
+    assert [received.rcpt_tos for received in server.handler.received] == [
+        [address] for address in SAFEGUARDING
+    ]
+    for received in server.handler.received:
+        assert received.message["Cc"] is None
+        assert received.message["Bcc"] is None
+        assert "evil" not in str(received.message["To"])
+        assert received.message["Reply-To"] is not None
+        assert [a.addr_spec for a in received.message["Reply-To"].addresses] == ["sam@example.org"]
 
 
 @in_own_loop
 async def test_the_subject_names_no_one(server: SmtpServer, tmp_path: Path) -> None:
-    outbox = make_outbox(tmp_path / "data", mail_settings(server))
+    delivery = make_delivery(tmp_path / "data", mail_settings(server))
     item = submission("consent")
-    await deliver(outbox, item)
-    (received,) = server.handler.received
+    await deliver(delivery, item)
+    received = server.handler.received[0]
     subject = str(received.message["Subject"])
     assert subject == f"Harbour: Consent form - ref {item.reference}"
     for answer in item.answers.values():
         if isinstance(answer, str) and len(answer) > 3:
             assert answer not in subject
-    assert received.message["Message-ID"] == f"<{item.reference}.consent@harbour.example>"
     assert received.message["Importance"] is None
     body = received.message.get_body(preferencelist=("plain",))
     assert body is not None
@@ -161,26 +185,38 @@ async def test_the_subject_names_no_one(server: SmtpServer, tmp_path: Path) -> N
 async def test_an_urgent_concern_is_marked_and_sent_first(
     server: SmtpServer, tmp_path: Path
 ) -> None:
-    outbox = make_outbox(tmp_path / "data", mail_settings(server))
+    delivery = make_delivery(tmp_path / "data", mail_settings(server))
     ordinary = submission("leave-missing")
     urgent = replace(submission("concern", immediate_risk="yes"), urgent=True)
-    await outbox.receive(ordinary)
-    await outbox.receive(urgent)
-    await outbox.deliver_due()
-    first, second = server.handler.received
-    assert urgent.reference in str(first.message["Subject"])
-    assert "URGENT" in str(first.message["Subject"])
-    assert first.message["Importance"] == "High"
-    assert ordinary.reference in str(second.message["Subject"])
+    await delivery.receive(ordinary)
+    await delivery.receive(urgent)
+    await delivery.deliver_due()
+    subjects = [str(received.message["Subject"]) for received in server.handler.received]
+    assert len(subjects) == len(SAFEGUARDING) + len(FACILITATORS)
+    assert all(urgent.reference in subject for subject in subjects[: len(SAFEGUARDING)])
+    assert all("URGENT" in subject for subject in subjects[: len(SAFEGUARDING)])
+    assert server.handler.received[0].message["Importance"] == "High"
+    assert all(ordinary.reference in subject for subject in subjects[len(SAFEGUARDING) :])
 
 
 @in_own_loop
-async def test_a_retried_send_is_recognisably_the_same_message(tmp_path: Path) -> None:
+async def test_a_retried_send_is_recognisably_the_same_message(
+    server: SmtpServer, tmp_path: Path
+) -> None:
+    delivery = make_delivery(tmp_path / "data", mail_settings(server))
+    server.handler.data_replies.append("451 4.3.0 Try again later")
     item = submission("leave-leaving")
-    mail = mail_settings(None)
-    first, _ = build_message(item, mail, "Harbour")
-    second, _ = build_message(item, mail, "Harbour")
-    assert first["Message-ID"] == second["Message-ID"]
+    await deliver(delivery, item)
+    waiting = delivery.outbox.read(item.reference)
+    assert waiting is not None
+    first_id = waiting.recipients[0].message_id
+    delivery.outbox.save(
+        waiting.with_recipient(replace(waiting.recipients[0], next_attempt_at=None))
+    )
+    await delivery.deliver_due()
+    assert server.handler.received[-1].message["Message-ID"] == first_id
+    assert item.reference not in first_id
+    assert "leave" not in first_id
 
 
 # -- Failures and retries -----------------------------------------------------------------------
@@ -188,49 +224,51 @@ async def test_a_retried_send_is_recognisably_the_same_message(tmp_path: Path) -
 
 @in_own_loop
 async def test_a_4xx_reply_is_retried(server: SmtpServer, tmp_path: Path) -> None:
-    outbox = make_outbox(tmp_path / "data", mail_settings(server))
+    delivery = make_delivery(tmp_path / "data", mail_settings(server))
     server.handler.data_replies.append("451 4.3.0 Try again later")
     item = submission("leave-missing")
-    await deliver(outbox, item)
-    pending = outbox.read(item.reference)
+    await deliver(delivery, item)
+    pending = delivery.outbox.read(item.reference)
     assert pending is not None
-    assert pending.status == PENDING
-    assert pending.attempts == 1
-    assert pending.next_attempt_at > datetime.now(UTC)
-    assert outbox.health(datetime.now(UTC)).pending == 1
-    outbox.rewrite(replace(pending, next_attempt_at=datetime.now(UTC)))  # time passes
-    await outbox.deliver_due()
-    assert outbox.status(item.reference) == DELIVERED
-    assert len(server.handler.received) == 1
+    assert pending.status is ItemStatus.PENDING
+    first, second = pending.recipients
+    assert (first.attempts, second.attempts) == (1, 0)  # the second went through at once
+    assert first.next_attempt_at is not None
+    assert first.next_attempt_at > datetime.now(UTC)
+    assert delivery.health(datetime.now(UTC)).summary.pending == 1
+    delivery.outbox.save(pending.with_recipient(replace(first, next_attempt_at=None)))
+    await delivery.deliver_due()
+    assert status(delivery, item.reference) is ItemStatus.DELIVERED
+    assert sorted(r.rcpt_tos[0] for r in server.handler.received) == sorted(FACILITATORS)
 
 
 @in_own_loop
 async def test_a_5xx_reply_is_not_retried_and_shows_on_health(
     server: SmtpServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    outbox = make_outbox(tmp_path / "data", mail_settings(server))
-    server.handler.data_replies.append("554 5.7.1 Rejected")
+    delivery = make_delivery(tmp_path / "data", mail_settings(server))
+    server.handler.data_replies += ["554 5.7.1 Rejected", "554 5.7.1 Rejected"]
     item = submission("consent")
-    await deliver(outbox, item)
-    failed = outbox.read(item.reference)
+    await deliver(delivery, item)
+    failed = delivery.outbox.read(item.reference)
     assert failed is not None
-    assert failed.status == FAILED
-    assert outbox.health(datetime.now(UTC)).failed == 1
-    await outbox.deliver_due()
+    assert failed.status is ItemStatus.FAILED
+    assert delivery.health(datetime.now(UTC)).summary.failed == 1
+    await delivery.deliver_due()
     assert server.handler.received == []
     assert item.reference in caplog.text
     assert "Samuel Example" not in caplog.text
-    assert outbox.retry_failed() == 1
-    await outbox.deliver_due()
-    assert outbox.status(item.reference) == DELIVERED
+    assert delivery.retry_failed() == (1, 0)
+    await delivery.deliver_due()
+    assert status(delivery, item.reference) is ItemStatus.DELIVERED
 
 
 @in_own_loop
 async def test_an_unreachable_relay_is_retried(tmp_path: Path) -> None:
-    outbox = make_outbox(tmp_path / "data", mail_settings(None))  # nothing listens there
+    delivery = make_delivery(tmp_path / "data", mail_settings(None))  # nothing listens there
     item = submission("leave-left-early")
-    await deliver(outbox, item)
-    assert outbox.status(item.reference) == PENDING
+    await deliver(delivery, item)
+    assert status(delivery, item.reference) is ItemStatus.PENDING
 
 
 @in_own_loop
@@ -245,65 +283,65 @@ async def test_a_dropped_connection_is_retried(tmp_path: Path) -> None:
         connection.close()
 
     threading.Thread(target=hang_up, daemon=True).start()
-    outbox = make_outbox(tmp_path / "data", mail_settings(None, port=port))
+    delivery = make_delivery(tmp_path / "data", mail_settings(None, port=port))
     item = submission("leave-missing")
-    await deliver(outbox, item)
+    await deliver(delivery, item)
     listener.close()
-    assert outbox.status(item.reference) == PENDING
+    assert status(delivery, item.reference) is ItemStatus.PENDING
 
 
 @in_own_loop
 async def test_without_starttls_nothing_is_sent_in_plain_text(tmp_path: Path) -> None:
     with smtp_server(tmp_path, starttls=False) as plain:
-        outbox = make_outbox(tmp_path / "data", mail_settings(plain))
+        delivery = make_delivery(tmp_path / "data", mail_settings(plain))
         item = submission("concern")
-        await deliver(outbox, item)
+        await deliver(delivery, item)
         assert plain.handler.received == []
-        assert outbox.status(item.reference) == FAILED
+        assert status(delivery, item.reference) is ItemStatus.FAILED
 
 
 @in_own_loop
 async def test_plain_text_to_another_machine_is_refused_before_connecting() -> None:
     item = submission("consent")
-    mail = mail_settings(None, security="none")
-    message, recipients = build_message(item, mail, "Harbour")
+    mail = mail_settings(None, security=SmtpSecurity.NONE)
+    message = build_message(item, FACILITATORS[0], "<1@x.example>", mail, "Harbour", NOW)
     with pytest.raises(PermanentDeliveryError, match="plain text"):
-        await send(message, recipients, mail, "192.0.2.10", 25)
+        await send(message, FACILITATORS[0], mail, "192.0.2.10", 25)
 
 
 @in_own_loop
 async def test_after_a_restart_pending_mail_is_sent(server: SmtpServer, tmp_path: Path) -> None:
-    before = make_outbox(tmp_path / "data", mail_settings(None))
+    before = make_delivery(tmp_path / "data", mail_settings(None))
     item = submission("leave-leaving")
     await before.receive(item)  # the server stops before the worker runs
-    after = make_outbox(tmp_path / "data", mail_settings(server))
+    after = make_delivery(tmp_path / "data", mail_settings(server))
     await after.deliver_due()
-    assert after.status(item.reference) == DELIVERED
-    assert len(server.handler.received) == 1
+    assert status(after, item.reference) is ItemStatus.DELIVERED
+    assert len(server.handler.received) == len(FACILITATORS)
 
 
 @in_own_loop
 async def test_the_worker_sends_new_mail_at_once(server: SmtpServer, tmp_path: Path) -> None:
-    outbox = make_outbox(tmp_path / "data", mail_settings(server))
-    worker = asyncio.create_task(outbox.run())
+    delivery = make_delivery(tmp_path / "data", mail_settings(server))
+    worker = asyncio.create_task(delivery.run())
     item = replace(submission("concern", immediate_risk="yes"), urgent=True)
-    await outbox.receive(item)
+    await delivery.receive(item)
     for _ in range(200):
-        if server.handler.received:
+        if len(server.handler.received) == len(SAFEGUARDING):
             break
         await asyncio.sleep(0.02)
-    await outbox.stop()
+    await delivery.stop()
     await asyncio.wait_for(worker, timeout=10)
-    assert len(server.handler.received) == 1
+    assert len(server.handler.received) == len(SAFEGUARDING)
 
 
 @in_own_loop
 async def test_a_replayed_submission_is_received_once(server: SmtpServer, tmp_path: Path) -> None:
-    outbox = make_outbox(tmp_path / "data", mail_settings(server))
+    delivery = make_delivery(tmp_path / "data", mail_settings(server))
     item = submission("consent")
-    await deliver(outbox, item)
-    await deliver(outbox, item)
-    assert len(server.handler.received) == 1
+    await deliver(delivery, item)
+    await deliver(delivery, item)
+    assert len(server.handler.received) == len(FACILITATORS)
 
 
 # -- What is left on disk -----------------------------------------------------------------------
@@ -322,17 +360,18 @@ async def test_once_delivered_only_what_the_form_keeps_is_left(
     server: SmtpServer, tmp_path: Path
 ) -> None:
     data_dir = tmp_path / "data"
-    outbox = make_outbox(data_dir, mail_settings(server))
+    delivery = make_delivery(data_dir, mail_settings(server))
     concern = submission("concern", about="member", name="Robin Reporter")
     consent = submission("consent")
-    await deliver(outbox, concern)
-    await deliver(outbox, consent)
-    assert {item.status for item in outbox.items()} == {DELIVERED}
-    assert {item.sealed for item in outbox.items()} == {""}
-    concern_record = outbox.store.get(concern.reference)
+    await deliver(delivery, concern)
+    await deliver(delivery, consent)
+    assert delivery.outbox.pending().items == []
+    assert delivery.outbox.is_delivered(concern.reference)
+    assert delivery.outbox.is_delivered(consent.reference)
+    concern_record = delivery.store.get(concern.reference)
     assert concern_record is not None
     assert concern_record.kept == {}  # nothing about the reporter or the content
-    consent_record = outbox.store.get(consent.reference)
+    consent_record = delivery.store.get(consent.reference)
     assert consent_record is not None
     assert consent_record.kept["email"] == "sam@example.org"
     raw = raw_files(data_dir)
@@ -358,7 +397,7 @@ def test_only_old_temporary_outbox_files_count_as_stray(tmp_path: Path) -> None:
     fresh.write_text("{", encoding="utf-8")
     an_hour_ago = datetime.now(UTC).timestamp() - 3600
     os.utime(old, (an_hour_ago, an_hour_ago))
-    make_outbox(tmp_path / "data", mail_settings(None))
+    make_delivery(tmp_path / "data", mail_settings(None))
     assert not old.exists()
     assert fresh.exists()  # another process may be writing it right now
 
@@ -367,15 +406,19 @@ def test_only_old_temporary_outbox_files_count_as_stray(tmp_path: Path) -> None:
 async def test_two_workers_on_one_outbox_send_each_message_once(
     server: SmtpServer, tmp_path: Path
 ) -> None:
-    first = make_outbox(tmp_path / "data", mail_settings(server))
-    second = make_outbox(tmp_path / "data", mail_settings(server))
+    first = make_delivery(tmp_path / "data", mail_settings(server))
+    second = make_delivery(tmp_path / "data", mail_settings(server))
     items = [submission("leave-missing") for _ in range(10)]
     for item in items:
         await first.receive(item)
     await asyncio.gather(first.deliver_due(), second.deliver_due())
-    subjects = sorted(str(received.message["Subject"]) for received in server.handler.received)
-    assert len(subjects) == 10
-    assert len(set(subjects)) == 10
+    await asyncio.gather(first.deliver_due(), second.deliver_due())
+    sent = sorted(
+        (str(received.message["Subject"]), received.rcpt_tos[0])
+        for received in server.handler.received
+    )
+    assert len(sent) == 10 * len(FACILITATORS)
+    assert len(set(sent)) == 10 * len(FACILITATORS)
     assert first.store.count() == 10
 
 
@@ -393,37 +436,39 @@ def test_a_new_data_key_seals_and_the_old_one_still_opens() -> None:
 @in_own_loop
 async def test_auth_over_starttls_and_refused_credentials(tmp_path: Path) -> None:
     with smtp_server(tmp_path, login=("forms", "correct horse")) as relay:
-        good = make_outbox(
+        good = make_delivery(
             tmp_path / "good",
             mail_settings(relay, username="forms", password=Secret("correct horse")),
         )
         await deliver(good, submission("consent"))
-        assert len(relay.handler.received) == 1
+        assert len(relay.handler.received) == len(FACILITATORS)
 
-        bad = make_outbox(
+        bad = make_delivery(
             tmp_path / "bad", mail_settings(relay, username="forms", password=Secret("wrong"))
         )
         item = submission("consent")
         await deliver(bad, item)
-        failed = bad.read(item.reference)
+        failed = bad.outbox.read(item.reference)
         assert failed is not None
-        assert failed.status == FAILED  # refused credentials will not improve by retrying
+        # Refused credentials will not improve by retrying.
+        assert failed.status is ItemStatus.FAILED
         assert failed.last_error is not None
         assert "credentials" in failed.last_error
-        assert len(relay.handler.received) == 1
+        assert len(relay.handler.received) == len(FACILITATORS)
 
 
 @in_own_loop
 async def test_a_replay_racing_the_delivery_is_still_received_once(
     server: SmtpServer, tmp_path: Path
 ) -> None:
-    """CI once caught a replay landing between delivery's two file steps; there is only one
-    file per reference now, so a replay at any moment finds the name taken."""
-    outbox = make_outbox(tmp_path / "data", mail_settings(server))
+    """CI once caught a replay landing between delivery's two file steps: creating a reference
+    and finishing it take the same lock, so a replay at any moment finds the name taken."""
+    delivery = make_delivery(tmp_path / "data", mail_settings(server))
     item = submission("leave-missing")
-    await outbox.receive(item)
-    replays = [outbox.receive(item) for _ in range(20)]
-    await asyncio.gather(outbox.deliver_due(), *replays)
-    await outbox.receive(item)
-    assert len(list(outbox.folder.glob("*.json"))) == 1
-    assert len(server.handler.received) == 1
+    await delivery.receive(item)
+    replays = [delivery.receive(item) for _ in range(20)]
+    await asyncio.gather(delivery.deliver_due(), *replays)
+    await delivery.receive(item)
+    assert list(delivery.outbox.pending_folder.iterdir()) == []
+    assert [path.name for path in delivery.outbox.delivered_folder.iterdir()] == [item.reference]
+    assert len(server.handler.received) == len(FACILITATORS)

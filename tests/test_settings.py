@@ -54,6 +54,8 @@ def test_keys_keep_their_order_for_rotation(tmp_path: Path) -> None:
             FORMS_DATA_KEY=DATA_KEY,
             FORMS_SMTP_HOST="smtp.example.org",
             FORMS_SAFEGUARDING="lead@example.org,deputy@example.org",
+            FORMS_ALLOWED_HOSTS="forms.example.org",
+            FORMS_MAIL_FROM="forms@example.org",
         ),
     )
     assert [str(key) for key in settings.secret_keys] == [STRONG_OLD, STRONG_NEW]
@@ -115,15 +117,16 @@ def test_a_dotenv_file_is_read(tmp_path: Path) -> None:
 
 
 def production(tmp_path: Path, **values: str) -> dict[str, str]:
-    return environ_for(
-        tmp_path,
-        FORMS_ENV="production",
-        FORMS_SECRET_KEYS=STRONG_NEW,
-        FORMS_DATA_KEY=DATA_KEY,
-        FORMS_SMTP_HOST="smtp.example.org",
-        FORMS_SAFEGUARDING="lead@example.org,deputy@example.org",
-        **values,
-    )
+    complete = {
+        "FORMS_ENV": "production",
+        "FORMS_SECRET_KEYS": STRONG_NEW,
+        "FORMS_DATA_KEY": DATA_KEY,
+        "FORMS_SMTP_HOST": "smtp.example.org",
+        "FORMS_SAFEGUARDING": "lead@example.org,deputy@example.org",
+        "FORMS_ALLOWED_HOSTS": "forms.example.org",
+        "FORMS_MAIL_FROM": "forms@example.org",
+    }
+    return environ_for(tmp_path, **(complete | values))
 
 
 def test_production_needs_a_relay_and_named_safeguarding_leads(tmp_path: Path) -> None:
@@ -147,6 +150,11 @@ def test_production_needs_a_relay_and_named_safeguarding_leads(tmp_path: Path) -
         ("FORMS_ORGANISATION_LEAD", "facilitators@example.org", "must not include a facilitator"),
         ("FORMS_SMTP_SECURITY", "ssl3", "FORMS_SMTP_SECURITY must be one of"),
         ("FORMS_SMTP_CA_FILE", "/no/such/ca.pem", "does not exist"),
+        ("FORMS_FACILITATORS", "john.@example.org", "is not an email address"),
+        ("FORMS_ALLOWED_HOSTS", "*", "without '\\*'"),
+        ("FORMS_ALLOWED_HOSTS", "forms.example.org,*.example.org", "without '\\*'"),
+        ("FORMS_MAIL_FROM", "forms@localhost.localdomain", "FORMS_MAIL_FROM is not set"),
+        ("FORMS_ALERT_URGENT_AFTER_MINUTES", "90", "no more than"),
     ],
 )
 def test_bad_mail_settings_are_named(tmp_path: Path, name: str, value: str, message: str) -> None:
@@ -159,3 +167,16 @@ def test_development_mail_goes_to_the_embedded_catcher(tmp_path: Path) -> None:
     assert mail.host is None
     assert mail.facilitators == ("facilitators@example.org",)
     assert mail.organisation_lead == ("safeguarding@example.org",)
+
+
+@pytest.mark.parametrize("missing", ["FORMS_ALLOWED_HOSTS", "FORMS_MAIL_FROM"])
+def test_production_names_its_hosts_and_its_sender(tmp_path: Path, missing: str) -> None:
+    environ = production(tmp_path)
+    del environ[missing]
+    with pytest.raises(SettingsError, match=f"{missing} is not set"):
+        load_settings(env_file=None, environ=environ)
+
+
+def test_development_refuses_a_wildcard_host_too(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="FORMS_ALLOWED_HOSTS must name each host"):
+        load_settings(env_file=None, environ=environ_for(tmp_path, FORMS_ALLOWED_HOSTS="*"))

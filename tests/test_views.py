@@ -6,7 +6,7 @@ import logging
 import re
 import time
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 from forms_server.app import create_app
 from forms_server.catcher import CaughtMessage, caught_messages
 from forms_server.forms import FORMS, FieldKind, FormDefinition
-from forms_server.outbox import Outbox, OutboxItem
+from forms_server.outbox import Outbox
 from forms_server.reference import normalise_reference
 from forms_server.settings import load_settings
 from forms_server.signing import Purpose
@@ -92,14 +92,15 @@ def outbox_of(app: Starlette) -> Outbox:
 
 
 def received_count(app: Starlette) -> int:
-    """Submissions taken in: one file per reference, pending, failed or delivered (a marker)."""
-    return len(list(outbox_of(app).folder.glob("*.json")))
+    """Submissions taken in: pending or failed items, and delivered markers."""
+    outbox = outbox_of(app)
+    return len(list(outbox.pending_folder.iterdir())) + len(list(outbox.delivered_folder.iterdir()))
 
 
 def wait_until_delivered(app: Starlette, reference: str) -> None:
     deadline = time.monotonic() + 10
-    while outbox_of(app).status(reference) != "delivered":
-        assert time.monotonic() < deadline, f"{reference}: {outbox_of(app).status(reference)}"
+    while not outbox_of(app).is_delivered(reference):
+        assert time.monotonic() < deadline, f"{reference}: {outbox_of(app).read(reference)}"
         time.sleep(0.02)
 
 
@@ -107,7 +108,9 @@ def caught_email(app: Starlette, reference: str) -> CaughtMessage:
     wait_until_delivered(app, reference)
     catcher = app.state.catcher
     found = [m for m in caught_messages(catcher.maildir) if reference in m.subject]
-    assert len(found) == 1, [m.subject for m in caught_messages(catcher.maildir)]
+    # One message per recipient, each the same but for its To.
+    assert found, [m.subject for m in caught_messages(catcher.maildir)]
+    assert len({m.text for m in found}) == 1
     return found[0]
 
 
@@ -529,16 +532,39 @@ def test_no_log_line_holds_what_a_member_typed(
         assert planted not in logged
 
 
+def test_a_full_disk_at_confirm_loses_nothing_and_says_to_try_again(
+    app: Starlette,
+    client: TestClient,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def disk_full(submission: object) -> bool:
+        raise OSError(28, f"No space left while writing {VALID['name']}")
+
+    check_page = post(client, "/forms/consent/", valid_answers(FORMS["consent"]))
+    monkeypatch.setattr(app.state.delivery, "add", disk_full)
+    response = client.post("/forms/consent/confirm", data={"token": token_in(check_page)})
+    assert response.status_code == 503
+    assert "Your form was not sent: we could not save it just now." in response.text
+    assert VALID["signature"] in response.text  # the answers are still there, to send again
+    monkeypatch.undo()
+    again = client.post("/forms/consent/confirm", data={"token": token_in(response.text)})
+    assert again.status_code == 303
+    assert received_count(app) == 1
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert VALID["signature"] not in logged
+
+
 def test_an_unexpected_failure_is_a_plain_page_with_an_incident_code(
     app: Starlette,
     client: TestClient,
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def disk_failure(submission: object) -> bool:
-        raise OSError(f"No space left while writing {VALID['name']}")
+    def bug(submission: object) -> bool:
+        raise RuntimeError(f"Something unforeseen about {VALID['name']}")
 
-    monkeypatch.setattr(outbox_of(app), "add", disk_failure)
+    monkeypatch.setattr(app.state.delivery, "add", bug)
     check_page = post(client, "/forms/consent/", valid_answers(FORMS["consent"]))
     response = client.post("/forms/consent/confirm", data={"token": token_in(check_page)})
     assert response.status_code == 500
@@ -546,9 +572,30 @@ def test_an_unexpected_failure_is_a_plain_page_with_an_incident_code(
     assert code is not None
     assert "Traceback" not in response.text
     assert VALID["name"] not in response.text
+    assert_security_headers(response.headers)
     logged = "\n".join(record.getMessage() for record in caplog.records)
-    assert f"Incident {code.group(1)}: OSError" in logged
+    assert f"Incident {code.group(1)}: RuntimeError" in logged
     assert VALID["name"] not in logged
+
+
+def assert_security_headers(headers: Mapping[str, str]) -> None:
+    assert "'unsafe-inline'" not in headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["referrer-policy"] == "no-referrer"
+
+
+@pytest.mark.parametrize(
+    "address", ["john.@gmail.com", ".a..b@example.com", "=?utf-8?q?x?=@example.com"]
+)
+def test_an_address_no_email_can_carry_is_refused_at_the_form(
+    app: Starlette, client: TestClient, address: str
+) -> None:
+    answers = {**valid_answers(FORMS["concern"]), "email": address}
+    response = client.post("/forms/concern/", data=answers)
+    assert response.status_code == 400
+    assert "Enter an email address in the correct format, like name@example.com" in response.text
+    assert received_count(app) == 0
 
 
 def test_every_form_link_in_the_handbook_leads_to_a_form(
@@ -570,6 +617,7 @@ def test_every_form_link_in_the_handbook_leads_to_a_form(
 def test_an_unknown_host_is_refused(client: TestClient) -> None:
     response = client.get("/forms/consent/", headers={"host": "evil.example"})
     assert response.status_code == 400
+    assert_security_headers(response.headers)
 
 
 def test_a_confirm_faster_than_reading_sends_nothing_but_loses_nothing(
@@ -607,34 +655,52 @@ def test_a_flood_from_one_client_does_not_stop_another(site_dir: Path, tmp_path:
 
 
 def test_health_reports_the_outbox_and_nothing_personal(app: Starlette, client: TestClient) -> None:
+    delivery = app.state.delivery
+    deadline = time.monotonic() + 10
+    while delivery.last_pass_at is None:  # the worker's first pass, just after start
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
     healthy = client.get("/healthz")
     assert healthy.status_code == 200
-    assert healthy.json() == {
-        "status": "ok",
-        "outbox": {"pending": 0, "oldest_pending_seconds": None, "failed": 0},
+    body = healthy.json()
+    assert body["status"] == "ok"
+    assert body["problems"] == []
+    assert body["outbox"] == {
+        "pending": 0,
+        "urgent_pending": 0,
+        "oldest_pending_seconds": None,
+        "oldest_urgent_seconds": None,
+        "failed": 0,
+        "quarantined": 0,
     }
-    # A message the relay refused for good stays in the outbox, and the health check says so.
-    now = datetime.now(UTC)
-    outbox_of(app).create(
-        OutboxItem(
-            reference="4KX-7QD-M2P",
-            form_kind="consent",
-            received_at=now,
-            urgent=False,
-            status="failed",
-            attempts=1,
-            next_attempt_at=now,
-            last_error="The relay answered 554.",
-            sealed=outbox_of(app).sealer.seal("4KX-7QD-M2P", {"answers": {"name": "Sam"}}),
-            retry_from=now,
-        )
-    )
+    # A form the relay refused for good stays in the outbox, and the health check says so.
+    (outbox_of(app).pending_folder / "4KX-7QD-M2P.json").write_text("Sam's half-written", "utf-8")
+    delivery.wake.set()
+    while client.get("/healthz").status_code == 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
     degraded = client.get("/healthz")
-    assert degraded.status_code == 503
-    assert degraded.json()["status"] == "degraded"
-    assert degraded.json()["outbox"]["failed"] == 1
+    assert degraded.headers["content-type"] == "application/json"
+    assert degraded.json()["status"] == "failing"
+    assert degraded.json()["problems"] == ["1 outbox file(s) could not be read."]
     assert "Sam" not in degraded.text
     assert "4KX" not in degraded.text
+
+
+def test_health_answers_json_even_when_it_fails(
+    app: Starlette, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(now: datetime) -> None:
+        raise RuntimeError("unexpected")
+
+    monkeypatch.setattr(app.state.delivery, "health", broken)
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {
+        "status": "failing",
+        "problems": ["The health check itself failed."],
+    }
 
 
 def test_the_development_mail_page_shows_what_facilitators_receive(
@@ -656,6 +722,8 @@ def test_production_has_no_development_mail_page(site_dir: Path, tmp_path: Path)
         site_dir,
         tmp_path / "data",
         FORMS_ENV="production",
+        FORMS_ALLOWED_HOSTS="127.0.0.1",
+        FORMS_MAIL_FROM="forms@example.org",
         FORMS_SECRET_KEYS="k" * 40,
         FORMS_DATA_KEY="AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
         FORMS_SMTP_HOST="127.0.0.1",

@@ -1,0 +1,588 @@
+"""The delivery worker: sends each recipient their own message, records what the form keeps,
+backs off, and tells the truth about all of it to `/healthz`.
+
+The order of steps is what keeps a crash or a fault from repeating or losing mail:
+
+1. send one recipient's message;
+2. at once, mark that recipient accepted in the item's file (a small durable write of its own),
+   so a crash repeats at most the one message in flight. If even that write fails (a full
+   disk), the process remembers it and never sends it again while it runs;
+3. once any recipient has it, keep the minimal record in the store (batched: one write per pass);
+4. once every recipient has it and it is recorded, the item becomes an empty delivered marker.
+
+Anything that goes wrong with one item (its content, its message, a send, a write) is that
+item's failure: counted, backed off, logged with the reference and never the content, and no
+other item waits for it or is sent again because of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import anyio.to_thread
+
+from forms_server.errors import FormsServerError
+from forms_server.files import write_problem
+from forms_server.forms import FORMS, Recipients, Submission, recipients_for
+from forms_server.mailer import (
+    DeliveryError,
+    PermanentDeliveryError,
+    build_message,
+    new_message_id,
+    send,
+)
+from forms_server.outbox import (
+    ItemStatus,
+    Outbox,
+    OutboxItem,
+    RecipientState,
+    RecipientStatus,
+)
+from forms_server.sealing import Sealer
+from forms_server.settings import HealthLimits, MailSettings
+from forms_server.store import SubmissionStore
+
+logger = logging.getLogger(__name__)
+
+FIRST_RETRY_SECONDS = 30.0
+LONGEST_RETRY_SECONDS = 60 * 60.0
+LONGEST_SLEEP_SECONDS = 60.0
+# However due an item looks, a pass that could not move it waits this long before the next.
+SHORTEST_SLEEP_SECONDS = 1.0
+PURGE_EVERY = timedelta(hours=1)
+
+Clock = Callable[[], datetime]
+
+
+class OutboxWriteError(FormsServerError):
+    """A confirmed form could not be written to disk, so it was not received."""
+
+
+def backoff_seconds(attempts: int) -> float:
+    """30 s, 1 min, 2 min ... up to an hour, with jitter so many items do not retry together."""
+    base = min(FIRST_RETRY_SECONDS * 2.0 ** max(attempts - 1, 0), LONGEST_RETRY_SECONDS)
+    return base * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not secrecy
+
+
+def recipient_addresses(mail: MailSettings, route: Recipients) -> tuple[str, ...]:
+    return {
+        Recipients.FACILITATORS: mail.facilitators,
+        Recipients.SAFEGUARDING: mail.safeguarding,
+        Recipients.ORGANISATION_LEAD: mail.organisation_lead,
+    }[route]
+
+
+# -- What /healthz and `forms-server outbox` report ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutboxSummary:
+    """Counts and times only: nothing a member wrote, no reference."""
+
+    pending: int = 0
+    urgent_pending: int = 0
+    oldest_pending_at: datetime | None = None
+    oldest_urgent_at: datetime | None = None
+    failed: int = 0
+    quarantined: int = 0
+
+
+def summarise(items: Iterable[OutboxItem], quarantined: int) -> OutboxSummary:
+    items = list(items)
+    pending = [item for item in items if item.status is ItemStatus.PENDING]
+    urgent = [item for item in pending if item.urgent]
+    return OutboxSummary(
+        pending=len(pending),
+        urgent_pending=len(urgent),
+        oldest_pending_at=min((item.received_at for item in pending), default=None),
+        oldest_urgent_at=min((item.received_at for item in urgent), default=None),
+        failed=sum(1 for item in items if item.status is ItemStatus.FAILED),
+        quarantined=quarantined,
+    )
+
+
+def seconds_since(moment: datetime | None, now: datetime) -> int | None:
+    return None if moment is None else max(round((now - moment).total_seconds()), 0)
+
+
+@dataclass(frozen=True)
+class Health:
+    summary: OutboxSummary
+    problems: tuple[str, ...]
+    worker_seconds_since_pass: int | None
+    now: datetime
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        summary = self.summary
+        return {
+            "status": "ok" if self.ok else "failing",
+            "problems": list(self.problems),
+            "outbox": {
+                "pending": summary.pending,
+                "urgent_pending": summary.urgent_pending,
+                "oldest_pending_seconds": seconds_since(summary.oldest_pending_at, self.now),
+                "oldest_urgent_seconds": seconds_since(summary.oldest_urgent_at, self.now),
+                "failed": summary.failed,
+                "quarantined": summary.quarantined,
+            },
+            "worker": {"seconds_since_last_pass": self.worker_seconds_since_pass},
+        }
+
+
+def assess(
+    summary: OutboxSummary,
+    folder_problem: str | None,
+    last_pass_at: datetime | None,
+    now: datetime,
+    limits: HealthLimits,
+) -> Health:
+    """Everything that means a form may not reach anyone, in plain words."""
+    problems = []
+    if folder_problem is not None:
+        problems.append(f"The data folder cannot be written ({folder_problem}).")
+    silent = seconds_since(last_pass_at, now)
+    if silent is None or silent > limits.worker_silent_seconds:
+        problems.append("The delivery worker is not running.")
+    if summary.failed:
+        problems.append(f"{summary.failed} form(s) could not be delivered.")
+    if summary.quarantined:
+        problems.append(f"{summary.quarantined} outbox file(s) could not be read.")
+    urgent_wait = seconds_since(summary.oldest_urgent_at, now)
+    if urgent_wait is not None and urgent_wait > limits.urgent_waiting_seconds:
+        problems.append(f"An urgent form has waited {urgent_wait // 60} minute(s).")
+    wait = seconds_since(summary.oldest_pending_at, now)
+    if wait is not None and wait > limits.waiting_seconds:
+        problems.append(f"A form has waited {wait // 60} minute(s).")
+    return Health(summary, tuple(problems), silent, now)
+
+
+# -- The worker ---------------------------------------------------------------------------------
+
+
+class Delivery:
+    """Receives confirmed forms into the outbox, and delivers them."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        store: SubmissionStore,
+        mail: MailSettings,
+        group_name: str,
+        replay_window: timedelta,
+        limits: HealthLimits,
+        undelivered_kept: timedelta,
+        clock: Clock = lambda: datetime.now(UTC),
+    ) -> None:
+        self.outbox = outbox
+        self.store = store
+        self.sealer: Sealer = store.sealer
+        self.mail = mail
+        self.group_name = group_name
+        self.replay_window = replay_window
+        self.limits = limits
+        self.undelivered_kept = undelivered_kept
+        self.clock = clock
+        # Where the relay is: the configured one, or the embedded catcher once it has started.
+        self.relay: tuple[str, int] | None = (mail.host, mail.port) if mail.host else None
+        self.wake = asyncio.Event()
+        self.stopping = False
+        self.last_purge: datetime | None = None
+        self.summary = OutboxSummary()
+        self.folder_problem: str | None = None
+        # Set by each pass and after each item; a worker that never started never sets it.
+        self.last_pass_at: datetime | None = None
+        self.next_due_at: datetime | None = None
+        # Recipients the relay accepted whose acceptance could not be written down (a full
+        # disk): never sent again while this process runs, written down when the disk allows.
+        self.unsaved_accepts: dict[tuple[str, str], datetime] = {}
+
+    def use_relay(self, host: str, port: int, mail: MailSettings) -> None:
+        """Where to send from now on (the embedded catcher, once it is listening)."""
+        self.relay = (host, port)
+        self.mail = mail
+
+    # -- Receiving ---------------------------------------------------------------------------
+
+    def addressed(self, submission: Submission) -> tuple[str, tuple[RecipientState, ...]]:
+        route = recipients_for(FORMS[submission.form_kind], submission.answers)
+        return route.value, tuple(
+            RecipientState(address=address, message_id=new_message_id(self.mail.sender))
+            for address in recipient_addresses(self.mail, route)
+        )
+
+    def add(self, submission: Submission) -> bool:
+        route, recipients = self.addressed(submission)
+        sealed = self.sealer.seal(
+            submission.reference,
+            {"answers": submission.answers, "guidelines_version": submission.guidelines_version},
+        )
+        return self.outbox.create(
+            OutboxItem(
+                reference=submission.reference,
+                form_kind=submission.form_kind,
+                received_at=submission.received_at,
+                urgent=submission.urgent,
+                sealed=sealed,
+                retry_from=submission.received_at,
+                route=route,
+                recipients=recipients,
+            )
+        )
+
+    async def receive(self, submission: Submission) -> None:
+        """On disk, fsynced, before this returns (and so before the member's 303)."""
+        try:
+            added = await anyio.to_thread.run_sync(self.add, submission)
+        except OSError as error:
+            logger.error("Could not write a %s to the outbox: %s", submission.form_kind, error)
+            raise OutboxWriteError("The form could not be written to disk.") from error
+        logger.info(
+            "Received a %s%s (%s)",
+            submission.form_kind,
+            ", urgent" if submission.urgent else "",
+            "new" if added else "already received",
+        )
+        if added:
+            self.wake.set()
+
+    def submission_of(self, item: OutboxItem) -> Submission:
+        opened = self.sealer.open(item.reference, item.sealed)
+        return Submission(
+            reference=item.reference,
+            form_kind=item.form_kind,
+            answers=opened["answers"],
+            received_at=item.received_at,
+            urgent=item.urgent,
+            guidelines_version=opened.get("guidelines_version"),
+        )
+
+    # -- One item ----------------------------------------------------------------------------
+
+    def save(self, item: OutboxItem) -> None:
+        """Best effort: if the state cannot be written, the file keeps its older state, which
+        at worst tries something again sooner (never an accepted send: see unsaved_accepts)."""
+        try:
+            self.outbox.save(item)
+        except OSError as error:
+            logger.error("Could not write the state of %s: %s", item.reference, error)
+
+    def recipient_failed(
+        self, item: OutboxItem, recipient: RecipientState, error: Exception, now: datetime
+    ) -> OutboxItem:
+        attempts = recipient.attempts + 1
+        window_over = now - item.retry_from > timedelta(hours=self.mail.retry_hours)
+        permanent = isinstance(error, PermanentDeliveryError) or window_over
+        position = item.recipients.index(recipient) + 1
+        if permanent:
+            logger.error(
+                "Could not deliver %s %s to recipient %d of %d after %d attempt(s): %s. It is "
+                "kept; see `forms-server outbox`.",
+                item.form_kind,
+                item.reference,
+                position,
+                len(item.recipients),
+                attempts,
+                error,
+            )
+        else:
+            logger.warning(
+                "Delivery of %s %s to recipient %d of %d failed (%s); trying again later",
+                item.form_kind,
+                item.reference,
+                position,
+                len(item.recipients),
+                error,
+            )
+        return item.with_recipient(
+            replace(
+                recipient,
+                attempts=attempts,
+                status=RecipientStatus.FAILED if permanent else RecipientStatus.PENDING,
+                next_attempt_at=now + timedelta(seconds=backoff_seconds(attempts)),
+                last_error=str(error)
+                if isinstance(error, FormsServerError)
+                else (f"Unexpected {type(error).__name__} while sending."),
+            )
+        )
+
+    def with_unsaved_accepts(self, item: OutboxItem) -> OutboxItem:
+        for recipient in item.recipients:
+            accepted_at = self.unsaved_accepts.get((item.reference, recipient.address))
+            if accepted_at is not None and recipient.status is not RecipientStatus.ACCEPTED:
+                item = item.with_recipient(
+                    replace(
+                        recipient,
+                        status=RecipientStatus.ACCEPTED,
+                        accepted_at=accepted_at,
+                        last_error=None,
+                    )
+                )
+        return item
+
+    def accepted(self, item: OutboxItem, recipient: RecipientState, now: datetime) -> OutboxItem:
+        """Written down at once, before anything else can fail."""
+        item = item.with_recipient(
+            replace(recipient, status=RecipientStatus.ACCEPTED, accepted_at=now, last_error=None)
+        )
+        try:
+            self.outbox.save(item)
+        except OSError as error:
+            self.unsaved_accepts[(item.reference, recipient.address)] = now
+            logger.error(
+                "%s was accepted by the relay but could not be written down (%s); it will "
+                "not be sent again",
+                item.reference,
+                error,
+            )
+        else:
+            self.unsaved_accepts.pop((item.reference, recipient.address), None)
+        return item
+
+    async def send_due_recipients(self, item: OutboxItem, now: datetime) -> OutboxItem:
+        if self.relay is None:
+            return item
+        if not item.recipients:  # migrated from the first version: address it now
+            route, recipients = self.addressed(self.submission_of(item))
+            item = replace(item, route=route, recipients=recipients)
+            await anyio.to_thread.run_sync(self.save, item)
+        submission = self.submission_of(item)
+        host, port = self.relay
+        for position, recipient in enumerate(item.recipients, start=1):
+            if not recipient.due(now) or self.stopping:
+                continue
+            try:
+                message = build_message(
+                    submission,
+                    recipient.address,
+                    recipient.message_id,
+                    self.mail,
+                    self.group_name,
+                    self.clock(),
+                )
+                await send(message, recipient.address, self.mail, host, port)
+            except DeliveryError as error:
+                item = self.recipient_failed(item, recipient, error, now)
+                await anyio.to_thread.run_sync(self.save, item)
+                continue
+            item = await anyio.to_thread.run_sync(self.accepted, item, recipient, self.clock())
+            logger.info(
+                "Delivered %s %s to recipient %d of %d",
+                item.form_kind,
+                item.reference,
+                position,
+                len(item.recipients),
+            )
+        return item
+
+    def item_failed(self, item: OutboxItem, error: Exception, now: datetime) -> OutboxItem:
+        """A fault of the item as a whole (its content cannot be opened, or something
+        unexpected): every recipient still pending backs off, or fails if it cannot improve."""
+        if isinstance(error, FormsServerError) and not isinstance(error, DeliveryError):
+            item = replace(item, problem=str(error))
+            logger.error("Cannot deliver %s %s: %s", item.form_kind, item.reference, error)
+        for recipient in item.recipients:
+            if recipient.status is RecipientStatus.PENDING:
+                item = self.recipient_failed(item, recipient, error, now)
+        if not item.recipients and item.problem is None:
+            item = replace(item, problem=f"Unexpected {type(error).__name__}.")
+        self.save(item)
+        return item
+
+    async def handle(self, item: OutboxItem, now: datetime) -> OutboxItem:
+        item = self.with_unsaved_accepts(item)
+        try:
+            item = await self.send_due_recipients(item, now)
+        except Exception as error:  # noqa: BLE001 - one item's fault is that item's alone
+            logger.error(
+                "Delivery of %s %s hit %s", item.form_kind, item.reference, type(error).__name__
+            )
+            item = await anyio.to_thread.run_sync(self.item_failed, item, error, now)
+        return item
+
+    # -- Recording ---------------------------------------------------------------------------
+
+    def record(self, items: list[OutboxItem], now: datetime) -> dict[str, OutboxItem]:
+        """The minimal records, in one store write; one by one if that fails, so a bad item
+        never holds back the others. Then each item is finished or saved."""
+        opened: dict[str, tuple[OutboxItem, Submission]] = {}
+        updated: dict[str, OutboxItem] = {}
+        for item in items:
+            try:
+                opened[item.reference] = (item, self.submission_of(item))
+            except FormsServerError as error:
+                updated[item.reference] = self.record_failed(item, error, now)
+        recorded: list[OutboxItem] = []
+        try:
+            self.store.add_delivered_many([submission for _, submission in opened.values()], now)
+            recorded = [item for item, _ in opened.values()]
+        except Exception:  # noqa: BLE001 - find the one item at fault, below
+            for item, submission in opened.values():
+                try:
+                    self.store.add_delivered_many([submission], now)
+                    recorded.append(item)
+                except Exception as error:  # noqa: BLE001 - that item's fault alone
+                    updated[item.reference] = self.record_failed(item, error, now)
+        for item in recorded:
+            done = replace(item, recorded=True, next_record_at=None)
+            updated[item.reference] = done
+            try:
+                if done.status is ItemStatus.DELIVERED:
+                    self.outbox.finish(done.reference)
+                else:
+                    self.outbox.save(done)
+            except OSError as error:
+                # The record is in the store (which keeps one per reference), so doing this
+                # again next pass is harmless.
+                logger.error("Could not finish %s: %s", done.reference, error)
+        return updated
+
+    def record_failed(self, item: OutboxItem, error: Exception, now: datetime) -> OutboxItem:
+        attempts = item.record_attempts + 1
+        logger.error(
+            "Could not keep the record of %s %s (%s); trying again later",
+            item.form_kind,
+            item.reference,
+            error if isinstance(error, FormsServerError) else type(error).__name__,
+        )
+        failed = replace(
+            item,
+            record_attempts=attempts,
+            next_record_at=now + timedelta(seconds=backoff_seconds(attempts)),
+        )
+        self.save(failed)
+        return failed
+
+    def settle(self, item: OutboxItem, now: datetime) -> OutboxItem:
+        """Failed items say since when; their content goes once the group's time is up, and a
+        content-free failure record stays until the host dismisses it."""
+        if item.status is not ItemStatus.FAILED:
+            return item
+        settled = item
+        if item.failed_at is None:
+            settled = replace(item, failed_at=now)
+        elif item.sealed and now - item.failed_at > self.undelivered_kept:
+            settled = replace(item, sealed="", content_erased_at=now)
+            logger.info("Erased the content of undelivered %s %s", item.form_kind, item.reference)
+        if settled is not item:
+            self.save(settled)
+        return settled
+
+    # -- A pass ------------------------------------------------------------------------------
+
+    def beat(self, now: datetime) -> str | None:
+        try:
+            self.outbox.beat(now)
+        except OSError:
+            return write_problem(self.outbox.folder) or "the heartbeat could not be written"
+        return None
+
+    def due_items(self, items: list[OutboxItem], now: datetime) -> list[OutboxItem]:
+        due = [item for item in items if (item.next_due_at() or now + PURGE_EVERY) <= now]
+        return sorted(due, key=lambda item: (not item.urgent, item.received_at))
+
+    async def deliver_due(self) -> None:
+        """One pass: send what is due (urgent first), record it, and refresh the health."""
+        now = self.clock()
+        self.folder_problem = await anyio.to_thread.run_sync(self.beat, now)
+        with self.outbox.worker_turn() as mine:
+            read = await anyio.to_thread.run_sync(self.outbox.pending)
+            items = {item.reference: item for item in read.items}
+            if mine:
+                for item in self.due_items(read.items, now):
+                    if self.stopping:
+                        break
+                    items[item.reference] = await self.handle(item, now)
+                    self.last_pass_at = self.clock()  # alive, even in a long pass
+                to_record = [
+                    item
+                    for item in items.values()
+                    if not item.recorded
+                    and item.status is ItemStatus.PENDING
+                    and any(r.status is RecipientStatus.ACCEPTED for r in item.recipients)
+                    and (item.next_record_at or now) <= now
+                ]
+                if to_record:
+                    items |= await anyio.to_thread.run_sync(self.record, to_record, self.clock())
+                for reference, item in list(items.items()):
+                    items[reference] = self.settle(item, now)
+            quarantined = await anyio.to_thread.run_sync(self.outbox.quarantined)
+        left = [item for item in items.values() if item.status is not ItemStatus.DELIVERED]
+        self.summary = summarise(left, len(quarantined))
+        self.next_due_at = min(
+            (due for item in left if (due := item.next_due_at()) is not None), default=None
+        )
+        self.last_pass_at = self.clock()
+
+    async def stop(self) -> None:
+        """Finish the message being sent (a cancelled SMTP conversation helps nobody), then
+        stop. Whatever is still pending is sent at the next start."""
+        self.stopping = True
+        self.wake.set()
+
+    async def run(self) -> None:
+        """The worker: a pass, then sleep until a new form arrives or a minute passes, until
+        `stop`. Nothing that happens in a pass ends the loop."""
+        while not self.stopping:
+            self.wake.clear()
+            try:
+                await self.deliver_due()
+                await anyio.to_thread.run_sync(self.housekeeping, self.clock())
+            except Exception as error:  # noqa: BLE001 - the worker must outlive any one pass
+                logger.error("The outbox worker hit %s; trying again shortly", type(error).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), timeout=self.sleep_seconds())
+
+    def sleep_seconds(self) -> float:
+        """Until the next item is due, from what the last pass saw (no I/O), within bounds."""
+        if self.next_due_at is None:
+            return LONGEST_SLEEP_SECONDS
+        wait = (self.next_due_at - self.clock()).total_seconds()
+        return min(max(wait, SHORTEST_SLEEP_SECONDS), LONGEST_SLEEP_SECONDS)
+
+    def housekeeping(self, now: datetime) -> None:
+        """Hourly: records past their retention leave the store; old delivered markers go."""
+        if self.last_purge is not None and now - self.last_purge < PURGE_EVERY:
+            return
+        self.last_purge = now
+        self.store.purge_expired(now)
+        self.outbox.forget_old_markers(now, self.replay_window)
+
+    # -- Operations --------------------------------------------------------------------------
+
+    def health(self, now: datetime) -> Health:
+        """From what the last pass saw: no I/O here, so monitoring costs nothing."""
+        return assess(self.summary, self.folder_problem, self.last_pass_at, now, self.limits)
+
+    def retry_failed(self) -> tuple[int, int]:
+        """After fixing the relay: failed recipients are tried again from now. Returns how
+        many items were queued again, and how many could not be (their content is erased)."""
+        now = self.clock()
+        retried = erased = 0
+        for item in self.outbox.pending().items:
+            if item.status is not ItemStatus.FAILED:
+                continue
+            if not item.sealed:
+                erased += 1
+                continue
+            recipients = tuple(
+                replace(r, status=RecipientStatus.PENDING, next_attempt_at=None)
+                if r.status is RecipientStatus.FAILED
+                else r
+                for r in item.recipients
+            )
+            self.outbox.save(
+                replace(item, recipients=recipients, retry_from=now, problem=None, failed_at=None)
+            )
+            retried += 1
+        return retried, erased
