@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint
+.PHONY: run test lint quick
 
 $(VENV)/.installed-run: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,3 +29,7 @@ lint: $(VENV)/.installed-dev
 # Everything: lint, types, then every test (browser tests need Debian's chromium; see README).
 test: lint
 	$(BIN)/python -m pytest
+
+# While working: lint, types and every test but the browser ones (about a minute).
+quick: lint
+	$(BIN)/python -m pytest -m "not browser" -q

@@ -208,15 +208,22 @@ class OutboxItem:
             ),
         }
 
+    @staticmethod
+    def identity(data: dict[str, Any]) -> dict[str, Any]:
+        """What every version of an item holds: which form, when, how urgent, its content."""
+        return {
+            "reference": str(data["reference"]),
+            "form_kind": str(data["form_kind"]),
+            "received_at": parse_time(data["received_at"]),
+            "urgent": bool(data["urgent"]),
+            "sealed": str(data["sealed"]),
+        }
+
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> OutboxItem:
         """Fields a later version adds are ignored; missing or mistyped ones are an error."""
         return cls(
-            reference=str(data["reference"]),
-            form_kind=str(data["form_kind"]),
-            received_at=parse_time(data["received_at"]),
-            urgent=bool(data["urgent"]),
-            sealed=str(data["sealed"]),
+            **cls.identity(data),
             retry_from=parse_time(data["retry_from"]),
             route=str(data.get("route", "")),
             recipients=tuple(RecipientState.from_json(r) for r in data["recipients"]),
@@ -232,14 +239,7 @@ class OutboxItem:
     def from_first_version(cls, data: dict[str, Any]) -> OutboxItem:
         """An item written by the first version: one status for all its recipients, who were
         worked out when it was sent. It is addressed again, and a failed one tried once more."""
-        return cls(
-            reference=str(data["reference"]),
-            form_kind=str(data["form_kind"]),
-            received_at=parse_time(data["received_at"]),
-            urgent=bool(data["urgent"]),
-            sealed=str(data["sealed"]),
-            retry_from=datetime.now(UTC),
-        )
+        return cls(**cls.identity(data), retry_from=datetime.now(UTC))
 
 
 def item_from_bytes(raw: bytes) -> OutboxItem:

@@ -67,3 +67,13 @@ def test_only_pages_carry_the_content_security_policy(settings: Settings) -> Non
     with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
         assert "content-security-policy" not in client.get("/assets/handbook.css").headers
         assert "content-security-policy" in client.get("/").headers
+
+
+def test_the_privacy_notice_says_how_long_an_undelivered_form_is_kept(
+    settings: Settings, site_dir: Path
+) -> None:
+    """The server erases an undelivered form's content after the group's number of days; the
+    notice states the same number, from the same setting."""
+    page = (site_dir / "about" / "privacy" / "index.html").read_text("utf-8")
+    assert f"for up to {settings.undelivered_kept_days} days" in page
+    assert settings.undelivered_kept_days == 7

@@ -1,0 +1,191 @@
+"""Delivery under faults and with a long history, measured against itself in the same run.
+
+    .venv/bin/python bench/delivery.py [--forms 200] [--kills 5]
+
+- duplicates per SIGKILL: a worker process delivers `--forms` forms (two recipients each) to an
+  SMTP relay in this process (aiosmtpd, a little slow so kills land mid-send) and is killed
+  `--kills` times at random moments, then run to the end. Target: at most 1 duplicate per kill.
+- cost with history: the median time of a worker pass (20 forms waiting, none due) and of a
+  health check, with 0 and with 20,000 delivered markers on disk. Target: within 1.2x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from forms_server.delivery import Delivery
+from forms_server.forms import Submission
+from forms_server.outbox import Outbox
+from forms_server.reference import new_reference
+from forms_server.settings import PROJECT_ROOT, HealthLimits, MailSettings, SmtpSecurity
+from forms_server.store import SubmissionStore
+
+KEY = bytes(range(32))
+ANSWERS = {"name": "Bench Member", "dates": "2 and 9 December", "message": "Benchmark."}
+LIMITS = HealthLimits(300, 3600, 300)
+
+
+class CountingRelay:
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.received: Counter[tuple[str, str]] = Counter()
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+        await asyncio.sleep(self.delay)
+        content = envelope.original_content or b""
+        subject = next(
+            (line for line in content.split(b"\r\n") if line.startswith(b"Subject:")), b""
+        )
+        self.received[(subject.decode(), envelope.rcpt_tos[0])] += 1
+        return "250 OK"
+
+
+def mail(port: int) -> MailSettings:
+    return MailSettings(
+        host="127.0.0.1",
+        port=port,
+        security=SmtpSecurity.NONE,
+        username=None,
+        password=None,
+        timeout_seconds=5,
+        ca_file=None,
+        allow_plaintext=False,
+        sender="forms@bench.example",
+        facilitators=("f1@bench.example", "f2@bench.example"),
+        safeguarding=("lead@bench.example",),
+        organisation_lead=("org@bench.example",),
+        retry_hours=48,
+    )
+
+
+def delivery_for(data_dir: Path, port: int) -> Delivery:
+    return Delivery(
+        Outbox(data_dir),
+        SubmissionStore(data_dir, KEY),
+        mail(port),
+        "Bench",
+        timedelta(hours=4),
+        LIMITS,
+        timedelta(days=7),
+    )
+
+
+def receive(delivery: Delivery, count: int) -> None:
+    for _ in range(count):
+        now = datetime.now(UTC)
+        delivery.add(Submission(new_reference(), "leave-missing", dict(ANSWERS), now, False, None))
+
+
+WORKER = """
+import asyncio, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[3])
+from bench.delivery import delivery_for
+delivery = delivery_for(Path(sys.argv[1]), int(sys.argv[2]))
+async def main():
+    while delivery.outbox.pending().items:
+        await delivery.deliver_due()
+asyncio.run(main())
+"""
+
+
+def duplicates_per_kill(forms: int, kills: int) -> tuple[int, int, int]:
+    relay_handler = CountingRelay(delay=0.01)
+    port = free_port()
+    relay = Controller(relay_handler, hostname="127.0.0.1", port=port)
+    relay.start()
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            data_dir = Path(folder)
+            receive(delivery_for(data_dir, port), forms)
+            command = [sys.executable, "-c", WORKER, str(data_dir), str(port), str(PROJECT_ROOT)]
+            done_kills = 0
+            for _ in range(kills):
+                worker = subprocess.Popen(command, cwd=PROJECT_ROOT)
+                time.sleep(random.uniform(0.5, 1.5))
+                if worker.poll() is None:
+                    worker.send_signal(signal.SIGKILL)
+                    done_kills += 1
+                worker.wait()
+            subprocess.run(command, cwd=PROJECT_ROOT, check=True, timeout=600)
+    finally:
+        relay.stop()
+    duplicates = sum(count - 1 for count in relay_handler.received.values())
+    return len(relay_handler.received), duplicates, done_kills
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def median_seconds(action: object, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        action()  # type: ignore[operator]
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def cost_with_history(markers: int) -> tuple[float, float]:
+    with tempfile.TemporaryDirectory() as folder:
+        data_dir = Path(folder)
+        delivery = delivery_for(data_dir, free_port())  # nothing listens: all back off
+        for number in range(markers):
+            (delivery.outbox.delivered_folder / f"M{number:08d}").touch()
+        receive(delivery, 20)
+        asyncio.run(delivery.deliver_due())  # every form fails once and backs off
+        a_pass = median_seconds(lambda: asyncio.run(delivery.deliver_due()), 30)
+        # One health check takes microseconds: time batches of them, so timer noise averages out.
+        batch = 10_000
+        health = median_seconds(
+            lambda: [delivery.health(datetime.now(UTC)) for _ in range(batch)], 15
+        )
+        return a_pass, health / batch
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--forms", type=int, default=200)
+    parser.add_argument("--kills", type=int, default=5)
+    arguments = parser.parse_args()
+    logging.disable(logging.WARNING)  # the backed-off sends below would fill the screen
+    messages, duplicates, kills = duplicates_per_kill(arguments.forms, arguments.kills)
+    print(
+        f"{arguments.forms} forms, {messages} distinct messages, {kills} SIGKILLs: "
+        f"{duplicates} duplicate(s), {duplicates / max(kills, 1):.2f} per kill (target: <= 1)"
+    )
+    empty_pass, empty_health = cost_with_history(0)
+    long_pass, long_health = cost_with_history(20_000)
+    print(
+        f"worker pass, 20 waiting: {empty_pass * 1000:.2f} ms with 0 markers, "
+        f"{long_pass * 1000:.2f} ms with 20,000 ({long_pass / empty_pass:.2f}x, target <= 1.2)"
+    )
+    print(
+        f"health check: {empty_health * 1e6:.1f} us with 0 markers, {long_health * 1e6:.1f} us "
+        f"with 20,000 ({long_health / empty_health:.2f}x, target <= 1.2)"
+    )
+
+
+if __name__ == "__main__":
+    main()
