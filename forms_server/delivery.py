@@ -57,6 +57,7 @@ LONGEST_SLEEP_SECONDS = 60.0
 # However due an item looks, a pass that could not move it waits this long before the next.
 SHORTEST_SLEEP_SECONDS = 1.0
 PURGE_EVERY = timedelta(hours=1)
+BEAT_EVERY = timedelta(seconds=10)
 
 Clock = Callable[[], datetime]
 
@@ -203,6 +204,7 @@ class Delivery:
         # Set by each pass and after each item; a worker that never started never sets it.
         self.last_pass_at: datetime | None = None
         self.next_due_at: datetime | None = None
+        self.last_beat_at: datetime | None = None
         # Recipients the relay accepted whose acceptance could not be written down (a full
         # disk): never sent again while this process runs, written down when the disk allows.
         self.unsaved_accepts: dict[tuple[str, str], datetime] = {}
@@ -481,10 +483,19 @@ class Delivery:
     # -- A pass ------------------------------------------------------------------------------
 
     def beat(self, now: datetime) -> str | None:
+        """At most every few seconds (a busy worker passes once per form received): while the
+        last one worked; at once while the folder cannot be written."""
+        if (
+            self.folder_problem is None
+            and self.last_beat_at is not None
+            and now - self.last_beat_at < BEAT_EVERY
+        ):
+            return None
         try:
             self.outbox.beat(now)
         except OSError:
             return write_problem(self.outbox.folder) or "the heartbeat could not be written"
+        self.last_beat_at = now
         return None
 
     def due_items(self, items: list[OutboxItem], now: datetime) -> list[OutboxItem]:

@@ -325,9 +325,10 @@ class Outbox:
             marker = self.marker_path(reference)
             descriptor = os.open(marker, os.O_WRONLY | os.O_CREAT, 0o600)
             os.close(descriptor)
-            self.pending_path(reference).unlink(missing_ok=True)
+            # The marker must survive a crash (it refuses replays); the removal need not: a
+            # pending file whose recipients all have it is simply finished again.
             fsync_folder(self.delivered_folder)
-            fsync_folder(self.pending_folder)
+            self.pending_path(reference).unlink(missing_ok=True)
 
     def is_delivered(self, reference: str) -> bool:
         return self.marker_path(reference).exists()

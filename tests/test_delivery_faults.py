@@ -413,18 +413,22 @@ async def test_health_reports_every_condition_that_can_lose_a_form(
 async def test_health_says_when_the_data_folder_cannot_be_written(
     server: SmtpServer, small_disk: Path
 ) -> None:
-    delivery = make_delivery(small_disk / "data", mail_settings(server))
+    """The worker tries a small write at most every 10 seconds (a busy worker passes once per
+    form received), and at every pass while the folder cannot be written."""
+    clock = Clock()
+    delivery = make_delivery(small_disk / "data", mail_settings(server), clock=clock)
     await delivery.deliver_due()
-    assert delivery.health(datetime.now(UTC)).ok
+    assert delivery.health(clock()).ok
     remount(small_disk, "ro")
     try:
+        clock.advance(seconds=11)
         await delivery.deliver_due()
-        problems = delivery.health(datetime.now(UTC)).problems
+        problems = delivery.health(clock()).problems
     finally:
         remount(small_disk, "rw")
     assert problems == ("The data folder cannot be written (Read-only file system).",)
     await delivery.deliver_due()
-    assert delivery.health(datetime.now(UTC)).ok
+    assert delivery.health(clock()).ok
 
 
 # -- 8. What stays of a form that could not be delivered ----------------------------------------
