@@ -28,6 +28,7 @@ from pathlib import Path
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from forms_server.catcher import free_loopback_port
 from forms_server.delivery import Delivery
 from forms_server.forms import Submission
 from forms_server.outbox import Outbox
@@ -106,7 +107,7 @@ asyncio.run(main())
 
 def duplicates_per_kill(forms: int, kills: int) -> tuple[int, int, int]:
     relay_handler = CountingRelay(delay=0.01)
-    port = free_port()
+    port = free_loopback_port()
     relay = Controller(relay_handler, hostname="127.0.0.1", port=port)
     relay.start()
     try:
@@ -129,15 +130,6 @@ def duplicates_per_kill(forms: int, kills: int) -> tuple[int, int, int]:
     return len(relay_handler.received), duplicates, done_kills
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def median_seconds(action: object, repeat: int) -> float:
     times = []
     for _ in range(repeat):
@@ -150,7 +142,7 @@ def median_seconds(action: object, repeat: int) -> float:
 def cost_with_history(markers: int) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as folder:
         data_dir = Path(folder)
-        delivery = delivery_for(data_dir, free_port())  # nothing listens: all back off
+        delivery = delivery_for(data_dir, free_loopback_port())  # nothing listens: all back off
         for number in range(markers):
             (delivery.outbox.delivered_folder / f"M{number:08d}").touch()
         receive(delivery, 20)
