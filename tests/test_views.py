@@ -92,9 +92,12 @@ def outbox_of(app: Starlette) -> Outbox:
 
 
 def received_count(app: Starlette) -> int:
-    """Submissions taken in: pending or failed items, and delivered markers."""
+    """Submissions taken in: pending or failed items, and delivered markers, counted by
+    reference (the worker may finish an item between the two listings, so it can be in both)."""
     outbox = outbox_of(app)
-    return len(list(outbox.pending_folder.iterdir())) + len(list(outbox.delivered_folder.iterdir()))
+    pending = {path.name.removesuffix(".json") for path in outbox.pending_folder.iterdir()}
+    delivered = {path.name for path in outbox.delivered_folder.iterdir()}
+    return len(pending | delivered)
 
 
 def wait_until_delivered(app: Starlette, reference: str) -> None:
