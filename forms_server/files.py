@@ -12,7 +12,7 @@ import fcntl
 import os
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 TEMPORARY_SUFFIX = ".tmp"
@@ -56,12 +56,22 @@ def replace_atomically(path: Path, data: bytes) -> None:
     fsync_folder(path.parent)
 
 
-def create_exclusively(path: Path, data: bytes) -> bool:
+def create_exclusively(
+    path: Path,
+    data: bytes,
+    name_is_free: Callable[[], bool] = lambda: True,
+    lock_path: Path | None = None,
+) -> bool:
     """Creates `path` holding `data`, durably and whole; False (and nothing written) when the
-    name is already taken. Linking, unlike renaming, never replaces an existing file."""
+    name is already taken, or `name_is_free` says no. Linking, unlike renaming, never replaces
+    an existing file. With `lock_path`, the check and the link happen under that lock, and
+    only they: the slow fsyncs happen outside it, so concurrent writers do not queue."""
     temporary = write_temporary(path.parent, data)
     try:
-        os.link(temporary, path)
+        with exclusive_lock(lock_path) if lock_path else contextlib.nullcontext(True):
+            if not name_is_free():
+                return False
+            os.link(temporary, path)
     except FileExistsError:
         return False
     finally:

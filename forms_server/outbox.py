@@ -307,10 +307,13 @@ class Outbox:
     def create(self, item: OutboxItem) -> bool:
         """Writes a new item durably; False if its reference is already here (pending, failed
         or delivered: a delivered item's marker keeps the name taken)."""
-        with self.names_locked():
-            if self.marker_path(item.reference).exists():
-                return False
-            return create_exclusively(self.pending_path(item.reference), self.encoded(item))
+        marker = self.marker_path(item.reference)
+        return create_exclusively(
+            self.pending_path(item.reference),
+            self.encoded(item),
+            name_is_free=lambda: not marker.exists(),
+            lock_path=self.lock_path,
+        )
 
     @staticmethod
     def encoded(item: OutboxItem) -> bytes:
