@@ -68,8 +68,8 @@ def mail(port: int) -> MailSettings:
         allow_plaintext=False,
         sender="forms@bench.example",
         facilitators=("f1@bench.example", "f2@bench.example"),
-        safeguarding=("lead@bench.example",),
-        organisation_lead=("org@bench.example",),
+        concerns=("lead@bench.example",),
+        facilitator_concerns=("org@bench.example",),
         retry_hours=48,
     )
 

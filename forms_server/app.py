@@ -21,7 +21,12 @@ from starlette.staticfiles import StaticFiles
 from forms_server import views
 from forms_server.delivery import Delivery
 from forms_server.forms import CONSENT, FieldKind
-from forms_server.handbook import guidelines_version, inline_script_hashes, theme_stylesheets
+from forms_server.handbook import (
+    check_built_from,
+    guidelines_version,
+    inline_script_hashes,
+    theme_stylesheets,
+)
 from forms_server.limits import PostLimits
 from forms_server.middleware import IncidentPages, StandardHeaders
 from forms_server.outbox import Outbox
@@ -97,7 +102,9 @@ def open_delivery(settings: Settings) -> Delivery:
     use them."""
     return Delivery(
         Outbox(settings.data_dir),
-        SubmissionStore(settings.data_dir, settings.data_keys_bytes),
+        SubmissionStore(
+            settings.data_dir, settings.data_keys_bytes, settings.decisions.retention_days
+        ),
         settings.mail,
         str(settings.group["name"]),
         # A delivered marker refuses replays for as long as any token for its form can live.
@@ -110,6 +117,7 @@ def open_delivery(settings: Settings) -> Delivery:
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
     site_dir = settings.site_dir
+    check_built_from(site_dir, settings.group, settings.handbook_config)
     app = Starlette(
         routes=routes(settings),
         middleware=[

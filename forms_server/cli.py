@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 import uvicorn
 
 from forms_server.app import create_app, open_delivery
+from forms_server.decisions import unsettled
 from forms_server.delivery import assess, summarise
 from forms_server.errors import FormsServerError
 from forms_server.files import write_problem
@@ -61,16 +62,38 @@ def check(settings: Settings, send_test: bool) -> int:
     mail = settings.mail
     say(f"Configuration: valid ({settings.environment}).")
     say(f"Signing keys: {len(settings.secret_keys)}. Data folder: {settings.data_dir}.")
+    route = settings.decisions.concern_route or "facilitators (not decided)"
     say(
-        f"Recipients: {len(mail.facilitators)} facilitator(s), {len(mail.safeguarding)} "
-        f"safeguarding, {len(mail.organisation_lead)} organisation lead."
+        f"Recipients: {len(mail.facilitators)} facilitator(s); concerns go to {route} "
+        f"({len(mail.concerns)} address(es)); concerns about a facilitator to "
+        f"{len(mail.facilitator_concerns)} other address(es)."
     )
+    report_unsettled_decisions(settings)
     try:
         asyncio.run(check_relay(mail, send_test, say))
     except DeliveryError as error:
         say(f"Mail relay: FAILED ({error}).")
         return 1
     return 0
+
+
+def report_unsettled_decisions(settings: Settings) -> None:
+    """What the group has not decided is not published; in production a host should know."""
+    open_decisions = unsettled(settings.group)
+    if not open_decisions:
+        say("Group decisions: all made (extra.group.decisions).")
+        return
+    heading = f"Group decisions not yet made, or at their default: {len(open_decisions)}"
+    if settings.is_production:
+        say("")
+        say(f"!! {heading.upper()} !!")
+        say("!! The handbook and the forms say nothing about a decision that is not made. !!")
+    else:
+        say(f"{heading}.")
+    for entry in open_decisions:
+        parts = f" ({', '.join(entry.parts)})" if entry.parts else ""
+        say(f"  - {entry.spec.key}{parts}: {entry.state}. Decides {entry.spec.meaning}.")
+    say("  Set them under extra.group.decisions in mkdocs.yml; the README lists each one.")
 
 
 def age_in_words(seconds: float) -> str:
@@ -134,7 +157,9 @@ def outbox(settings: Settings, retry: bool, dismiss: Sequence[str]) -> int:
 
 
 def purge(settings: Settings) -> int:
-    removed = SubmissionStore(settings.data_dir, settings.data_keys_bytes).purge_expired()
+    removed = SubmissionStore(
+        settings.data_dir, settings.data_keys_bytes, settings.decisions.retention_days
+    ).purge_expired()
     say(f"Deleted {removed} record(s) past their retention period.")
     return 0
 

@@ -75,8 +75,8 @@ def backoff_seconds(attempts: int) -> float:
 def recipient_addresses(mail: MailSettings, route: Recipients) -> tuple[str, ...]:
     return {
         Recipients.FACILITATORS: mail.facilitators,
-        Recipients.SAFEGUARDING: mail.safeguarding,
-        Recipients.ORGANISATION_LEAD: mail.organisation_lead,
+        Recipients.CONCERNS: mail.concerns,
+        Recipients.FACILITATOR_CONCERNS: mail.facilitator_concerns,
     }[route]
 
 

@@ -34,8 +34,11 @@ class Recipients(Enum):
     """Who receives a form: the addresses themselves are configuration (settings)."""
 
     FACILITATORS = "facilitators"
-    SAFEGUARDING = "safeguarding"  # the safeguarding lead and deputy
-    ORGANISATION_LEAD = "organisation_lead"  # for a concern about a facilitator
+    # Whoever the group decided receives concerns (decisions.concern_route): the facilitators,
+    # or a safeguarding lead and deputy.
+    CONCERNS = "concerns"
+    # A concern about a facilitator: never a facilitator (decisions.facilitator_concern_email).
+    FACILITATOR_CONCERNS = "facilitator_concerns"
 
 
 @dataclass(frozen=True)
@@ -89,10 +92,13 @@ class FormDefinition:
     intro: str
     fields: tuple[Field, ...]
     recipients: Recipients
-    retention_days: int
+    # The group of forms the group's decisions (retention, replies, lawful basis) and the
+    # privacy notice describe it with: "consent", "leave" or "concern".
+    decision_group: str
     # What the facilitators should do when it arrives.
     next_steps: str
-    # What the member is told will happen, on the confirmation page.
+    # What the member is told will happen, on the confirmation page. `{reply}` becomes
+    # " within N days" when the group decided a reply time for these forms, else nothing.
     what_happens_next: str
     # Binds the record to the exact guidelines shown (the consent form).
     binds_guidelines: bool = False
@@ -297,14 +303,14 @@ CONSENT = FormDefinition(
         "You agree to our guidelines and tell us how to reach you."
     ),
     recipients=Recipients.FACILITATORS,
-    retention_days=365,
+    decision_group="consent",
     binds_guidelines=True,
     next_steps=(
-        "Add this member to the group and send them the meeting link. If they use an "
-        "anonymous display name, note it so you can mark them as attending."
+        "Add this member to the group and send them the meeting link. If they gave a meeting "
+        "name other than their own, note it so you can mark them as attending."
     ),
     what_happens_next=(
-        "A facilitator will email you within 3 days with the meeting link. "
+        "A facilitator will email you{reply} with the meeting link. "
         "If you do not hear from us, email the facilitators."
     ),
     fields=(
@@ -331,13 +337,16 @@ CONSENT = FormDefinition(
             kept=True,
         ),
         Field(
-            name="display_name",
-            privacy="the name you show in meetings",
-            label="What name will you show in meetings?",
-            short_name="Display name",
-            required_message="Enter the name you will show in meetings",
-            hint="You can use an anonymous name.",
-            why="So we know you have attended when you use a different name.",
+            name="meeting_name",
+            privacy="the name you use in meetings, if it is not your own",
+            label="If you will use a different name in meetings, what is it? (optional)",
+            short_name="Meeting name",
+            required_message="",
+            optional=True,
+            hint=(
+                "Leave this empty if you will use your own name. You can choose an anonymous name."
+            ),
+            why="So we know you have attended the group.",
             kept=True,
         ),
         Field(
@@ -421,13 +430,14 @@ LEAVE_LEAVING = FormDefinition(
     email_name="Leave notice: leaving the group",
     intro="Thank you for telling us. It means we can offer your place to someone else.",
     recipients=Recipients.FACILITATORS,
-    retention_days=183,
+    decision_group="leave",
     next_steps=(
         "Remove this member after their last session. If they agreed, offer their place "
         "to someone waiting."
     ),
     what_happens_next=(
-        "A facilitator will read your notice within 3 days. You are welcome back at any time."
+        "A facilitator will read your notice{reply}. Thank you for letting us know, so we can "
+        "offer your place to someone else."
     ),
     fields=(
         MEMBER_NAME,
@@ -473,12 +483,12 @@ LEAVE_MISSING = FormDefinition(
         "the group. Sending this counts as telling us."
     ),
     recipients=Recipients.FACILITATORS,
-    retention_days=183,
+    decision_group="leave",
     next_steps=(
         "Record these sessions as missed with notice. This counts as the member telling us: "
         "do not count them towards the three-missed-meetings rule."
     ),
-    what_happens_next="A facilitator will read your notice within 3 days. We hope to see you soon.",
+    what_happens_next="A facilitator will read your notice{reply}. Thank you for letting us know.",
     fields=(
         MEMBER_NAME,
         Field(
@@ -505,15 +515,15 @@ LEAVE_LEFT_EARLY = FormDefinition(
         "so we can make sure you are safe."
     ),
     recipients=Recipients.FACILITATORS,
-    retention_days=183,
+    decision_group="leave",
     shows_crisis_contacts=True,
     next_steps=(
         "Check the answer to 'Are you safe now?'. If they asked for contact, or said no, "
         "contact them today."
     ),
     what_happens_next=(
-        "A facilitator will read this as soon as they can. Nobody watches the forms all "
-        "the time, so if you need help now, use the contacts below."
+        "A facilitator will read this{reply}. Nobody watches the forms all the time, so if "
+        "you need help now, use the contacts below."
     ),
     fields=(
         MEMBER_NAME,
@@ -551,17 +561,17 @@ CONCERN = FormDefinition(
         "optional. If you leave them empty, we cannot tell who sent this, and we cannot "
         "reply to you."
     ),
-    recipients=Recipients.SAFEGUARDING,
-    rerouted_when=("about", "facilitator", Recipients.ORGANISATION_LEAD),
-    retention_days=183,
+    recipients=Recipients.CONCERNS,
+    rerouted_when=("about", "facilitator", Recipients.FACILITATOR_CONCERNS),
+    decision_group="concern",
     shows_crisis_contacts=True,
     next_steps=(
         "Follow the safeguarding policy. If someone is at immediate risk, act on it now. "
         "If the member asked for contact, reply the way they asked."
     ),
     what_happens_next=(
-        "Our safeguarding lead will read your concern within 2 days, or the same day if "
-        "someone is at risk. Nobody watches the forms all the time."
+        "We will read your concern{reply}. Nobody watches the forms all the time, so "
+        "if you need help now, use the contacts below."
     ),
     fields=(
         Field(
@@ -577,7 +587,7 @@ CONCERN = FormDefinition(
                 Choice(
                     "facilitator",
                     "A facilitator",
-                    hint="This goes to the organisation's safeguarding lead, not the facilitators.",
+                    hint="This does not go to the facilitators.",
                 ),
                 Choice("myself", "Myself"),
                 Choice("other", "Something else"),
@@ -662,7 +672,10 @@ LEAVE_KINDS: Sequence[Choice] = (
     Choice(
         "leave-missing",
         "Missing sessions",
-        hint="Telling us counts: missed sessions you told us about do not lead to removal.",
+        hint=(
+            "If you do not come to three meetings in a row without telling us, you may be "
+            "removed from the group."
+        ),
     ),
     Choice("leave-left-early", "I left a session early", hint="Or you stepped out of one."),
 )
@@ -693,15 +706,6 @@ def recipients_for(form: FormDefinition, answers: Answers) -> Recipients:
 
 # -- What the privacy notice says about each form, from the definitions above ------------------
 
-DAYS_PER_MONTH = 30.44
-
-
-def retention_in_words(days: int) -> str:
-    months = round(days / DAYS_PER_MONTH)
-    if months >= 1 and abs(months * DAYS_PER_MONTH - days) < 3:
-        return f"{months} month" if months == 1 else f"{months} months"
-    return f"{days} days"
-
 
 def unique(phrases: list[str]) -> list[str]:
     return list(dict.fromkeys(phrases))
@@ -717,12 +721,10 @@ def privacy_collected(group: str) -> list[str]:
     return unique(phrases)
 
 
-def privacy_retention(group: str) -> str:
+def privacy_retention(group: str, retention_months: Mapping[str, int]) -> str:
     forms = PRIVACY_GROUPS[group]
-    periods = {retention_in_words(form.retention_days) for form in forms}
-    if len(periods) != 1:
-        raise ValueError(f"the {group} forms need one retention period to be described together")
-    (period,) = periods
+    months = retention_months[group]
+    period = "1 month" if months == 1 else f"{months} months"
     kept = unique([spec.privacy for form in forms for spec in form.fields if spec.kept])
     every = unique([spec.privacy for form in forms for spec in form.fields])
     if kept == every:
@@ -742,3 +744,15 @@ def privacy_retention(group: str) -> str:
         f"It keeps only the reference number, the date and whether the email was delivered, "
         f"for {period}."
     )
+
+
+def reply_phrase(days: int | None) -> str:
+    """ " within 3 days" when the group decided it; nothing when it did not."""
+    if days is None:
+        return ""
+    return " within 1 day" if days == 1 else f" within {days} days"
+
+
+def what_happens_next(form: FormDefinition, reply_days: Mapping[str, int | None]) -> str:
+    """The confirmation page's promise: only what the group decided (see decisions.py)."""
+    return form.what_happens_next.format(reply=reply_phrase(reply_days.get(form.decision_group)))

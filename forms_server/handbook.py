@@ -7,9 +7,11 @@ import hashlib
 import logging
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
+from forms_server.decisions import DECISIONS_FINGERPRINT_FILE, fingerprint
 from forms_server.errors import FormsServerError
 
 logger = logging.getLogger(__name__)
@@ -80,6 +82,22 @@ def guidelines_version(docs_dir: Path, consent_statements: Iterable[str]) -> str
     for statement in consent_statements:
         digest.update(statement.encode("utf-8") + b"\0")
     return digest.hexdigest()[:12]
+
+
+def check_built_from(site_dir: Path, group: Mapping[str, Any], handbook_config: Path) -> None:
+    """Refuses a handbook built from other facts or decisions than the server's: otherwise the
+    pages could promise what the forms do not do, or name someone the forms do not send to."""
+    try:
+        built_from = (site_dir / DECISIONS_FINGERPRINT_FILE).read_text(encoding="utf-8").strip()
+    except OSError:
+        built_from = "unknown"
+    if built_from != fingerprint(group):
+        raise HandbookBuildError(
+            f"The handbook in {site_dir} was built from other group facts or decisions than "
+            f"{handbook_config} holds now (fingerprint {built_from}, expected "
+            f"{fingerprint(group)}). Build it again from this file: run `forms-server serve` "
+            "with FORMS_BUILD_HANDBOOK=true, or `mkdocs build`."
+        )
 
 
 def theme_stylesheets(site_dir: Path) -> list[str]:

@@ -20,6 +20,7 @@ import yaml
 from starlette.config import Config
 from starlette.datastructures import CommaSeparatedStrings, Secret
 
+from forms_server.decisions import ConcernRoute, Decisions, DecisionsError, decisions_from
 from forms_server.errors import FormsServerError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -39,6 +40,8 @@ class SmtpSecurity(StrEnum):
 
 DEVELOPMENT_SENDER = "forms@localhost.localdomain"
 DEVELOPMENT_SAFEGUARDING = "safeguarding-lead@example.org,safeguarding-deputy@example.org"
+# Development only, while the group has not decided: the embedded catcher keeps what is sent.
+DEVELOPMENT_FACILITATOR_CONCERNS = "facilitator-concerns@example.org"
 
 
 @dataclass(frozen=True)
@@ -57,8 +60,11 @@ class MailSettings:
     allow_plaintext: bool
     sender: str
     facilitators: tuple[str, ...]
-    safeguarding: tuple[str, ...]
-    organisation_lead: tuple[str, ...]
+    # Who receives concerns, as the group decided (decisions.concern_route): the facilitators,
+    # or the safeguarding lead and deputy.
+    concerns: tuple[str, ...]
+    # Who receives a concern about a facilitator: never a facilitator.
+    facilitator_concerns: tuple[str, ...]
     retry_hours: float
 
 
@@ -108,6 +114,8 @@ class Settings:
     undelivered_kept_days: int
     # The group's facts, set once under `extra.group` in the handbook's mkdocs.yml.
     group: Mapping[str, Any]
+    # The group's decisions, under `extra.group.decisions` (see decisions.py).
+    decisions: Decisions
 
     @property
     def is_production(self) -> bool:
@@ -219,7 +227,54 @@ def addresses(config: Config, name: str, default: str) -> tuple[str, ...]:
     return values
 
 
-def mail_settings_from(config: Config, environment: str, group: Mapping[str, Any]) -> MailSettings:
+def concern_recipients(
+    config: Config, environment: str, decisions: Decisions, facilitators: tuple[str, ...]
+) -> tuple[str, ...]:
+    """Concerns go where the group decided. The guidelines say "message the facilitators", so
+    that is what development does while the group has not decided; production must choose."""
+    route = decisions.concern_route
+    if route is None:
+        if environment == "production":
+            raise SettingsError(
+                "extra.group.decisions.concern_route is not decided. In production, choose who "
+                "receives concerns: 'facilitators' (as the guidelines say) or 'safeguarding "
+                "lead' (a lead and deputy, whose addresses go in FORMS_SAFEGUARDING)."
+            )
+        route = ConcernRoute.FACILITATORS
+    if route is ConcernRoute.FACILITATORS:
+        return facilitators
+    return addresses(
+        config,
+        "FORMS_SAFEGUARDING",
+        "" if environment == "production" else DEVELOPMENT_SAFEGUARDING,
+    )
+
+
+def facilitator_concern_recipients(
+    environment: str, decisions: Decisions, facilitators: tuple[str, ...]
+) -> tuple[str, ...]:
+    address = decisions.facilitator_concern_email
+    if address is None:
+        if environment == "production":
+            raise SettingsError(
+                "extra.group.decisions.facilitator_concern_email is not decided. In "
+                "production, give an address that is not a facilitator's: a concern about a "
+                "facilitator goes there instead of to the facilitators."
+            )
+        address = DEVELOPMENT_FACILITATOR_CONCERNS
+    # Email addresses are compared without case: Facilitators@x and facilitators@x are one
+    # mailbox everywhere that matters here.
+    if address.lower() in {facilitator.lower() for facilitator in facilitators}:
+        raise SettingsError(
+            "extra.group.decisions.facilitator_concern_email must not be a facilitator's "
+            "address: it receives concerns about facilitators."
+        )
+    return (address,)
+
+
+def mail_settings_from(
+    config: Config, environment: str, group: Mapping[str, Any], decisions: Decisions
+) -> MailSettings:
     host = config("FORMS_SMTP_HOST", default="") or None
     try:
         security = SmtpSecurity(config("FORMS_SMTP_SECURITY", default="starttls"))
@@ -245,23 +300,8 @@ def mail_settings_from(config: Config, environment: str, group: Mapping[str, Any
         raise SettingsError(f"FORMS_SMTP_CA_FILE points to {ca_file}, which does not exist.")
     password = Secret(config("FORMS_SMTP_PASSWORD", default=""))
     facilitators = addresses(config, "FORMS_FACILITATORS", str(group["facilitators_email"]))
-    # Concerns go to the group's safeguarding lead and deputy: real people, so production must
-    # name them; development uses placeholders that the embedded catcher keeps.
-    safeguarding = addresses(
-        config,
-        "FORMS_SAFEGUARDING",
-        "" if environment == "production" else DEVELOPMENT_SAFEGUARDING,
-    )
-    # A concern about a facilitator goes to the organisation's safeguarding lead, at the address
-    # the handbook gives for it.
-    organisation_lead = addresses(
-        config, "FORMS_ORGANISATION_LEAD", str(group.get("safeguarding_email", ""))
-    )
-    if set(organisation_lead) & set(facilitators):
-        raise SettingsError(
-            "FORMS_ORGANISATION_LEAD must not include a facilitator's address: it receives "
-            "concerns about facilitators."
-        )
+    concerns = concern_recipients(config, environment, decisions, facilitators)
+    facilitator_concerns = facilitator_concern_recipients(environment, decisions, facilitators)
     sender = addresses(config, "FORMS_MAIL_FROM", DEVELOPMENT_SENDER)[0]
     if environment == "production" and sender.lower().endswith("@localhost.localdomain"):
         raise SettingsError(
@@ -280,8 +320,8 @@ def mail_settings_from(config: Config, environment: str, group: Mapping[str, Any
         allow_plaintext=allow_plaintext,
         sender=sender,
         facilitators=facilitators,
-        safeguarding=safeguarding,
-        organisation_lead=organisation_lead,
+        concerns=concerns,
+        facilitator_concerns=facilitator_concerns,
         retry_hours=retry_hours,
     )
 
@@ -369,6 +409,10 @@ def load_settings(
         )
     data_dir = Path(config("FORMS_DATA_DIR", default=str(PROJECT_ROOT / "data")))
     group = group_facts_from(handbook_config)
+    try:
+        decisions = decisions_from(group)
+    except DecisionsError as error:
+        raise SettingsError(f"{handbook_config}: {error}") from error
     return Settings(
         environment=environment,
         host=config("FORMS_HOST", default="127.0.0.1"),
@@ -388,7 +432,8 @@ def load_settings(
         handbook_url=config("FORMS_HANDBOOK_URL", default="/"),
         allowed_hosts=allowed_hosts_from(config, environment),
         group=group,
-        mail=mail_settings_from(config, environment, group),
+        decisions=decisions,
+        mail=mail_settings_from(config, environment, group, decisions),
         health=HealthLimits(
             urgent_waiting_seconds=urgent_minutes * 60,
             waiting_seconds=waiting_minutes * 60,

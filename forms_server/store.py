@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,6 +26,7 @@ from typing import Any
 from tinydb import Query, TinyDB
 from tinydb.storages import Storage
 
+from forms_server.decisions import default_retention_days
 from forms_server.errors import FormsServerError
 from forms_server.files import exclusive_lock, replace_atomically
 from forms_server.forms import FORMS, Submission
@@ -114,7 +115,14 @@ class StoredRecord:
 class SubmissionStore:
     """Delivered submissions, one minimal record per reference, personal fields sealed."""
 
-    def __init__(self, data_dir: Path, data_keys: bytes | Sequence[bytes]) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        data_keys: bytes | Sequence[bytes],
+        retention_days: Mapping[str, int] | None = None,
+    ) -> None:
+        # Days each group of forms is kept: the group's decision (decisions.retention_months).
+        self.retention_days = retention_days or default_retention_days()
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.path = data_dir / "submissions.json"
         self.lock_path = data_dir / "submissions.lock"
@@ -152,7 +160,7 @@ class SubmissionStore:
             "received_at": submission.received_at.isoformat(),
             "delivered_at": delivered_at.isoformat(),
             "expires_at": (
-                submission.received_at + timedelta(days=form.retention_days)
+                submission.received_at + timedelta(days=self.retention_days[form.decision_group])
             ).isoformat(),
             "guidelines_version": submission.guidelines_version,
             "kept": self.sealer.seal(submission.reference, kept) if kept else None,

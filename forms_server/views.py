@@ -33,6 +33,7 @@ from forms_server.forms import (
     answer_rows,
     is_urgent,
     validate,
+    what_happens_next,
 )
 from forms_server.limits import PostLimits
 from forms_server.reference import new_reference, normalise_reference
@@ -361,12 +362,15 @@ async def received(request: Request) -> Response:
     reference = normalise_reference(request.path_params["reference"])
     if reference is None:
         raise HTTPException(404)
+    decisions = context_of(request).settings.decisions
     return render(
         request,
         "received.html",
         form=form,
         title=f"{form.email_name} received",
         reference=reference,
+        what_happens_next=what_happens_next(form, decisions.reply_within_days),
+        facilitator_concern_email=decisions.facilitator_concern_email,
     )
 
 

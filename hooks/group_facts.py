@@ -1,27 +1,60 @@
-"""MkDocs hook: puts the group's facts into every page and makes external links safe.
+"""MkDocs hook: puts the group's facts and decisions into every page and makes external links safe.
 
-The facts live once, in `extra.group` in mkdocs.yml. A page writes `{{ group.facilitators_email }}`
-and gets the configured value, so changing a phone number or an address is one edit. An unknown
-name stops the build instead of publishing a blank.
+The facts and decisions live once, in `extra.group` in mkdocs.yml. A page writes
+`{{ group.facilitators_email }}` and gets the configured value, so changing an address is one
+edit; it writes `{% if decisions.cost %}...{% endif %}` so a commitment shows only once the group
+has made it. An unknown name stops the build instead of publishing a blank.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from jinja2 import Environment, StrictUndefined, TemplateSyntaxError, UndefinedError
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import Files
 from mkdocs.structure.pages import Page
 
+from forms_server.decisions import (
+    DECISIONS_FINGERPRINT_FILE,
+    DecisionsError,
+    decisions_from,
+    fingerprint,
+)
 from forms_server.forms import PRIVACY_GROUPS, privacy_collected, privacy_retention
 
-PLACEHOLDER = re.compile(r"\{\{\s*group\.(\w+)\s*\}\}")
-# {{ forms.collected.consent }} and {{ forms.kept.leave }}: the privacy notice, from forms.py.
-FORMS_PLACEHOLDER = re.compile(r"\{\{\s*forms\.(collected|kept)\.(\w+)\s*\}\}")
+
+class Named(dict[str, Any]):
+    """A mapping that knows its own name, so an unknown key is reported as `group.phone`."""
+
+    def __init__(self, label: str, values: Mapping[str, Any]) -> None:
+        super().__init__(values)
+        self.label = label
+
+
+class NamingUndefined(StrictUndefined):
+    @property
+    def _undefined_message(self) -> str:
+        label = getattr(self._undefined_obj, "label", None)
+        if isinstance(label, str) and self._undefined_name is not None:
+            return f"`{label}.{self._undefined_name}` is not set"
+        return str(super()._undefined_message)
+
+
+# Markdown pages keep their own whitespace; StrictUndefined makes an unknown name an error. No
+# autoescape: the output is Markdown, not HTML (escaping would garble it), MkDocs renders it, and
+# every value comes from the group's own mkdocs.yml, never from a visitor.
+PAGES = Environment(
+    undefined=NamingUndefined,
+    keep_trailing_newline=True,
+    autoescape=False,  # noqa: S701
+)
+
 LINK_TAG = re.compile(r"<a\s[^>]*>", re.IGNORECASE)
 HREF = re.compile(r'\bhref="([^"]*)"', re.IGNORECASE)
 REL = re.compile(r'\srel="[^"]*"', re.IGNORECASE)
@@ -50,27 +83,42 @@ def render_crisis_contacts(contacts: Any) -> str:
 
 
 def fill_placeholders(markdown: str, facts: Mapping[str, Any], where: str) -> str:
-    def replace(match: re.Match[str]) -> str:
-        key = match.group(1)
-        if key not in facts:
-            raise PluginError(
-                f"{where}: `group.{key}` is not set under `extra.group` in mkdocs.yml."
-            )
-        if key == "crisis_contacts":
-            return render_crisis_contacts(facts[key])
-        return str(facts[key])
-
-    return FORMS_PLACEHOLDER.sub(describe_forms, PLACEHOLDER.sub(replace, markdown))
-
-
-def describe_forms(match: re.Match[str]) -> str:
-    """What a form collects and what is kept, written from its one definition."""
-    what, group = match.groups()
-    if group not in PRIVACY_GROUPS:
-        raise PluginError(f"`forms.{what}.{group}`: no such group of forms in forms.py.")
-    if what == "collected":
-        return "\n".join(f"- {phrase}" for phrase in privacy_collected(group))
-    return privacy_retention(group)
+    """Each page is a Jinja template over the group's facts (`{{ group.name }}`), decisions
+    (`{% if decisions.cost %}`) and what each form collects and keeps (`{{ forms.kept.leave }}`).
+    A name that does not exist stops the build instead of publishing a blank."""
+    try:
+        decisions = decisions_from(facts)
+    except DecisionsError as error:
+        raise PluginError(f"mkdocs.yml: {error}") from error
+    context = {
+        "group": Named(
+            "group",
+            {**facts, "crisis_contacts": render_crisis_contacts(facts.get("crisis_contacts"))},
+        ),
+        "decisions": decisions,
+        "forms": {
+            "collected": Named(
+                "forms.collected",
+                {
+                    name: "\n".join(f"- {phrase}" for phrase in privacy_collected(name))
+                    for name in PRIVACY_GROUPS
+                },
+            ),
+            "kept": Named(
+                "forms.kept",
+                {
+                    name: privacy_retention(name, decisions.retention_months)
+                    for name in PRIVACY_GROUPS
+                },
+            ),
+        },
+    }
+    try:
+        return PAGES.from_string(markdown).render(context)
+    except UndefinedError as error:
+        raise PluginError(f"{where}: {error.message} (see extra.group in mkdocs.yml)") from error
+    except TemplateSyntaxError as error:
+        raise PluginError(f"{where}, line {error.lineno}: {error.message}") from error
 
 
 def is_other_host(href: str, site_host: str) -> bool:
@@ -96,6 +144,13 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
     """The site's title comes from the group's name, so the name is set in one place only."""
     config.site_name = f"{group_facts(config)['name']} handbook"
     return config
+
+
+def on_post_build(config: MkDocsConfig) -> None:
+    """The decisions this handbook was built from: the server refuses a handbook built from
+    other decisions, so the pages and the forms can never contradict each other."""
+    fingerprint_file = Path(config.site_dir) / DECISIONS_FINGERPRINT_FILE
+    fingerprint_file.write_text(fingerprint(group_facts(config)) + "\n", encoding="utf-8")
 
 
 def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files) -> str:

@@ -16,6 +16,7 @@ from playwright.sync_api import Browser, Playwright, sync_playwright
 from forms_server.app import create_app
 from forms_server.handbook import build_handbook
 from forms_server.settings import PROJECT_ROOT, Settings, load_settings
+from tests.decided import DECIDED, copy_project
 from tests.handbook_pages import HandbookPage, handbook_pages
 
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
@@ -36,6 +37,19 @@ def site_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The handbook, built once per run exactly as `forms-server serve` builds it (strict)."""
     directory = tmp_path_factory.mktemp("site")
     build_handbook(PROJECT_ROOT / "mkdocs.yml", directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def decided_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project's handbook sources with every group decision made (tests/decided.py)."""
+    return copy_project(tmp_path_factory.mktemp("decided"), DECIDED)
+
+
+@pytest.fixture(scope="session")
+def decided_site(decided_project: Path) -> Path:
+    directory = decided_project / "site"
+    build_handbook(decided_project / "mkdocs.yml", directory)
     return directory
 
 

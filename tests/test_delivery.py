@@ -31,8 +31,8 @@ from tests.test_views import valid_answers
 DATA_KEY = bytes(range(32))
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 FACILITATORS = ("f1@example.org", "f2@example.org")
-SAFEGUARDING = ("lead@example.org", "deputy@example.org")
-ORGANISATION_LEAD = ("org-lead@example.org",)
+CONCERNS = ("lead@example.org", "deputy@example.org")
+FACILITATOR_CONCERNS = ("facilitator-concerns@example.org",)
 SENDER = "forms@harbour.example"
 
 
@@ -48,8 +48,8 @@ def mail_settings(server: SmtpServer | None, **changes: object) -> MailSettings:
         allow_plaintext=False,
         sender=SENDER,
         facilitators=FACILITATORS,
-        safeguarding=SAFEGUARDING,
-        organisation_lead=ORGANISATION_LEAD,
+        concerns=CONCERNS,
+        facilitator_concerns=FACILITATOR_CONCERNS,
         retry_hours=48,
     )
     return replace(settings, **changes)  # type: ignore[arg-type]
@@ -114,8 +114,8 @@ async def deliver(delivery: Delivery, item: Submission) -> None:
         ("leave-leaving", {}, FACILITATORS),
         ("leave-missing", {}, FACILITATORS),
         ("leave-left-early", {}, FACILITATORS),
-        ("concern", {"about": "member"}, SAFEGUARDING),
-        ("concern", {"about": "facilitator"}, ORGANISATION_LEAD),
+        ("concern", {"about": "member"}, CONCERNS),
+        ("concern", {"about": "facilitator"}, FACILITATOR_CONCERNS),
     ],
 )
 async def test_the_envelope_is_exactly_the_configured_recipients(
@@ -153,7 +153,7 @@ async def test_nothing_a_member_types_adds_a_recipient_or_a_header(
     )
     await deliver(delivery, hostile)
     assert [received.rcpt_tos for received in server.handler.received] == [
-        [address] for address in SAFEGUARDING
+        [address] for address in CONCERNS
     ]
     for received in server.handler.received:
         assert received.message["Cc"] is None
@@ -192,11 +192,11 @@ async def test_an_urgent_concern_is_marked_and_sent_first(
     await delivery.receive(urgent)
     await delivery.deliver_due()
     subjects = [str(received.message["Subject"]) for received in server.handler.received]
-    assert len(subjects) == len(SAFEGUARDING) + len(FACILITATORS)
-    assert all(urgent.reference in subject for subject in subjects[: len(SAFEGUARDING)])
-    assert all("URGENT" in subject for subject in subjects[: len(SAFEGUARDING)])
+    assert len(subjects) == len(CONCERNS) + len(FACILITATORS)
+    assert all(urgent.reference in subject for subject in subjects[: len(CONCERNS)])
+    assert all("URGENT" in subject for subject in subjects[: len(CONCERNS)])
     assert server.handler.received[0].message["Importance"] == "High"
-    assert all(ordinary.reference in subject for subject in subjects[len(SAFEGUARDING) :])
+    assert all(ordinary.reference in subject for subject in subjects[len(CONCERNS) :])
 
 
 @in_own_loop
@@ -327,12 +327,12 @@ async def test_the_worker_sends_new_mail_at_once(server: SmtpServer, tmp_path: P
     item = replace(submission("concern", immediate_risk="yes"), urgent=True)
     await delivery.receive(item)
     for _ in range(200):
-        if len(server.handler.received) == len(SAFEGUARDING):
+        if len(server.handler.received) == len(CONCERNS):
             break
         await asyncio.sleep(0.02)
     await delivery.stop()
     await asyncio.wait_for(worker, timeout=10)
-    assert len(server.handler.received) == len(SAFEGUARDING)
+    assert len(server.handler.received) == len(CONCERNS)
 
 
 @in_own_loop

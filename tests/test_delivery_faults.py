@@ -26,8 +26,8 @@ from forms_server.settings import PROJECT_ROOT
 from tests.own_loop import in_own_loop
 from tests.smtp_server import SmtpServer, smtp_server
 from tests.test_delivery import (
+    CONCERNS,
     FACILITATORS,
-    SAFEGUARDING,
     mail_settings,
     make_delivery,
     status,
@@ -440,7 +440,7 @@ async def test_a_failed_form_loses_its_content_in_time_but_stays_reported_until_
 ) -> None:
     clock = Clock()
     delivery = make_delivery(tmp_path / "data", mail_settings(server), clock=clock)
-    server.handler.data_replies += ["554 5.7.1 Rejected"] * len(SAFEGUARDING)
+    server.handler.data_replies += ["554 5.7.1 Rejected"] * len(CONCERNS)
     concern = submission("concern", about="member", what_happened="Planted words 7Q")
     await delivery.receive(concern)
     await delivery.deliver_due()
@@ -462,7 +462,7 @@ async def test_a_failed_form_loses_its_content_in_time_but_stays_reported_until_
     assert erased.sealed == ""
     assert erased.content_erased_at == clock()
     record = json.loads(path.read_text("utf-8"))
-    assert record["route"] == "safeguarding"
+    assert record["route"] == "concerns"
     assert record["form_kind"] == "concern"
     assert all(r["last_error"] for r in record["recipients"])
     assert not delivery.health(clock()).ok

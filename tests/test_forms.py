@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from forms_server import forms as forms_module
+from forms_server.decisions import default_retention_days
 from forms_server.forms import (
     FORMS,
     LEAVE_KINDS,
@@ -473,7 +474,7 @@ def test_a_form_is_urgent_exactly_when_a_choice_is_its_fields_crisis_answer(
 def test_a_concern_about_a_facilitator_goes_to_the_organisation_lead() -> None:
     concern = FORMS["concern"]
     answers = answered(concern, about="facilitator")
-    assert recipients_for(concern, answers) is Recipients.ORGANISATION_LEAD
+    assert recipients_for(concern, answers) is Recipients.FACILITATOR_CONCERNS
 
 
 def test_every_other_concern_goes_to_the_safeguarding_leads() -> None:
@@ -482,7 +483,7 @@ def test_every_other_concern_goes_to_the_safeguarding_leads() -> None:
     others.remove("facilitator")
     assert others
     for about in others:
-        assert recipients_for(concern, answered(concern, about=about)) is Recipients.SAFEGUARDING
+        assert recipients_for(concern, answered(concern, about=about)) is Recipients.CONCERNS
 
 
 @pytest.mark.parametrize("kind", ["consent", "leave-leaving", "leave-missing", "leave-left-early"])
@@ -628,7 +629,7 @@ def test_an_anonymous_concern_is_accepted() -> None:
 
 @pytest.mark.parametrize("form", FORM_CASES)
 def test_every_form_is_kept_for_a_positive_number_of_days(form: FormDefinition) -> None:
-    assert form.retention_days > 0
+    assert default_retention_days()[form.decision_group] > 0
 
 
 def test_the_leave_kinds_are_exactly_the_leave_forms() -> None:

@@ -10,7 +10,8 @@ import pytest
 import yaml
 from bs4 import BeautifulSoup, Tag
 
-from forms_server.forms import FORMS, LEAVE_KINDS, retention_in_words
+from forms_server.decisions import decisions_from
+from forms_server.forms import FORMS, LEAVE_KINDS
 from forms_server.handbook import HandbookBuildError, build_handbook
 from forms_server.settings import PROJECT_ROOT
 from tests.handbook_pages import HandbookPage
@@ -49,7 +50,7 @@ def test_group_facts_reach_the_pages(site_dir: Path) -> None:
     for contact in facts["crisis_contacts"]:  # type: ignore[attr-defined]
         assert contact["name"] in help_page, contact
     everything = "".join(path.read_text("utf-8") for path in site_dir.rglob("*.html"))
-    for key in ("facilitators_email", "safeguarding_email", "privacy_email", "regulator_phone"):
+    for key in ("facilitators_email", "privacy_email", "regulator_phone"):
         assert str(facts[key]) in everything, key
 
 
@@ -110,7 +111,8 @@ def test_the_privacy_notice_describes_every_field_of_every_form(site_dir: Path) 
         for spec in form.fields:
             assert spec.privacy, f"{form.kind}.{spec.name} has no privacy phrase"
             assert spec.privacy in text, f"{form.kind}.{spec.name}"
-        assert f"for {retention_in_words(form.retention_days)}" in text, form.kind
+        months = decisions_from(group_facts()).retention_months[form.decision_group]
+        assert f"for {months} months" in text, form.kind
 
 
 def test_the_leave_choices_the_handbook_names_exist() -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from forms_server.settings import SettingsError, load_settings
+from tests.decided import DECIDED, write_group_config
 
 STRONG_OLD = "o" * 32
 STRONG_NEW = "n" * 40
@@ -56,6 +57,7 @@ def test_keys_keep_their_order_for_rotation(tmp_path: Path) -> None:
             FORMS_SAFEGUARDING="lead@example.org,deputy@example.org",
             FORMS_ALLOWED_HOSTS="forms.example.org",
             FORMS_MAIL_FROM="forms@example.org",
+            FORMS_HANDBOOK_CONFIG=str(write_group_config(tmp_path, DECIDED)),
         ),
     )
     assert [str(key) for key in settings.secret_keys] == [STRONG_OLD, STRONG_NEW]
@@ -118,6 +120,7 @@ def test_a_dotenv_file_is_read(tmp_path: Path) -> None:
 
 def production(tmp_path: Path, **values: str) -> dict[str, str]:
     complete = {
+        "FORMS_HANDBOOK_CONFIG": str(write_group_config(tmp_path, DECIDED)),
         "FORMS_ENV": "production",
         "FORMS_SECRET_KEYS": STRONG_NEW,
         "FORMS_DATA_KEY": DATA_KEY,
@@ -132,7 +135,7 @@ def production(tmp_path: Path, **values: str) -> dict[str, str]:
 def test_production_needs_a_relay_and_named_safeguarding_leads(tmp_path: Path) -> None:
     settings = load_settings(env_file=None, environ=production(tmp_path))
     assert settings.mail.host == "smtp.example.org"
-    assert settings.mail.safeguarding == ("lead@example.org", "deputy@example.org")
+    assert settings.mail.concerns == ("lead@example.org", "deputy@example.org")
     without_relay = production(tmp_path)
     del without_relay["FORMS_SMTP_HOST"]
     with pytest.raises(SettingsError, match="FORMS_SMTP_HOST is not set"):
@@ -147,7 +150,6 @@ def test_production_needs_a_relay_and_named_safeguarding_leads(tmp_path: Path) -
     ("name", "value", "message"),
     [
         ("FORMS_FACILITATORS", "a@example.org, not an address", "is not an email address"),
-        ("FORMS_ORGANISATION_LEAD", "facilitators@example.org", "must not include a facilitator"),
         ("FORMS_SMTP_SECURITY", "ssl3", "FORMS_SMTP_SECURITY must be one of"),
         ("FORMS_SMTP_CA_FILE", "/no/such/ca.pem", "does not exist"),
         ("FORMS_FACILITATORS", "john.@example.org", "is not an email address"),
@@ -166,7 +168,10 @@ def test_development_mail_goes_to_the_embedded_catcher(tmp_path: Path) -> None:
     mail = load_settings(env_file=None, environ=environ_for(tmp_path)).mail
     assert mail.host is None
     assert mail.facilitators == ("facilitators@example.org",)
-    assert mail.organisation_lead == ("safeguarding@example.org",)
+    # The group has not decided: concerns go to the facilitators, as the guidelines say, and
+    # a concern about a facilitator to a placeholder the embedded catcher keeps.
+    assert mail.concerns == mail.facilitators
+    assert mail.facilitator_concerns == ("facilitator-concerns@example.org",)
 
 
 @pytest.mark.parametrize("missing", ["FORMS_ALLOWED_HOSTS", "FORMS_MAIL_FROM"])
@@ -180,3 +185,70 @@ def test_production_names_its_hosts_and_its_sender(tmp_path: Path, missing: str)
 def test_development_refuses_a_wildcard_host_too(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="FORMS_ALLOWED_HOSTS must name each host"):
         load_settings(env_file=None, environ=environ_for(tmp_path, FORMS_ALLOWED_HOSTS="*"))
+
+
+# -- Concern routing: the group's decision ------------------------------------------------------
+
+
+def test_concerns_go_to_the_facilitators_when_the_group_decides_so(tmp_path: Path) -> None:
+    config = write_group_config(tmp_path / "custom", DECIDED | {"concern_route": "facilitators"})
+    mail = load_settings(
+        env_file=None,
+        environ=production(tmp_path, FORMS_HANDBOOK_CONFIG=str(config), FORMS_SAFEGUARDING=""),
+    ).mail
+    assert mail.concerns == mail.facilitators == ("facilitators@example.org",)
+    assert mail.facilitator_concerns == ("trustees@example.net",)
+
+
+def test_concerns_go_to_a_lead_and_deputy_when_the_group_decides_so(tmp_path: Path) -> None:
+    mail = load_settings(env_file=None, environ=production(tmp_path)).mail
+    assert mail.concerns == ("lead@example.org", "deputy@example.org")
+    assert mail.facilitator_concerns == ("trustees@example.net",)
+
+
+@pytest.mark.parametrize("undecided", ["concern_route", "facilitator_concern_email"])
+def test_production_refuses_to_start_until_the_group_decides_who_gets_concerns(
+    tmp_path: Path, undecided: str
+) -> None:
+    config = write_group_config(tmp_path / "custom", DECIDED | {undecided: "not decided"})
+    with pytest.raises(SettingsError, match=f"{undecided} is not decided"):
+        load_settings(
+            env_file=None, environ=production(tmp_path, FORMS_HANDBOOK_CONFIG=str(config))
+        )
+
+
+@pytest.mark.parametrize(
+    "address", ["facilitators@example.org", "Facilitators@Example.org", "FACILITATORS@EXAMPLE.ORG"]
+)
+def test_a_facilitator_never_receives_concerns_about_facilitators(
+    tmp_path: Path, address: str
+) -> None:
+    config = write_group_config(
+        tmp_path / "custom", DECIDED | {"facilitator_concern_email": address}
+    )
+    with pytest.raises(SettingsError, match="must not be a facilitator's address"):
+        load_settings(
+            env_file=None, environ=environ_for(tmp_path, FORMS_HANDBOOK_CONFIG=str(config))
+        )
+
+
+@pytest.mark.parametrize(
+    ("decisions", "message"),
+    [
+        ({"concern_route": "the trustees"}, "concern_route must be"),
+        ({"facilitator_concern_email": "john.@example.org"}, "is not an email address"),
+        ({"reply_within_days": {"consent": "soon"}}, "reply_within_days.consent must be"),
+        ({"reply_within_days": {"weekends": 2}}, "unknown weekends"),
+        ({"retention_months": {"leave": "not decided"}}, "cannot be left undecided"),
+        ({"cost": ""}, "cost must be some text"),
+        ({"safeguarding_policy": "x"}, "unknown decision"),
+    ],
+)
+def test_a_decision_the_server_cannot_use_is_named(
+    tmp_path: Path, decisions: dict[str, object], message: str
+) -> None:
+    config = write_group_config(tmp_path / "custom", decisions)
+    with pytest.raises(SettingsError, match=message):
+        load_settings(
+            env_file=None, environ=environ_for(tmp_path, FORMS_HANDBOOK_CONFIG=str(config))
+        )

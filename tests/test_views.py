@@ -31,7 +31,7 @@ FORM_POST = {"content-type": "application/x-www-form-urlencoded"}
 VALID = {
     "name": "Sam Example",
     "email": "sam@example.org",
-    "display_name": "Blue Heron",
+    "meeting_name": "Blue Heron",
     "signature": "Samuel Example",
     "last_session": "next Tuesday",
     "dates": "2 and 9 December",
@@ -188,7 +188,7 @@ def test_the_handbook_forms_page_is_still_served(client: TestClient) -> None:
 
 
 def test_errors_follow_the_govuk_pattern_and_keep_every_value(client: TestClient) -> None:
-    typed = {"name": "Sam\nBcc: x@example.org", "email": "a@x, b@y", "display_name": "Heron"}
+    typed = {"name": "Sam\nBcc: x@example.org", "email": "a@x, b@y", "meeting_name": "Heron"}
     response = client.post("/forms/consent/", data=typed)
     assert response.status_code == 400
     soup = soup_of(response.text)
@@ -215,7 +215,7 @@ def test_errors_follow_the_govuk_pattern_and_keep_every_value(client: TestClient
     assert name_input is not None
     assert name_input["value"] == "Sam\nBcc: x@example.org"
     assert soup.select_one("#email")["value"] == "a@x, b@y"  # type: ignore[index]
-    assert soup.select_one("#display_name")["value"] == "Heron"  # type: ignore[index]
+    assert soup.select_one("#meeting_name")["value"] == "Heron"  # type: ignore[index]
     assert "must be on one line" in response.text
     assert "invalid" not in response.text.lower()
 
@@ -716,14 +716,18 @@ def test_the_development_mail_page_shows_what_facilitators_receive(
     page = client.get("/dev/mail/")
     assert page.status_code == 200
     assert f"Harbour Peer Support: Concern - URGENT - ref {reference}" in page.text
-    assert "safeguarding-lead@example.org" in page.text
+    # The group has not decided who receives concerns: the guidelines' facilitators do.
+    assert "facilitators@example.org" in page.text
     assert VALID["what_happened"] in page.text
 
 
-def test_production_has_no_development_mail_page(site_dir: Path, tmp_path: Path) -> None:
+def test_production_has_no_development_mail_page(
+    decided_project: Path, decided_site: Path, tmp_path: Path
+) -> None:
     app = make_app(
-        site_dir,
+        decided_site,
         tmp_path / "data",
+        FORMS_HANDBOOK_CONFIG=str(decided_project / "mkdocs.yml"),
         FORMS_ENV="production",
         FORMS_ALLOWED_HOSTS="127.0.0.1",
         FORMS_MAIL_FROM="forms@example.org",
