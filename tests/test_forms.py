@@ -471,7 +471,7 @@ def test_a_form_is_urgent_exactly_when_a_choice_is_its_fields_crisis_answer(
             assert is_urgent(form, {spec.name: choice.value}) is expected, (spec.name, choice)
 
 
-def test_a_concern_about_a_facilitator_goes_to_the_organisation_lead() -> None:
+def test_a_concern_about_a_facilitator_goes_to_the_facilitator_concern_contact() -> None:
     concern = FORMS["concern"]
     answers = answered(concern, about="facilitator")
     assert recipients_for(concern, answers) is Recipients.FACILITATOR_CONCERNS
