@@ -20,6 +20,7 @@ from starlette.staticfiles import StaticFiles
 
 from forms_server import views
 from forms_server.delivery import Delivery
+from forms_server.drafts import Drafts
 from forms_server.forms import CONSENT, FieldKind
 from forms_server.handbook import (
     check_built_from,
@@ -50,6 +51,7 @@ def routes(settings: Settings) -> list[Route | Mount]:
     return [
         Route("/healthz", views.healthz, methods=["GET"]),
         *development,
+        Route("/forms/exit", views.quick_exit, methods=["GET"], name="quick_exit"),
         Route("/forms/leave/", views.leave_start, methods=["GET"], name="leave_start"),
         Route("/forms/leave/", views.leave_choice, methods=["POST"], name="leave_choice"),
         Route("/forms/{kind}/", views.form_page, methods=["GET"], name="form_page"),
@@ -135,10 +137,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.store = delivery.store
     app.state.outbox = delivery.outbox
     app.state.delivery = delivery
+    signer = Signer([str(key) for key in settings.secret_keys], settings.token_max_age_seconds)
     app.state.forms = views.FormsContext(
         settings=settings,
         templates=views.make_templates(settings, theme_stylesheets(site_dir)),
-        signer=Signer([str(key) for key in settings.secret_keys], settings.token_max_age_seconds),
+        signer=signer,
         guidelines_version=guidelines_version(
             settings.handbook_config.parent / "docs",
             [spec.label for spec in CONSENT.fields if spec.kind is FieldKind.AGREE],
@@ -150,5 +153,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
             global_burst=settings.global_post_burst,
             global_per_minute=settings.global_posts_per_minute,
         ),
+        drafts=Drafts(signer),
     )
     return app

@@ -19,6 +19,7 @@ from forms_server.errors import FormsServerError
 
 class Purpose(Enum):
     CHECK_ANSWERS = "check-answers"
+    DRAFT = "draft"  # one visit to a form (see drafts.py)
 
 
 class TokenError(FormsServerError):

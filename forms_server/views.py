@@ -8,6 +8,7 @@ redirects (303) to the confirmation page with the reference.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Mapping
@@ -24,6 +25,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from forms_server.delivery import OutboxWriteError
+from forms_server.drafts import Drafts
 from forms_server.forms import (
     FORMS,
     LEAVE_KINDS,
@@ -36,9 +38,15 @@ from forms_server.forms import (
     what_happens_next,
 )
 from forms_server.limits import PostLimits
-from forms_server.reference import new_reference, normalise_reference
+from forms_server.reference import normalise_reference
 from forms_server.settings import PROJECT_ROOT, Settings
-from forms_server.signing import ExpiredTokenError, FutureTokenError, Purpose, Signer
+from forms_server.signing import (
+    ExpiredTokenError,
+    FutureTokenError,
+    Purpose,
+    Signer,
+    TokenError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +71,7 @@ class FormsContext:
     guidelines_version: str
     receiver: Receiver
     limits: PostLimits
+    drafts: Drafts
 
 
 def make_templates(settings: Settings, stylesheets: list[str]) -> Jinja2Templates:
@@ -171,9 +180,9 @@ def sign_answers(
     form: FormDefinition,
     answers: Answers,
     looks_automated: bool,
-    reference: str | None = None,
+    reference: str,
 ) -> str:
-    payload: dict[str, Any] = {"reference": reference or new_reference(), "answers": answers}
+    payload: dict[str, Any] = {"reference": reference, "answers": answers}
     if form.binds_guidelines:
         payload["guidelines"] = context.guidelines_version
     if looks_automated:
@@ -239,27 +248,68 @@ def verified_answers(
 # -- Endpoints ----------------------------------------------------------------------------------
 
 
+def expired_page(request: Request) -> Response:
+    """What a step of a draft the member left with quick exit shows: nothing of theirs."""
+    return render(
+        request,
+        "problem.html",
+        status_code=410,
+        title="This page has expired",
+        paragraphs=["This page is no longer available."],
+        start_again_url=context_of(request).settings.handbook_url,
+        start_again_text="Go to the start",
+    )
+
+
+def draft_of(context: FormsContext, submitted: Mapping[str, str | list[str]]) -> tuple[str, str]:
+    """The draft a post belongs to (its reference and token); a post from no page gets a new
+    one, since only our own pages can take a draft back."""
+    token = submitted.get("draft")
+    if isinstance(token, str) and token:
+        return context.drafts.reference_of(token), token
+    return context.drafts.new()
+
+
+def form_with_answers(
+    request: Request,
+    form: FormDefinition,
+    answers: Answers,
+    errors: Mapping[str, str],
+    draft: str,
+    status_code: int = 200,
+) -> Response:
+    return render(
+        request,
+        "form.html",
+        status_code=status_code,
+        form=form,
+        title=form.title,
+        answers=answers,
+        errors=errors,
+        draft=draft,
+    )
+
+
 async def form_page(request: Request) -> Response:
     form = form_for(request.path_params["kind"])
-    return render(request, "form.html", form=form, title=form.title, answers={}, errors={})
+    _, draft = context_of(request).drafts.new()
+    return form_with_answers(request, form, {}, {}, draft)
 
 
 async def form_answers(request: Request) -> Response:
     form = form_for(request.path_params["kind"])
+    context = context_of(request)
     submitted = await read_form(request)
+    reference, draft = draft_of(context, submitted)
+    if context.drafts.is_cancelled(reference):
+        return expired_page(request)
     checked = validate(form, submitted)
     if not checked.ok:
-        return render(
-            request,
-            "form.html",
-            status_code=400,
-            form=form,
-            title=form.title,
-            answers=checked.answers,
-            errors=checked.errors,
+        return form_with_answers(
+            request, form, checked.answers, checked.errors, draft, status_code=400
         )
     looks_automated = bool(submitted.get(HONEYPOT_FIELD))
-    return check_answers_page(request, form, checked.answers, looks_automated)
+    return check_answers_page(request, form, checked.answers, looks_automated, reference)
 
 
 def check_answers_page(
@@ -267,7 +317,7 @@ def check_answers_page(
     form: FormDefinition,
     answers: Answers,
     looks_automated: bool,
-    reference: str | None = None,
+    reference: str,
     notice: str | None = None,
 ) -> Response:
     context = context_of(request)
@@ -283,15 +333,19 @@ def check_answers_page(
         urgent=is_urgent(form, answers),
         guidelines_version=context.guidelines_version,
         notice=notice,
+        draft=context.drafts.token_for(reference),
     )
 
 
 async def form_change(request: Request) -> Response:
     form = form_for(request.path_params["kind"])
-    payload, _ = verified_answers(context_of(request), form, await read_form(request))
-    return render(
-        request, "form.html", form=form, title=form.title, answers=payload["answers"], errors={}
-    )
+    context = context_of(request)
+    payload, _ = verified_answers(context, form, await read_form(request))
+    reference: str = payload["reference"]
+    if context.drafts.is_cancelled(reference):
+        return expired_page(request)
+    draft = context.drafts.token_for(reference)
+    return form_with_answers(request, form, payload["answers"], {}, draft)
 
 
 async def form_confirm(request: Request) -> Response:
@@ -299,6 +353,8 @@ async def form_confirm(request: Request) -> Response:
     context = context_of(request)
     payload, age = verified_answers(context, form, await read_form(request))
     reference: str = payload["reference"]
+    if context.drafts.is_cancelled(reference):
+        return expired_page(request)
     if age < context.settings.min_confirm_seconds:
         # Faster than anyone can read the page: a script, or a slip. Nothing is sent; a person
         # sees their answers again and sends them with one more click.
@@ -355,6 +411,24 @@ async def form_confirm(request: Request) -> Response:
             return response
     received_url = request.url_for("received", kind=form.kind, reference=reference)
     return RedirectResponse(str(received_url), status_code=303, headers=NO_STORE)
+
+
+async def quick_exit(request: Request) -> Response:
+    """ "Exit this page" on a form: take back the draft, then leave for the ordinary site.
+    Never fails: whatever the draft token says, the member leaves at once."""
+    context = context_of(request)
+    token = request.query_params.get("draft", "")
+    # An old or altered link still leaves at once; there is nothing of it to take back.
+    with contextlib.suppress(TokenError):
+        if token:
+            context.drafts.cancel(context.drafts.reference_of(token))
+    return RedirectResponse(
+        str(context.settings.group["exit_url"]),
+        status_code=303,
+        # The browser's own copies of our pages go too (Chromium honours this on loopback and
+        # HTTPS); Back then has to ask the server, which answers "expired".
+        headers={**NO_STORE, "Clear-Site-Data": '"cache"'},
+    )
 
 
 async def received(request: Request) -> Response:

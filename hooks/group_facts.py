@@ -55,6 +55,9 @@ PAGES = Environment(
     autoescape=False,  # noqa: S701
 )
 
+BLOCK_COMMENT = re.compile(r"/\*.*?\*/", re.S)
+# The handbook's own scripts (the theme's come minified already).
+OWN_SCRIPTS = ("assets/quick-exit.js",)
 LINK_TAG = re.compile(r"<a\s[^>]*>", re.IGNORECASE)
 HREF = re.compile(r'\bhref="([^"]*)"', re.IGNORECASE)
 REL = re.compile(r'\srel="[^"]*"', re.IGNORECASE)
@@ -146,11 +149,24 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
     return config
 
 
+def without_comments(script: str) -> str:
+    """Our own scripts as served: comments and indentation are for people reading the source,
+    not for a cheap phone's first download. Block comments and whole-line `//` comments only,
+    so nothing inside a string is touched."""
+    script = BLOCK_COMMENT.sub("", script)
+    lines = (line.strip() for line in script.splitlines())
+    return "\n".join(line for line in lines if line and not line.startswith("//")) + "\n"
+
+
 def on_post_build(config: MkDocsConfig) -> None:
     """The decisions this handbook was built from: the server refuses a handbook built from
     other decisions, so the pages and the forms can never contradict each other."""
-    fingerprint_file = Path(config.site_dir) / DECISIONS_FINGERPRINT_FILE
+    site_dir = Path(config.site_dir)
+    fingerprint_file = site_dir / DECISIONS_FINGERPRINT_FILE
     fingerprint_file.write_text(fingerprint(group_facts(config)) + "\n", encoding="utf-8")
+    for script in OWN_SCRIPTS:
+        path = site_dir / script
+        path.write_text(without_comments(path.read_text(encoding="utf-8")), encoding="utf-8")
 
 
 def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from mkdocs.exceptions import PluginError
 
-from hooks.group_facts import fill_placeholders, mark_external_links
+from hooks.group_facts import fill_placeholders, mark_external_links, without_comments
 
 FACTS = {
     "name": "Harbour",
@@ -59,3 +59,13 @@ def test_forms_placeholders_come_from_the_definitions() -> None:
 def test_an_unknown_group_of_forms_stops_the_build() -> None:
     with pytest.raises(PluginError, match=r"x\.md: `forms\.kept\.surveys` is not set"):
         fill_placeholders("{{ forms.kept.surveys }}", FACTS, "x.md")
+
+
+def test_our_scripts_are_served_without_comments_and_strings_are_untouched() -> None:
+    source = (
+        "/* A header\n * over lines. */\n(function () {\n  // a note\n"
+        '  var url = "https://example.org/a//b"; // kept: not a whole line\n})();\n'
+    )
+    assert without_comments(source) == (
+        '(function () {\nvar url = "https://example.org/a//b"; // kept: not a whole line\n})();\n'
+    )

@@ -35,7 +35,7 @@ VALID = {
     "signature": "Samuel Example",
     "last_session": "next Tuesday",
     "dates": "2 and 9 December",
-    "session": "tonight",
+    "session": "the Friday session",
     "reason": "Moving away.",
     "message": "Thank you.",
     "what_happened": "Someone shared a link to a site that sells pills.",
@@ -738,3 +738,84 @@ def test_production_has_no_development_mail_page(
     )
     with TestClient(app, base_url=BASE_URL) as client:
         assert client.get("/dev/mail/").status_code == 404
+
+
+# -- Drafts: quick exit takes back what was typed; one submission per draft --------------------
+
+
+def draft_in(html: str) -> str:
+    field = soup_of(html).select_one('input[name="draft"]')
+    assert isinstance(field, Tag), "the form page carries its draft"
+    return str(field["value"])
+
+
+def exit_link_in(html: str) -> str:
+    link = soup_of(html).select_one("[data-quick-exit-button]")
+    assert isinstance(link, Tag)
+    return str(link["href"])
+
+
+def test_quick_exit_takes_back_every_step_of_the_draft(app: Starlette, client: TestClient) -> None:
+    form = FORMS["concern"]
+    page = client.get("/forms/concern/").text
+    draft = draft_in(page)
+    answers = valid_answers(form) | {"draft": draft}
+    check_page = post(client, "/forms/concern/", answers)
+    token = token_in(check_page)
+    # The check page's exit link takes back the same draft as the form page's.
+    exit_link = exit_link_in(check_page)
+    assert exit_link.startswith(f"{BASE_URL}/forms/exit?draft=")
+    left = client.get(exit_link)
+    assert left.status_code == 303
+    assert left.headers["location"] == "https://www.bbc.co.uk/weather"
+    assert left.headers["clear-site-data"] == '"cache"'
+    for path, data in (
+        ("/forms/concern/", answers),
+        ("/forms/concern/change", {"token": token}),
+        ("/forms/concern/confirm", {"token": token}),
+    ):
+        again = client.post(path, data=data)
+        assert again.status_code == 410, path
+        assert "This page has expired" in again.text
+        for typed in (VALID["what_happened"], VALID["why_concerned"], VALID["name"]):
+            assert typed not in again.text, path
+    assert received_count(app) == 0
+
+
+def test_quick_exit_always_leaves_whatever_its_link_says(client: TestClient) -> None:
+    for link in ("/forms/exit", "/forms/exit?draft=", "/forms/exit?draft=altered.token"):
+        left = client.get(link)
+        assert left.status_code == 303, link
+        assert left.headers["location"] == "https://www.bbc.co.uk/weather"
+
+
+def test_another_draft_is_not_taken_back_by_an_exit(client: TestClient) -> None:
+    first = draft_in(client.get("/forms/leave-missing/").text)
+    second = draft_in(client.get("/forms/leave-missing/").text)
+    assert first != second
+    client.get(f"/forms/exit?draft={first}")
+    answers = valid_answers(FORMS["leave-missing"]) | {"draft": second}
+    assert "Check your answers" in post(client, "/forms/leave-missing/", answers)
+
+
+def test_back_and_send_again_is_one_submission_with_one_receipt(
+    app: Starlette, client: TestClient
+) -> None:
+    draft = draft_in(client.get("/forms/leave-missing/").text)
+    answers = valid_answers(FORMS["leave-missing"]) | {"draft": draft}
+    first_check = post(client, "/forms/leave-missing/", answers)
+    first = client.post("/forms/leave-missing/confirm", data={"token": token_in(first_check)})
+    # Back to the form, change nothing, continue and send again: the same draft.
+    second_check = post(client, "/forms/leave-missing/", answers)
+    second = client.post("/forms/leave-missing/confirm", data={"token": token_in(second_check)})
+    assert first.headers["location"] == second.headers["location"]
+    assert received_count(app) == 1
+
+
+def test_a_form_page_never_lets_the_browser_restore_typed_answers(client: TestClient) -> None:
+    page = soup_of(client.get("/forms/consent/").text)
+    form = page.select_one('form[action$="/forms/consent/"]')
+    assert isinstance(form, Tag)
+    assert form["autocomplete"] == "off"
+    # Links from a form open in the same tab: a new tab would survive the exit.
+    assert page.select('a[target="_blank"]') == []

@@ -5,6 +5,8 @@
  * - Leaving hides the page at once, then replaces it with the exit site, so Back does not return.
  * - Moving between handbook pages also replaces the current history entry, so the handbook never
  *   holds more than one place in the Back list: after an exit, Back leaves it behind entirely.
+ * - On a form, the button goes through the server, which takes back the draft (drafts.py).
+ * - After an exit, a page reached with Back shows only "This page has expired".
  * Browser history itself cannot be erased from a web page; help/quick-exit explains that.
  */
 (function () {
@@ -12,6 +14,25 @@
 
   var PRESSES_TO_EXIT = 3;
   var PRESS_WINDOW_MS = 5000;
+  var EXITED = "quick-exit-used";
+  var store = {};
+  try {
+    store = window.sessionStorage; // may be turned off: the server still refuses the draft
+  } catch (error) {}
+
+  function showExpired() {
+    (document.querySelector("main") || document.body).innerHTML =
+      '<div class="md-content__inner md-typeset"><h1>This page has expired</h1></div>';
+  }
+
+  if (store.getItem && store.getItem(EXITED)) {
+    var visit = window.performance.getEntriesByType("navigation")[0];
+    if (visit && visit.type === "back_forward") {
+      showExpired();
+    } else {
+      store.removeItem(EXITED);
+    }
+  }
 
   var button = document.querySelector("[data-quick-exit-button]");
   var status = document.querySelector("[data-quick-exit-status]");
@@ -35,6 +56,9 @@
     }
     document.documentElement.classList.add("quick-exit--leaving");
     announce("Loading.");
+    if (store.setItem) {
+      store.setItem(EXITED, "1");
+    }
     window.location.replace(button.href);
   }
 
@@ -85,8 +109,11 @@
     }
   }
 
-  // A page restored from the back/forward cache must not stay hidden.
-  window.addEventListener("pageshow", function () {
+  // A page restored from the back/forward cache must not stay hidden, nor show what it held.
+  window.addEventListener("pageshow", function (event) {
+    if (event.persisted && store.getItem && store.getItem(EXITED)) {
+      showExpired();
+    }
     document.documentElement.classList.remove("quick-exit--leaving");
   });
   button.addEventListener("click", exitPage);
