@@ -217,10 +217,14 @@ class Delivery:
     # -- Receiving ---------------------------------------------------------------------------
 
     def addressed(self, submission: Submission) -> tuple[str, tuple[RecipientState, ...]]:
-        route = recipients_for(FORMS[submission.form_kind], submission.answers)
-        return route.value, tuple(
+        routes = recipients_for(FORMS[submission.form_kind], submission.answers)
+        # One message per person, even when two routes name the same address.
+        addresses = dict.fromkeys(
+            address for route in routes for address in recipient_addresses(self.mail, route)
+        )
+        return "+".join(route.value for route in routes), tuple(
             RecipientState(address=address, message_id=new_message_id(self.mail.sender))
-            for address in recipient_addresses(self.mail, route)
+            for address in addresses
         )
 
     def add(self, submission: Submission) -> bool:

@@ -28,6 +28,7 @@ class FieldKind(Enum):
     RADIOS = "radios"  # one of the choices
     CHECKBOXES = "checkboxes"  # any of the choices
     AGREE = "agree"  # a single box the member must tick to go on
+    PHONE_OR_EMAIL = "phone_or_email"  # how to reach someone now: one or the other
 
 
 class Recipients(Enum):
@@ -46,6 +47,9 @@ class Choice:
     value: str
     label: str
     hint: str = ""
+    # What the email tells the reader to do when this is the answer; {field} is that answer:
+    # "They asked for a reply by email: write to {email}."
+    next_step: str = ""
 
 
 @dataclass(frozen=True)
@@ -70,12 +74,15 @@ class Field:
     autocomplete: str = ""
     # What the privacy notice says we collect, as a phrase: "the name we should use for you".
     privacy: str = ""
-    # This answer shows the crisis contacts at once (and marks the form urgent, see below).
-    crisis_answer: str | None = None
+    # These answers show the crisis contacts at once and mark the form urgent (see below).
+    crisis_answers: tuple[str, ...] = ()
+    # (field, answer): this field is revealed under that answer (GOV.UK conditional reveal),
+    # asked and kept only when that answer is chosen, and required then unless optional.
+    shown_when: tuple[str, str] | None = None
 
     @property
     def is_single_line(self) -> bool:
-        return self.kind in {FieldKind.TEXT, FieldKind.EMAIL}
+        return self.kind in {FieldKind.TEXT, FieldKind.EMAIL, FieldKind.PHONE_OR_EMAIL}
 
     def choice_label(self, value: str) -> str:
         for choice in self.choices:
@@ -106,6 +113,15 @@ class FormDefinition:
     shows_crisis_contacts: bool = False
     # (field, answer, recipients): an answer that sends the form to someone else instead.
     rerouted_when: tuple[str, str, Recipients] | None = None
+    # (field, answer, recipients): an answer that sends the form to someone as well.
+    also_to_when: tuple[str, str, Recipients] | None = None
+
+    @property
+    def top_level_fields(self) -> tuple[Field, ...]:
+        return tuple(spec for spec in self.fields if spec.shown_when is None)
+
+    def revealed_by(self, field_name: str, answer: str) -> tuple[Field, ...]:
+        return tuple(spec for spec in self.fields if spec.shown_when == (field_name, answer))
 
     def field_named(self, name: str) -> Field:
         for candidate in self.fields:
@@ -219,6 +235,10 @@ def validate_field(spec: Field, raw: str | list[str] | None) -> tuple[str | list
         return text, f"{spec.short_name} must be {spec.max_length} characters or fewer"
     if spec.kind is FieldKind.EMAIL and not is_usable_email_address(text):
         return text, "Enter an email address in the correct format, like name@example.com"
+    if spec.kind is FieldKind.PHONE_OR_EMAIL and not is_phone_or_email(text):
+        return text, (
+            "Enter a phone number, like 07700 900 982, or an email address, like name@example.com"
+        )
     return text, None
 
 
@@ -237,11 +257,24 @@ def validate(form: FormDefinition, submitted: Mapping[str, str | list[str]]) -> 
     answers: Answers = {}
     errors: dict[str, str] = {}
     for spec in form.fields:
+        if spec.shown_when is not None and not is_shown(spec, answers):
+            # Not asked: whatever came with the post is not kept.
+            answers[spec.name] = ""
+            continue
         value, error = validate_field(spec, submitted.get(spec.name))
         answers[spec.name] = value
         if error is not None:
             errors[spec.name] = error
     return Validated(answers, errors)
+
+
+def is_shown(spec: Field, answers: Mapping[str, str | list[str]]) -> bool:
+    """Whether a conditional question was asked (its choice was chosen): always, for others."""
+    if spec.shown_when is None:
+        return True
+    field_name, answer = spec.shown_when
+    chosen = answers.get(field_name)
+    return chosen == answer or (isinstance(chosen, list) and answer in chosen)
 
 
 def display_value(spec: Field, value: str | list[str]) -> str:
@@ -259,16 +292,75 @@ def display_value(spec: Field, value: str | list[str]) -> str:
 
 def answer_rows(form: FormDefinition, answers: Answers) -> list[tuple[Field, str]]:
     """Each question with its answer as read back: the check page and the email show these."""
-    return [(spec, display_value(spec, answers.get(spec.name, ""))) for spec in form.fields]
+    return [
+        (spec, display_value(spec, answers.get(spec.name, "")))
+        for spec in form.fields
+        if is_shown(spec, answers)
+    ]
+
+
+class AnswersForText(dict[str, object]):
+    """Answers to put into a sentence; one that is missing reads as such, never a KeyError."""
+
+    def __missing__(self, key: str) -> str:
+        return "(not given)"
+
+
+def next_steps_for(form: FormDefinition, answers: Answers) -> str:
+    """What to do, first in the email: the form's steps, then what the answers ask for, with
+    the contact details to do it with."""
+    steps = [form.next_steps]
+    for spec in form.fields:
+        if spec.kind is not FieldKind.RADIOS:
+            continue
+        for choice in spec.choices:
+            if choice.next_step and answers.get(spec.name) == choice.value:
+                steps.append(choice.next_step.format_map(AnswersForText(answers)))
+    return " ".join(steps)
 
 
 # -- The forms --------------------------------------------------------------------------------
 
 YES_NO_CONTACT = (
-    Choice("yes", "Yes"),
-    Choice("contact", "I'd like a facilitator to contact me"),
-    Choice("no", "No"),
+    Choice("yes", "Yes", next_step="They said they are safe now."),
+    Choice(
+        "contact",
+        "I'd like a facilitator to contact me",
+        next_step="They asked a facilitator to contact them: reach them now at {reach_contact}.",
+    ),
+    Choice(
+        "no",
+        "No",
+        next_step="They said they are NOT safe now: contact them now at {reach_unsafe}. If you "
+        "cannot reach them and think they are in danger, call 999.",
+    ),
 )
+
+# A phone number: digits with the usual separators, 7 to 15 digits (the international maximum).
+PHONE = re.compile(r"^\+?[0-9 ()\-]{7,24}$")
+
+
+def is_phone_or_email(text: str) -> bool:
+    digits = sum(character.isdigit() for character in text)
+    return is_usable_email_address(text) or (bool(PHONE.match(text)) and 7 <= digits <= 15)
+
+
+def reach_now(name: str, answer: str) -> Field:
+    """How to reach a member who asked for contact, or is not safe, right now."""
+    return Field(
+        name=name,
+        privacy="a phone number or email address to reach you, if you are not safe or asked us "
+        "to contact you",
+        label="How can we reach you now?",
+        kind=FieldKind.PHONE_OR_EMAIL,
+        short_name="How to reach you",
+        required_message="Enter a phone number or email address we can reach you on now",
+        hint="A phone number or an email address.",
+        max_length=MAX_EMAIL_LENGTH,
+        autocomplete="tel",
+        shown_when=("safe_now", answer),
+    )
+
 
 # The leave notices all start by asking who is telling us.
 MEMBER_NAME = Field(
@@ -515,12 +607,11 @@ LEAVE_LEFT_EARLY = FormDefinition(
         "so we can make sure you are safe."
     ),
     recipients=Recipients.FACILITATORS,
+    # A member who is not safe: whoever receives concerns hears of it too.
+    also_to_when=("safe_now", "no", Recipients.CONCERNS),
     decision_group="leave",
     shows_crisis_contacts=True,
-    next_steps=(
-        "Check the answer to 'Are you safe now?'. If they asked for contact, or said no, "
-        "contact them today."
-    ),
+    next_steps="A member left a session early.",
     what_happens_next=(
         "A facilitator will read this{reply}. Nobody watches the forms all the time, so if "
         "you need help now, use the contacts below."
@@ -545,8 +636,10 @@ LEAVE_LEFT_EARLY = FormDefinition(
             short_name="Are you safe now",
             required_message="Select whether you are safe now",
             choices=YES_NO_CONTACT,
-            crisis_answer="no",
+            crisis_answers=("no", "contact"),
         ),
+        reach_now("reach_contact", "contact"),
+        reach_now("reach_unsafe", "no"),
         ANYTHING_ELSE,
     ),
 )
@@ -601,7 +694,7 @@ CONCERN = FormDefinition(
             short_name="Immediate risk",
             required_message="Select whether anyone is at immediate risk of harm",
             choices=(Choice("yes", "Yes"), Choice("no", "No"), Choice("unsure", "I'm not sure")),
-            crisis_answer="yes",
+            crisis_answers=("yes", "unsure"),
         ),
         Field(
             name="what_happened",
@@ -641,22 +734,38 @@ CONCERN = FormDefinition(
             required_message="",
             optional=True,
             choices=(
-                Choice("no", "No"),
-                Choice("email", "Yes, by email"),
-                Choice("meeting", "Yes, after a meeting"),
+                Choice("no", "No", next_step="They did not ask to be contacted."),
+                Choice(
+                    "email",
+                    "Yes, by email",
+                    next_step="They asked for a reply by email: write to {email}.",
+                ),
+                Choice(
+                    "meeting",
+                    "Yes, after a meeting",
+                    next_step="They asked to talk after a meeting: in meetings they use the name "
+                    "{meeting_name}.",
+                ),
             ),
         ),
         Field(
             name="email",
-            privacy="your email address, if you give it",
+            privacy="your email address, if you want a reply by email",
             label="Email address",
             kind=FieldKind.EMAIL,
             short_name="Email address",
-            required_message="",
-            optional=True,
+            required_message="Enter the email address we should reply to",
             max_length=MAX_EMAIL_LENGTH,
-            hint="Only if you want a reply by email.",
             autocomplete="email",
+            shown_when=("contact_preference", "email"),
+        ),
+        Field(
+            name="meeting_name",
+            privacy="the name you use in meetings, if you want to talk after a meeting",
+            label="What name do you use in meetings?",
+            short_name="Meeting name",
+            required_message="Enter the name you use in meetings, so we know who to talk to",
+            shown_when=("contact_preference", "meeting"),
         ),
     ),
 )
@@ -690,18 +799,22 @@ PRIVACY_GROUPS: Mapping[str, tuple[FormDefinition, ...]] = {
 
 def is_urgent(form: FormDefinition, answers: Answers) -> bool:
     """Someone may be at risk now: the form is marked urgent and sent first."""
-    return any(
-        spec.crisis_answer is not None and answers.get(spec.name) == spec.crisis_answer
-        for spec in form.fields
-    )
+    return any(answers.get(spec.name) in spec.crisis_answers for spec in form.fields)
 
 
-def recipients_for(form: FormDefinition, answers: Answers) -> Recipients:
+def recipients_for(form: FormDefinition, answers: Answers) -> tuple[Recipients, ...]:
+    """Who receives this form, given its answers: one route, or two (an unsafe member's notice
+    goes to the facilitators and to whoever the group set to receive concerns)."""
+    routes = [form.recipients]
     if form.rerouted_when is not None:
         field_name, answer, recipients = form.rerouted_when
         if answers.get(field_name) == answer:
-            return recipients
-    return form.recipients
+            routes = [recipients]
+    if form.also_to_when is not None:
+        field_name, answer, recipients = form.also_to_when
+        if answers.get(field_name) == answer and recipients not in routes:
+            routes.append(recipients)
+    return tuple(routes)
 
 
 # -- What the privacy notice says about each form, from the definitions above ------------------

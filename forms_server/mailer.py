@@ -31,7 +31,9 @@ from forms_server.forms import (
     FormDefinition,
     Submission,
     answer_rows,
+    is_shown,
     is_usable_email_address,
+    next_steps_for,
 )
 from forms_server.settings import MailSettings, SmtpSecurity
 
@@ -74,7 +76,7 @@ def subject_for(group_name: str, form: FormDefinition, submission: Submission) -
 def reply_address(form: FormDefinition, submission: Submission) -> str | None:
     """The member's one validated address, when the form asked for one and they gave it."""
     for spec in form.fields:
-        if spec.kind is FieldKind.EMAIL:
+        if spec.kind is FieldKind.EMAIL and is_shown(spec, submission.answers):
             value = submission.answers.get(spec.name)
             if isinstance(value, str) and value:
                 return value
@@ -96,6 +98,7 @@ def bodies(form: FormDefinition, submission: Submission) -> tuple[str, str]:
         "form": form,
         "submission": submission,
         "rows": answer_rows(form, submission.answers),
+        "next_steps": next_steps_for(form, submission.answers),
     }
     return (
         templates.get_template("form.txt").render(values),

@@ -150,6 +150,8 @@ async def test_nothing_a_member_types_adds_a_recipient_or_a_header(
         what_happened="Cc: evil@example.org\nBcc: evil2@example.org",
         why_concerned="To: evil3@example.org, evil4@example.org",
         name="Sam, Bcc: evil5@example.org",
+        contact_preference="email",
+        email="sam@example.org",
     )
     await deliver(delivery, hostile)
     assert [received.rcpt_tos for received in server.handler.received] == [

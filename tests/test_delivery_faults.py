@@ -82,7 +82,9 @@ async def test_an_item_whose_message_cannot_be_built_fails_alone(
     sent_before = submission("leave-missing")
     await delivery.receive(sent_before)
     await delivery.deliver_due()
-    poison = submission("concern", about="member", email="john.@gmail.com")
+    poison = submission(
+        "concern", about="member", contact_preference="email", email="john.@gmail.com"
+    )
     assert delivery.add(poison)  # as an older version, or a hand-made file, would have it
     after = [submission("leave-leaving") for _ in range(3)]
     for item in after:

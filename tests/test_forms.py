@@ -24,14 +24,17 @@ from forms_server.forms import (
     FieldKind,
     FormDefinition,
     Recipients,
+    answer_rows,
     display_value,
+    is_shown,
     is_urgent,
+    next_steps_for,
     recipients_for,
     validate,
     validate_field,
 )
 
-TEXT_KINDS = {FieldKind.TEXT, FieldKind.EMAIL, FieldKind.TEXTAREA}
+TEXT_KINDS = {FieldKind.TEXT, FieldKind.EMAIL, FieldKind.PHONE_OR_EMAIL, FieldKind.TEXTAREA}
 CHOICE_KINDS = {FieldKind.RADIOS, FieldKind.CHECKBOXES}
 EMAIL_FORMAT_MESSAGE = "Enter an email address in the correct format, like name@example.com"
 
@@ -80,6 +83,8 @@ def valid_value(spec: Field) -> str | list[str]:
     """An answer the field accepts as it is."""
     if spec.kind is FieldKind.EMAIL:
         return "name@example.com"
+    if spec.kind is FieldKind.PHONE_OR_EMAIL:
+        return "07700 900982"
     if spec.kind is FieldKind.TEXTAREA:
         return "First line\nSecond line"
     if spec.kind is FieldKind.RADIOS:
@@ -93,7 +98,7 @@ def valid_value(spec: Field) -> str | list[str]:
 
 def valid_text_of_length(spec: Field, length: int) -> str:
     """A value the field would accept, were it not for its length (an address, for email)."""
-    if spec.kind is FieldKind.EMAIL:
+    if spec.kind in {FieldKind.EMAIL, FieldKind.PHONE_OR_EMAIL}:
         domain = "@example.com"
         text = "a" * (length - len(domain)) + domain
     else:
@@ -121,7 +126,8 @@ def one_line_message(spec: Field) -> str:
 def test_the_tables_cover_every_kind_of_field_the_forms_use() -> None:
     # The tables are generated, so an empty one would silently test nothing.
     used = {spec.kind for form in FORMS.values() for spec in form.fields}
-    covered = {FieldKind.TEXT, FieldKind.EMAIL, FieldKind.TEXTAREA, FieldKind.AGREE}
+    covered = {FieldKind.TEXT, FieldKind.EMAIL, FieldKind.PHONE_OR_EMAIL}
+    covered |= {FieldKind.TEXTAREA, FieldKind.AGREE}
     covered |= CHOICE_KINDS
     assert used <= covered
     for table in (REQUIRED_FIELDS, OPTIONAL_FIELDS, TEXT_FIELDS, SINGLE_LINE_FIELDS):
@@ -148,8 +154,11 @@ def test_an_empty_submission_lists_every_required_field_in_the_order_of_the_form
 ) -> None:
     checked = validate(form, {})
     assert not checked.ok
+    # A question asked only under a choice is not asked when nothing is chosen.
     assert list(checked.errors.items()) == [
-        (spec.name, spec.required_message) for spec in form.fields if not spec.optional
+        (spec.name, spec.required_message)
+        for spec in form.fields
+        if not spec.optional and spec.shown_when is None
     ]
 
 
@@ -178,7 +187,13 @@ def test_a_form_with_every_field_answered_is_accepted_as_typed(form: FormDefinit
     submitted = valid_submission(form)
     checked = validate(form, submitted)
     assert checked.ok
-    assert checked.answers == submitted
+    # Questions asked only under another choice are not kept (the first choices are chosen).
+    asked = {
+        name: value
+        for name, value in submitted.items()
+        if is_shown(form.field_named(name), submitted)
+    }
+    assert checked.answers == {name: asked.get(name, "") for name in submitted}
 
 
 # -- Length -------------------------------------------------------------------------------------
@@ -431,7 +446,7 @@ def answered(form: FormDefinition, **answers: str) -> Answers:
     return checked.answers
 
 
-@pytest.mark.parametrize(("risk", "urgent"), [("yes", True), ("no", False), ("unsure", False)])
+@pytest.mark.parametrize(("risk", "urgent"), [("yes", True), ("no", False), ("unsure", True)])
 def test_a_concern_is_urgent_only_when_someone_is_at_immediate_risk(
     risk: str, urgent: bool
 ) -> None:
@@ -439,10 +454,11 @@ def test_a_concern_is_urgent_only_when_someone_is_at_immediate_risk(
     assert is_urgent(concern, answered(concern, immediate_risk=risk)) is urgent
 
 
-@pytest.mark.parametrize(("safe", "urgent"), [("no", True), ("yes", False), ("contact", False)])
-def test_leaving_a_session_early_is_urgent_only_when_not_safe_now(safe: str, urgent: bool) -> None:
+@pytest.mark.parametrize(("safe", "urgent"), [("no", True), ("yes", False), ("contact", True)])
+def test_leaving_a_session_early_is_urgent_unless_safe_now(safe: str, urgent: bool) -> None:
     left_early = FORMS["leave-left-early"]
-    assert is_urgent(left_early, answered(left_early, safe_now=safe)) is urgent
+    reach = {"reach_contact": "07700 900982", "reach_unsafe": "sam@example.org"}
+    assert is_urgent(left_early, answered(left_early, safe_now=safe, **reach)) is urgent
 
 
 def test_a_consent_form_is_never_urgent() -> None:
@@ -467,14 +483,14 @@ def test_a_form_is_urgent_exactly_when_a_choice_is_its_fields_crisis_answer(
 ) -> None:
     for spec in form.fields:
         for choice in spec.choices:
-            expected = choice.value == spec.crisis_answer
+            expected = choice.value in spec.crisis_answers
             assert is_urgent(form, {spec.name: choice.value}) is expected, (spec.name, choice)
 
 
 def test_a_concern_about_a_facilitator_goes_to_the_facilitator_concern_contact() -> None:
     concern = FORMS["concern"]
     answers = answered(concern, about="facilitator")
-    assert recipients_for(concern, answers) is Recipients.FACILITATOR_CONCERNS
+    assert recipients_for(concern, answers) == (Recipients.FACILITATOR_CONCERNS,)
 
 
 def test_every_other_concern_goes_to_the_safeguarding_leads() -> None:
@@ -483,15 +499,15 @@ def test_every_other_concern_goes_to_the_safeguarding_leads() -> None:
     others.remove("facilitator")
     assert others
     for about in others:
-        assert recipients_for(concern, answered(concern, about=about)) is Recipients.CONCERNS
+        assert recipients_for(concern, answered(concern, about=about)) == (Recipients.CONCERNS,)
 
 
 @pytest.mark.parametrize("kind", ["consent", "leave-leaving", "leave-missing", "leave-left-early"])
 def test_consent_and_leave_notices_go_to_the_facilitators(kind: str) -> None:
     form = FORMS[kind]
-    assert recipients_for(form, answered(form)) is Recipients.FACILITATORS
+    assert recipients_for(form, answered(form)) == (Recipients.FACILITATORS,)
     # A rerouting answer smuggled into a form that does not ask it changes nothing.
-    assert recipients_for(form, {"about": "facilitator"}) is Recipients.FACILITATORS
+    assert recipients_for(form, {"about": "facilitator"}) == (Recipients.FACILITATORS,)
 
 
 # -- Reading answers back -----------------------------------------------------------------------
@@ -581,9 +597,9 @@ def test_every_choice_field_has_distinct_choices(spec: Field) -> None:
     assert len(values) == len(set(values))
 
 
-@pytest.mark.parametrize("spec", fields_where(lambda spec: spec.crisis_answer is not None))
+@pytest.mark.parametrize("spec", fields_where(lambda spec: bool(spec.crisis_answers)))
 def test_a_crisis_answer_is_one_of_its_fields_choices(spec: Field) -> None:
-    assert spec.crisis_answer in {choice.value for choice in spec.choices}
+    assert set(spec.crisis_answers) <= {choice.value for choice in spec.choices}
 
 
 def test_the_consent_form_asks_for_health_data_consent_separately() -> None:
@@ -614,9 +630,66 @@ def test_every_consent_agreement_but_health_data_links_to_its_guideline() -> Non
             assert words
 
 
-@pytest.mark.parametrize("name", ["name", "email", "contact_preference"])
+@pytest.mark.parametrize("name", ["name", "contact_preference"])
 def test_every_concern_identity_question_is_optional(name: str) -> None:
     assert FORMS["concern"].field_named(name).optional
+
+
+@pytest.mark.parametrize(
+    ("kind", "choice", "needed", "message"),
+    [
+        ("concern", {"contact_preference": "email"}, "email", "Enter the email address we should"),
+        ("concern", {"contact_preference": "meeting"}, "meeting_name", "Enter the name you use"),
+        ("leave-left-early", {"safe_now": "contact"}, "reach_contact", "Enter a phone number or"),
+        ("leave-left-early", {"safe_now": "no"}, "reach_unsafe", "Enter a phone number or"),
+    ],
+)
+def test_a_request_for_contact_needs_the_details_to_make_it(
+    kind: str, choice: dict[str, str], needed: str, message: str
+) -> None:
+    form = FORMS[kind]
+    submitted = {**valid_submission(form), **choice, needed: ""}
+    checked = validate(form, submitted)
+    assert list(checked.errors) == [needed]
+    assert checked.errors[needed].startswith(message)
+    # Given, it is kept, and the email says what to do with it.
+    detail = "sam@example.org" if needed != "meeting_name" else "Blue Heron"
+    answers = validate(form, {**submitted, needed: detail}).answers
+    assert answers[needed] == detail
+    assert detail in next_steps_for(form, answers)
+
+
+def test_details_for_a_choice_not_chosen_are_not_kept() -> None:
+    concern = FORMS["concern"]
+    submitted = {**valid_submission(concern), "contact_preference": "no", "email": "a@b.org"}
+    checked = validate(concern, submitted)
+    assert checked.ok
+    assert checked.answers["email"] == ""
+    assert "email" not in [spec.name for spec, _ in answer_rows(concern, checked.answers)]
+
+
+@pytest.mark.parametrize("text", ["07700 900982", "+44 (0)20 7946 0958", "sam@example.org"])
+def test_a_way_to_reach_someone_is_a_phone_number_or_an_email_address(text: str) -> None:
+    spec = FORMS["leave-left-early"].field_named("reach_unsafe")
+    assert validate_field(spec, text) == (text, None)
+
+
+@pytest.mark.parametrize("text", ["call me", "123", "sam@", "0770090098212345678"])
+def test_anything_else_is_refused_with_examples_of_both(text: str) -> None:
+    spec = FORMS["leave-left-early"].field_named("reach_unsafe")
+    assert validate_field(spec, text)[1] == (
+        "Enter a phone number, like 07700 900 982, or an email address, like name@example.com"
+    )
+
+
+def test_a_member_who_is_not_safe_reaches_the_concern_route_too() -> None:
+    left_early = FORMS["leave-left-early"]
+    reach = {"reach_unsafe": "07700 900982"}
+    assert recipients_for(left_early, answered(left_early, safe_now="no", **reach)) == (
+        Recipients.FACILITATORS,
+        Recipients.CONCERNS,
+    )
+    assert recipients_for(left_early, answered(left_early)) == (Recipients.FACILITATORS,)
 
 
 def test_an_anonymous_concern_is_accepted() -> None:
