@@ -33,6 +33,9 @@ class Drafts:
         self.lock = threading.Lock()
         # keyed hash of a cancelled reference -> when it can be forgotten (monotonic seconds)
         self.cancelled: dict[bytes, float] = {}
+        # keyed hash of a sent reference -> (its form, its routes, when it can be forgotten):
+        # the confirmation page says who reads it without the address bar saying anything.
+        self.sent: dict[bytes, tuple[str, tuple[str, ...], float]] = {}
 
     def new(self) -> tuple[str, str]:
         """A new draft: its reference and the token its pages carry."""
@@ -60,6 +63,26 @@ class Drafts:
                 if forget_at <= now:
                     del self.cancelled[digest]
             self.cancelled[self.digest(reference)] = now + self.signer.max_age_seconds
+
+    def record_sent(self, reference: str, form_kind: str, routes: tuple[str, ...]) -> None:
+        now = time.monotonic()
+        with self.lock:
+            for digest, (_, _, forget_at) in list(self.sent.items()):
+                if forget_at <= now:
+                    del self.sent[digest]
+            self.sent[self.digest(reference)] = (
+                form_kind,
+                routes,
+                now + self.signer.max_age_seconds,
+            )
+
+    def sent_as(self, reference: str) -> tuple[str, tuple[str, ...]] | None:
+        """The form and routes of a reference sent in the last few hours by this process."""
+        with self.lock:
+            found = self.sent.get(self.digest(reference))
+        if found is None or found[2] <= time.monotonic():
+            return None
+        return found[0], found[1]
 
     def is_cancelled(self, reference: str) -> bool:
         with self.lock:

@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
+from forms_server.decisions import ConcernRoute
 from forms_server.delivery import OutboxWriteError
 from forms_server.drafts import Drafts
 from forms_server.forms import (
@@ -31,13 +32,16 @@ from forms_server.forms import (
     LEAVE_KINDS,
     Answers,
     FormDefinition,
+    Recipients,
     Submission,
     answer_rows,
     is_urgent,
+    recipients_for,
     validate,
     what_happens_next,
 )
 from forms_server.limits import PostLimits
+from forms_server.outbox import Outbox
 from forms_server.reference import normalise_reference
 from forms_server.settings import PROJECT_ROOT, Settings
 from forms_server.signing import (
@@ -409,6 +413,11 @@ async def form_confirm(request: Request) -> Response:
             )
             response.status_code = 503
             return response
+    context.drafts.record_sent(
+        reference,
+        form.kind,
+        tuple(route.value for route in recipients_for(form, payload["answers"])),
+    )
     received_url = request.url_for("received", kind=form.kind, reference=reference)
     return RedirectResponse(str(received_url), status_code=303, headers=NO_STORE)
 
@@ -436,7 +445,9 @@ async def received(request: Request) -> Response:
     reference = normalise_reference(request.path_params["reference"])
     if reference is None:
         raise HTTPException(404)
-    decisions = context_of(request).settings.decisions
+    context = context_of(request)
+    routes = routes_of_receipt(request, form, reference)
+    decisions = context.settings.decisions
     return render(
         request,
         "received.html",
@@ -444,8 +455,49 @@ async def received(request: Request) -> Response:
         title=f"{form.email_name} received",
         reference=reference,
         what_happens_next=what_happens_next(form, decisions.reply_within_days),
+        readers=readers_of(context.settings, routes),
+        about_a_facilitator=Recipients.FACILITATOR_CONCERNS.value in routes,
         facilitator_concern_email=decisions.facilitator_concern_email,
     )
+
+
+def routes_of_receipt(request: Request, form: FormDefinition, reference: str) -> tuple[str, ...]:
+    """Who the form went to, for a receipt this server can vouch for; 404 for any other, so a
+    guessed reference learns nothing. Just sent: from memory (the address bar says nothing of
+    who it went to). Otherwise, from the outbox: its item while pending, its marker after."""
+    sent = context_of(request).drafts.sent_as(reference)
+    if sent is not None:
+        kind, routes = sent
+        if kind != form.kind:
+            raise HTTPException(404)
+        return routes
+    outbox: Outbox = request.app.state.outbox
+    item = outbox.read(reference)
+    if item is not None:
+        if item.form_kind != form.kind:
+            raise HTTPException(404)
+        return tuple(item.route.split("+"))
+    if outbox.is_delivered(reference):
+        return ()  # delivered: who it went to is no longer kept
+    raise HTTPException(404)
+
+
+def readers_of(settings: Settings, routes: tuple[str, ...]) -> str:
+    """Who reads the form, in words, for the confirmation page."""
+    names = {
+        Recipients.FACILITATORS.value: "the facilitators",
+        Recipients.CONCERNS.value: (
+            "our safeguarding lead and their deputy"
+            if settings.decisions.concern_route is ConcernRoute.SAFEGUARDING_LEAD
+            else "the facilitators"
+        ),
+        Recipients.FACILITATOR_CONCERNS.value: (
+            settings.decisions.facilitator_concern_email
+            or "the contact for concerns about facilitators"
+        ),
+    }
+    readers = list(dict.fromkeys(names[route] for route in routes if route in names))
+    return " and ".join(readers)
 
 
 async def leave_start(request: Request) -> Response:

@@ -77,7 +77,10 @@ def render_crisis_contacts(contacts: Any) -> str:
     lines = []
     for contact in contacts:
         try:
-            lines.append(f"- **{contact['name']}**: {contact['how']}, {contact['when']}.")
+            how = contact["how"]
+            if contact.get("link"):
+                how = f"[{how}]({contact['link']})"
+            lines.append(f"- **{contact['name']}**: {how}, {contact['when']}.")
         except (KeyError, TypeError) as error:
             raise PluginError(
                 "Each crisis contact needs `name`, `how` and `when` in mkdocs.yml."

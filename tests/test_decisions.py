@@ -25,14 +25,11 @@ from forms_server.decisions import (
 )
 from forms_server.forms import FORMS
 from forms_server.handbook import HandbookBuildError
-from forms_server.reference import new_reference
 from forms_server.settings import PROJECT_ROOT, Settings, load_settings
 from tests.decided import DECIDED, group_with, write_group_config
 from tests.handbook_pages import url_path_for
 from tests.test_cli import environment, forms_server
-
-# Any well-formed reference: the confirmation page looks nothing up.
-REFERENCE = new_reference()
+from tests.test_views import token_in, valid_answers
 
 # What a page may only say when the group decided it.
 COMMITMENTS = {
@@ -60,7 +57,7 @@ def page_texts(site_dir: Path, settings: Settings) -> dict[str, str]:
     with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
         paths = ["/forms/leave/"]
         for kind in FORMS:
-            paths += [f"/forms/{kind}/", f"/forms/{kind}/received/{REFERENCE}"]
+            paths += [f"/forms/{kind}/", sent_receipt(client, kind)]
         for path in paths:
             response = client.get(path)
             assert response.status_code == 200, path
@@ -68,6 +65,17 @@ def page_texts(site_dir: Path, settings: Settings) -> dict[str, str]:
             assert main is not None, path
             texts[path] = main.get_text(" ")
     return {where: re.sub(r"\s+", " ", text) for where, text in texts.items()}
+
+
+def sent_receipt(client: TestClient, kind: str, **answers: str) -> str:
+    """Sends a form as a member would; the path of its confirmation page."""
+    check_page = client.post(f"/forms/{kind}/", data={**valid_answers(FORMS[kind]), **answers})
+    assert check_page.status_code == 200, check_page.text
+    sent = client.post(
+        f"/forms/{kind}/confirm", data={"token": token_in(check_page.text)}, follow_redirects=False
+    )
+    assert sent.status_code == 303
+    return str(sent.headers["location"]).removeprefix("http://127.0.0.1")
 
 
 def allowed_by(decisions: dict[str, Any], undelivered_days: int) -> tuple[set[str], list[str]]:
@@ -110,6 +118,8 @@ def decided_settings(decided_project: Path, decided_site: Path, tmp_path_factory
             "FORMS_SITE_DIR": str(decided_site),
             "FORMS_BUILD_HANDBOOK": "false",
             "FORMS_HANDBOOK_CONFIG": str(decided_project / "mkdocs.yml"),
+            "FORMS_MIN_CONFIRM_SECONDS": "0",
+            "FORMS_SAFEGUARDING": "lead@example.org,deputy@example.org",
         },
     )
 
@@ -238,21 +248,28 @@ def test_the_policy_link_goes_where_the_group_said(decided_site: Path) -> None:
 def test_a_confirmation_promises_a_reply_time_only_once_the_group_decides_one(
     settings: Settings, decided_settings: Settings, kind: str, days: int
 ) -> None:
-    path = f"/forms/{kind}/received/{REFERENCE}"
     with TestClient(create_app(decided_settings), base_url="http://127.0.0.1") as client:
-        assert f"within {days} days" in client.get(path).text
+        assert f"within {days} days" in client.get(sent_receipt(client, kind)).text
     with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
-        assert "within" not in client.get(path).text
+        assert "within" not in client.get(sent_receipt(client, kind)).text
 
 
 def test_the_concern_confirmation_offers_the_facilitator_concern_contact_once_decided(
     settings: Settings, decided_settings: Settings
 ) -> None:
-    path = f"/forms/concern/received/{REFERENCE}"
     with TestClient(create_app(decided_settings), base_url="http://127.0.0.1") as client:
-        assert "If your question is about a facilitator" in client.get(path).text
+        page = client.get(sent_receipt(client, "concern")).text
+        assert "If your question is about a facilitator" in page
+        assert "It goes to our safeguarding lead and their deputy." in page
+        about_a_facilitator = client.get(sent_receipt(client, "concern", about="facilitator"))
+        text = about_a_facilitator.text
+        assert "It goes to trustees@example.net. It does not go to the facilitators." in text
+        assert "Email the facilitators" not in text
+        assert 'href="mailto:trustees@example.net"' in text
     with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
-        assert "If your question is about a facilitator" not in client.get(path).text
+        page = client.get(sent_receipt(client, "concern")).text
+        assert "If your question is about a facilitator" not in page
+        assert "It goes to the facilitators." in page
 
 
 # -- The built handbook and the running server agree -------------------------------------------

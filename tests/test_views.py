@@ -18,7 +18,7 @@ from forms_server.app import create_app
 from forms_server.catcher import CaughtMessage, caught_messages
 from forms_server.forms import FORMS, FieldKind, FormDefinition
 from forms_server.outbox import Outbox
-from forms_server.reference import normalise_reference
+from forms_server.reference import new_reference, normalise_reference
 from forms_server.settings import load_settings
 from forms_server.signing import Purpose
 from forms_server.store import SubmissionStore
@@ -827,3 +827,57 @@ def test_a_form_page_never_lets_the_browser_restore_typed_answers(client: TestCl
     assert form["autocomplete"] == "off"
     # Links from a form open in the same tab: a new tab would survive the exit.
     assert page.select('a[target="_blank"]') == []
+
+
+# -- Receipts: only for forms that exist, and saying who reads them -----------------------------
+
+
+def test_a_receipt_exists_only_for_a_form_sent_as_that_form(
+    app: Starlette, client: TestClient
+) -> None:
+    assert client.get(f"/forms/consent/received/{new_reference()}").status_code == 404
+    check_page = post(client, "/forms/leave-missing/", valid_answers(FORMS["leave-missing"]))
+    sent = client.post("/forms/leave-missing/confirm", data={"token": token_in(check_page)})
+    reference = reference_from(sent.headers["location"])
+    assert client.get(f"/forms/leave-missing/received/{reference}").status_code == 200
+    # The same reference on another form is as unknown as any other.
+    assert client.get(f"/forms/consent/received/{reference}").status_code == 404
+    # After a restart (nothing in memory), the outbox still vouches for it.
+    wait_until_delivered(app, reference)
+    forms_context(app).drafts.sent.clear()
+    assert client.get(f"/forms/leave-missing/received/{reference}").status_code == 200
+    assert client.get(f"/forms/consent/received/{reference}").status_code == 200  # kind unknown
+
+
+def test_a_concern_about_a_facilitator_never_points_back_to_the_facilitators(
+    client: TestClient,
+) -> None:
+    answers = {**valid_answers(FORMS["concern"]), "about": "facilitator"}
+    check_page = post(client, "/forms/concern/", answers)
+    sent = client.post("/forms/concern/confirm", data={"token": token_in(check_page)})
+    page = client.get(sent.headers["location"]).text
+    assert "It does not go to the facilitators." in page
+    assert "Email the facilitators" not in page
+    assert "facilitators@example.org" not in page.split("<main")[1]
+
+
+@pytest.mark.parametrize("kind", ["concern", "leave-left-early"])
+def test_danger_comes_first_with_numbers_to_tap(client: TestClient, kind: str) -> None:
+    page = soup_of(client.get(f"/forms/{kind}/").text)
+    main = page.select_one("main")
+    assert isinstance(main, Tag)
+    first_contacts = main.select_one(".crisis-contacts")
+    first_question = main.select_one("form .form-group")
+    assert isinstance(first_contacts, Tag)
+    assert isinstance(first_question, Tag)
+    elements = list(main.descendants)
+    assert elements.index(first_contacts) < elements.index(first_question)
+    assert "If you or someone else is in danger now" in first_contacts.get_text()
+    links = {str(link["href"]) for link in first_contacts.select("a")}
+    assert {"tel:999", "tel:111", "tel:116123", "sms:85258?body=SHOUT"} <= links
+
+
+def test_the_handbooks_crisis_contacts_can_be_tapped(site_dir: Path) -> None:
+    page = (site_dir / "help/get-help-now/index.html").read_text("utf-8")
+    for link in ("tel:999", "tel:111", "tel:116123", "sms:85258?body=SHOUT"):
+        assert f'href="{link}"' in page
