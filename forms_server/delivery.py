@@ -119,6 +119,7 @@ class Health:
     problems: tuple[str, ...]
     worker_seconds_since_pass: int | None
     now: datetime
+    suspected_automated: int = 0
 
     @property
     def ok(self) -> bool:
@@ -138,6 +139,8 @@ class Health:
                 "quarantined": summary.quarantined,
             },
             "worker": {"seconds_since_last_pass": self.worker_seconds_since_pass},
+            # Delivered with a mark, never dropped; many at once may mean a flood of spam.
+            "suspected_automated_since_start": self.suspected_automated,
         }
 
 
@@ -208,6 +211,8 @@ class Delivery:
         # Recipients the relay accepted whose acceptance could not be written down (a full
         # disk): never sent again while this process runs, written down when the disk allows.
         self.unsaved_accepts: dict[tuple[str, str], datetime] = {}
+        # Forms received since start with the hidden trap field filled (delivered, marked).
+        self.suspected_automated = 0
 
     def use_relay(self, host: str, port: int, mail: MailSettings) -> None:
         """Where to send from now on (the embedded catcher, once it is listening)."""
@@ -231,7 +236,11 @@ class Delivery:
         route, recipients = self.addressed(submission)
         sealed = self.sealer.seal(
             submission.reference,
-            {"answers": submission.answers, "guidelines_version": submission.guidelines_version},
+            {
+                "answers": submission.answers,
+                "guidelines_version": submission.guidelines_version,
+                "suspected_automated": submission.suspected_automated,
+            },
         )
         return self.outbox.create(
             OutboxItem(
@@ -254,11 +263,14 @@ class Delivery:
             logger.error("Could not write a %s to the outbox: %s", submission.form_kind, error)
             raise OutboxWriteError("The form could not be written to disk.") from error
         logger.info(
-            "Received a %s%s (%s)",
+            "Received a %s%s%s (%s)",
             submission.form_kind,
             ", urgent" if submission.urgent else "",
+            ", maybe automated" if submission.suspected_automated else "",
             "new" if added else "already received",
         )
+        if added and submission.suspected_automated:
+            self.suspected_automated += 1
         if added:
             self.wake.set()
 
@@ -271,6 +283,7 @@ class Delivery:
             received_at=item.received_at,
             urgent=item.urgent,
             guidelines_version=opened.get("guidelines_version"),
+            suspected_automated=bool(opened.get("suspected_automated")),
         )
 
     # -- One item ----------------------------------------------------------------------------
@@ -577,7 +590,8 @@ class Delivery:
 
     def health(self, now: datetime) -> Health:
         """From what the last pass saw: no I/O here, so monitoring costs nothing."""
-        return assess(self.summary, self.folder_problem, self.last_pass_at, now, self.limits)
+        health = assess(self.summary, self.folder_problem, self.last_pass_at, now, self.limits)
+        return replace(health, suspected_automated=self.suspected_automated)
 
     def retry_failed(self) -> tuple[int, int]:
         """After fixing the relay: failed recipients are tried again from now. Returns how

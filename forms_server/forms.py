@@ -140,6 +140,9 @@ class Submission:
     received_at: datetime
     urgent: bool
     guidelines_version: str | None
+    # The hidden trap field was filled in: maybe a program, maybe a person's tool. Delivered
+    # all the same (a real concern must never be dropped), with a mark saying so.
+    suspected_automated: bool = False
 
 
 # -- Validation -------------------------------------------------------------------------------

@@ -70,7 +70,8 @@ def new_message_id(sender: str) -> str:
 
 def subject_for(group_name: str, form: FormDefinition, submission: Submission) -> str:
     urgent = " - URGENT" if submission.urgent else ""
-    return f"{group_name}: {form.email_name}{urgent} - ref {submission.reference}"
+    automated = " - may be automated" if submission.suspected_automated else ""
+    return f"{group_name}: {form.email_name}{urgent}{automated} - ref {submission.reference}"
 
 
 def reply_address(form: FormDefinition, submission: Submission) -> str | None:

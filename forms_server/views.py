@@ -57,7 +57,8 @@ logger = logging.getLogger(__name__)
 # A form post is a few kilobytes; the longest form's limits add up to well under this.
 MAX_BODY_BYTES = 32 * 1024
 MAX_FIELDS = 40
-HONEYPOT_FIELD = "website"
+# A field people never see: no browser's autofill targets this name (unlike "website" or "url").
+HONEYPOT_FIELD = "leave_this_blank_7f3"
 NO_STORE = {"Cache-Control": "no-store"}
 
 
@@ -368,7 +369,10 @@ async def form_confirm(request: Request) -> Response:
             payload["answers"],
             looks_automated=bool(payload.get("automated")),
             reference=reference,
-            notice="Check your answers, then send them.",
+            notice=(
+                "Your form has not been sent yet: Send was pressed very soon after this page "
+                "opened, which can happen by mistake. Check your answers, then press Send again."
+            ),
         )
     if form.binds_guidelines and payload.get("guidelines") != context.guidelines_version:
         # The guidelines changed between reading and signing: the member must see the new ones.
@@ -384,35 +388,36 @@ async def form_confirm(request: Request) -> Response:
             ],
             start_again_url=str(request.url_for("form_page", kind=form.kind)),
         )
-    if not payload.get("automated"):
-        answers: Answers = payload["answers"]
-        try:
-            await context.receiver.receive(
-                Submission(
-                    reference=reference,
-                    form_kind=form.kind,
-                    answers=answers,
-                    received_at=datetime.now(UTC),
-                    urgent=is_urgent(form, answers),
-                    guidelines_version=payload.get("guidelines"),
-                )
-            )
-        except OutboxWriteError:
-            # Nothing was kept, but the answers are still in the page's token: the member
-            # can send them again in a moment without typing anything.
-            response = check_answers_page(
-                request,
-                form,
-                answers,
-                looks_automated=False,
+    answers: Answers = payload["answers"]
+    # Never dropped: a suspected program's form is delivered, with a mark saying so.
+    try:
+        await context.receiver.receive(
+            Submission(
                 reference=reference,
-                notice=(
-                    "Your form was not sent: we could not save it just now. Nothing was "
-                    "kept. Wait a few minutes, then send it again."
-                ),
+                form_kind=form.kind,
+                answers=answers,
+                received_at=datetime.now(UTC),
+                urgent=is_urgent(form, answers),
+                guidelines_version=payload.get("guidelines"),
+                suspected_automated=bool(payload.get("automated")),
             )
-            response.status_code = 503
-            return response
+        )
+    except OutboxWriteError:
+        # Nothing was kept, but the answers are still in the page's token: the member
+        # can send them again in a moment without typing anything.
+        response = check_answers_page(
+            request,
+            form,
+            answers,
+            looks_automated=False,
+            reference=reference,
+            notice=(
+                "Your form was not sent: we could not save it just now. Nothing was "
+                "kept. Wait a few minutes, then send it again."
+            ),
+        )
+        response.status_code = 503
+        return response
     context.drafts.record_sent(
         reference,
         form.kind,

@@ -18,6 +18,8 @@ pytestmark = pytest.mark.browser
 def fill_in(page: Page, form: FormDefinition) -> None:
     answers = valid_answers(form)
     for spec in form.fields:
+        if spec.name not in answers:
+            continue  # asked only under a choice these answers do not make
         value = answers[spec.name]
         if spec.kind in {FieldKind.RADIOS, FieldKind.AGREE, FieldKind.CHECKBOXES}:
             page.check(f'input[name="{spec.name}"][value="{value}"]')
@@ -117,3 +119,60 @@ def test_the_development_mail_page_is_accessible(browser: Browser, server_url: s
             page.wait_for_timeout(100)
         expect(page.get_by_role("heading", name=f"ref {reference}")).to_be_visible()
         assert axe_violations(page) == []
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js", "no-js"])
+def test_a_choice_reveals_the_question_it_needs_and_requires_it(
+    browser: Browser, server_url: str, javascript: bool
+) -> None:
+    with visit(browser, server_url, EXIT_URL, java_script_enabled=javascript) as record:
+        page = record.page
+        page.goto(f"{server_url}/forms/concern/")
+        email = page.locator("#email")
+        meeting_name = page.locator("#meeting_name")
+        expect(email).to_be_hidden()
+        expect(meeting_name).to_be_hidden()
+        page.get_by_label("Yes, by email").check()
+        expect(email).to_be_visible()
+        expect(meeting_name).to_be_hidden()
+        for spec in FORMS["concern"].fields:
+            if spec.name in {"what_happened", "why_concerned"}:
+                page.fill(f"#{spec.name}", "Something worried me.")
+        page.check('input[name="about"][value="member"]')
+        page.check('input[name="immediate_risk"][value="no"]')
+        page.get_by_role("button", name="Continue").click()
+        expect(page.locator("#email-error")).to_contain_text(
+            "Enter the email address we should reply to"
+        )
+        # The reveal stays open on the page with the error, so the box can be filled in.
+        expect(email).to_be_visible()
+        email.fill("sam@example.org")
+        page.get_by_role("button", name="Continue").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text(
+            "Check your answers before sending"
+        )
+        expect(page.locator("main")).to_contain_text("sam@example.org")
+
+
+def test_the_left_early_notice_can_be_sent_with_the_keyboard_alone(
+    browser: Browser, server_url: str
+) -> None:
+    with visit(browser, server_url, EXIT_URL) as record:
+        page = record.page
+        page.goto(f"{server_url}/forms/leave-left-early/")
+        page.locator("#name").focus()
+        page.keyboard.type("Sam")
+        page.keyboard.press("Tab")
+        page.keyboard.type("the Friday session")
+        page.keyboard.press("Tab")  # to the first choice of "Are you safe now?"
+        page.keyboard.press("ArrowDown")  # "I'd like a facilitator to contact me"
+        expect(page.locator("#reach_contact")).to_be_visible()
+        page.keyboard.press("Tab")
+        page.keyboard.type("07700 900982")
+        page.locator("button", has_text="Continue").focus()
+        page.keyboard.press("Enter")
+        expect(page.get_by_role("heading", level=1)).to_have_text(
+            "Check your answers before sending"
+        )
+        expect(page.locator("main")).to_contain_text("07700 900982")
+        expect(page.locator("main")).to_contain_text("Get help now")  # it is urgent

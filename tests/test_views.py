@@ -399,13 +399,40 @@ def test_a_token_from_the_future_is_refused(
     assert received_count(app) == 0
 
 
-def test_the_honeypot_looks_normal_but_keeps_nothing(app: Starlette, client: TestClient) -> None:
-    answers = {**valid_answers(FORMS["concern"]), "website": "http://spam.example"}
+def test_a_filled_trap_field_is_delivered_with_a_mark_and_counted(
+    app: Starlette, client: TestClient
+) -> None:
+    """An urgent concern whose hidden field an autofill or a tool filled in still reaches
+    people: marked "may be automated", counted on /healthz, never silently dropped."""
+    page = soup_of(client.get("/forms/concern/").text)
+    trap = page.select_one(".trap input")
+    assert isinstance(trap, Tag)
+    assert trap["autocomplete"] == "off"
+    # No autofill fills a field by this name (they target website, url, name, email...).
+    assert not re.search(
+        r"web|url|site|name|mail|phone|address", str(trap["name"]).replace("blank", "")
+    )
+    answers = {**valid_answers(FORMS["concern"]), "immediate_risk": "yes", str(trap["name"]): "x"}
     check_page = post(client, "/forms/concern/", answers)
     confirmed = client.post("/forms/concern/confirm", data={"token": token_in(check_page)})
     assert confirmed.status_code == 303
-    assert client.get(confirmed.headers["location"]).status_code == 200
-    assert received_count(app) == 0
+    reference = reference_from(confirmed.headers["location"])
+    email = caught_email(app, reference)
+    assert "may be automated" in email.subject
+    assert "This form may have been sent by a program" in email.text
+    assert "URGENT" in email.subject
+    assert client.get("/healthz").json()["suspected_automated_since_start"] == 1
+
+
+def test_a_confirm_too_soon_says_why_and_sends_nothing_yet(site_dir: Path, tmp_path: Path) -> None:
+    app = make_app(site_dir, tmp_path / "data", FORMS_MIN_CONFIRM_SECONDS="30")
+    with TestClient(app, base_url=BASE_URL) as client:
+        check_page = post(client, "/forms/leave-missing/", valid_answers(FORMS["leave-missing"]))
+        again = client.post("/forms/leave-missing/confirm", data={"token": token_in(check_page)})
+        assert again.status_code == 200
+        assert "Your form has not been sent yet" in again.text
+        assert "pressed very soon after this page opened" in again.text
+        assert received_count(app) == 0
 
 
 def test_an_anonymous_concern_is_accepted(app: Starlette, client: TestClient) -> None:
