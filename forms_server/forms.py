@@ -302,6 +302,24 @@ def answer_rows(form: FormDefinition, answers: Answers) -> list[tuple[Field, str
     ]
 
 
+# The most bytes one character can take on the way in: 4 UTF-8 bytes each sent as %XX (12), or,
+# inside the check page's token, a JSON escape pair (\ud83d\ude00, 12) grown by base64 to 16.
+WORST_BYTES_PER_CHARACTER = 16
+# Field names, the draft and the token's signature and timestamp: a few hundred bytes, rounded up.
+FIXED_BODY_BYTES = 8 * 1024
+
+
+def body_limit(form: FormDefinition) -> int:
+    """The largest post a member can make with this form, from its own limits: every answer at
+    its maximum, in the costliest characters, twice over (so an answer pasted far past its
+    limit still reaches validation and gets its own message, with everything else kept)."""
+    characters = sum(
+        max((len(choice.value) for choice in spec.choices), default=spec.max_length)
+        for spec in form.fields
+    )
+    return 2 * WORST_BYTES_PER_CHARACTER * characters + FIXED_BODY_BYTES
+
+
 class AnswersForText(dict[str, object]):
     """Answers to put into a sentence; one that is missing reads as such, never a KeyError."""
 

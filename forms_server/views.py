@@ -35,6 +35,7 @@ from forms_server.forms import (
     Recipients,
     Submission,
     answer_rows,
+    body_limit,
     is_urgent,
     recipients_for,
     validate,
@@ -54,8 +55,9 @@ from forms_server.signing import (
 
 logger = logging.getLogger(__name__)
 
-# A form post is a few kilobytes; the longest form's limits add up to well under this.
-MAX_BODY_BYTES = 32 * 1024
+# Posts that carry no answers (the leave notice chooser). A form's own limit is `body_limit`,
+# derived from its fields' limits.
+SMALL_BODY_BYTES = 8 * 1024
 MAX_FIELDS = 40
 # A field people never see: no browser's autofill targets this name (unlike "website" or "url").
 HONEYPOT_FIELD = "leave_this_blank_7f3"
@@ -140,19 +142,21 @@ def refuse_floods(request: Request) -> None:
         raise HTTPException(429, headers={"Retry-After": "600"})
 
 
-async def read_form(request: Request) -> dict[str, str | list[str]]:
+async def read_form(
+    request: Request, max_bytes: int = SMALL_BODY_BYTES
+) -> dict[str, str | list[str]]:
     refuse_cross_site(request)
     refuse_floods(request)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/x-www-form-urlencoded":
         raise HTTPException(415, "Send the form from its page.")
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise HTTPException(413, "What you sent is too long.")
     body = bytearray()
     async for chunk in request.stream():
         body.extend(chunk)
-        if len(body) > MAX_BODY_BYTES:
+        if len(body) > max_bytes:
             raise HTTPException(413, "What you sent is too long.")
     try:
         pairs = parse_qsl(
@@ -304,7 +308,7 @@ async def form_page(request: Request) -> Response:
 async def form_answers(request: Request) -> Response:
     form = form_for(request.path_params["kind"])
     context = context_of(request)
-    submitted = await read_form(request)
+    submitted = await read_form(request, body_limit(form))
     reference, draft = draft_of(context, submitted)
     if context.drafts.is_cancelled(reference):
         return expired_page(request)
@@ -345,7 +349,7 @@ def check_answers_page(
 async def form_change(request: Request) -> Response:
     form = form_for(request.path_params["kind"])
     context = context_of(request)
-    payload, _ = verified_answers(context, form, await read_form(request))
+    payload, _ = verified_answers(context, form, await read_form(request, body_limit(form)))
     reference: str = payload["reference"]
     if context.drafts.is_cancelled(reference):
         return expired_page(request)
@@ -356,7 +360,7 @@ async def form_change(request: Request) -> Response:
 async def form_confirm(request: Request) -> Response:
     form = form_for(request.path_params["kind"])
     context = context_of(request)
-    payload, age = verified_answers(context, form, await read_form(request))
+    payload, age = verified_answers(context, form, await read_form(request, body_limit(form)))
     reference: str = payload["reference"]
     if context.drafts.is_cancelled(reference):
         return expired_page(request)

@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 
 from forms_server.app import create_app
 from forms_server.catcher import CaughtMessage, caught_messages
-from forms_server.forms import FORMS, FieldKind, FormDefinition
+from forms_server.forms import FORMS, FieldKind, FormDefinition, body_limit
 from forms_server.outbox import Outbox
 from forms_server.reference import new_reference, normalise_reference
 from forms_server.settings import load_settings
@@ -478,9 +478,20 @@ def test_a_receipt_for_a_mistyped_reference_is_not_found(client: TestClient) -> 
 
 
 def test_a_body_over_the_limit_gets_413(client: TestClient) -> None:
-    response = client.post("/forms/concern/", data={"what_happened": "x" * 40_000})
+    limit = body_limit(FORMS["concern"])
+    response = client.post("/forms/concern/", data={"what_happened": "x" * limit})
     assert response.status_code == 413
     assert "too long" in response.text
+
+
+def test_a_paste_far_past_a_fields_limit_still_gets_that_fields_message(
+    client: TestClient,
+) -> None:
+    answers = valid_answers(FORMS["concern"]) | {"what_happened": "Ж" * 9_000}
+    response = client.post("/forms/concern/", data=answers)
+    assert response.status_code == 400
+    assert "What happened must be 3000 characters or fewer" in response.text
+    assert VALID["why_concerned"] in response.text
 
 
 @pytest.mark.parametrize(
@@ -666,7 +677,7 @@ def test_a_confirm_faster_than_reading_sends_nothing_but_loses_nothing(
         check_page = post(client, "/forms/concern/", valid_answers(FORMS["concern"]))
         too_fast = client.post("/forms/concern/confirm", data={"token": token_in(check_page)})
         assert too_fast.status_code == 200
-        assert "Check your answers, then send them." in too_fast.text
+        assert "Check your answers, then press Send again." in too_fast.text
         assert received_count(app) == 0
         real_time = time.time
         monkeypatch.setattr("itsdangerous.timed.time.time", lambda: real_time() + 4)
@@ -908,3 +919,57 @@ def test_the_handbooks_crisis_contacts_can_be_tapped(site_dir: Path) -> None:
     page = (site_dir / "help/get-help-now/index.html").read_text("utf-8")
     for link in ("tel:999", "tel:111", "tel:116123", "sms:85258?body=SHOUT"):
         assert f'href="{link}"' in page
+
+
+# -- Limits are in characters, whatever the script --------------------------------------------
+
+TYPED_KINDS = {FieldKind.TEXT, FieldKind.TEXTAREA}
+
+
+@pytest.mark.parametrize("character", ["Ж", "漢", "😀"], ids=["cyrillic", "cjk", "emoji"])
+@pytest.mark.parametrize("kind", ["concern", "leave-leaving"])
+def test_every_answer_at_its_limit_in_any_script_is_accepted_and_sent(
+    client: TestClient, kind: str, character: str
+) -> None:
+    form = FORMS[kind]
+    answers = valid_answers(form)
+    for spec in form.fields:
+        if spec.kind in TYPED_KINDS and spec.name in answers:
+            answers[spec.name] = character * spec.max_length
+    check_page = client.post(f"/forms/{kind}/", data=answers)
+    assert check_page.status_code == 200, check_page.text[:300]
+    confirmed = client.post(f"/forms/{kind}/confirm", data={"token": token_in(check_page.text)})
+    assert confirmed.status_code == 303
+
+
+@pytest.mark.parametrize("character", ["Ж", "😀"], ids=["cyrillic", "emoji"])
+def test_one_character_too_many_is_that_fields_message_with_everything_kept(
+    client: TestClient, character: str
+) -> None:
+    form = FORMS["concern"]
+    answers = valid_answers(form) | {
+        "what_happened": character * 3001,
+        "why_concerned": character * 3000,
+    }
+    response = client.post("/forms/concern/", data=answers)
+    assert response.status_code == 400
+    soup = soup_of(response.text)
+    assert [link.get_text() for link in soup.select(".error-summary__list a")] == [
+        "What happened must be 3000 characters or fewer"
+    ]
+    assert soup.select_one("#why_concerned").get_text() == character * 3000  # type: ignore[union-attr]
+    assert soup.select_one("#what_happened").get_text() == character * 3001  # type: ignore[union-attr]
+
+
+def test_every_typed_answers_limit_is_in_its_hint_tied_to_its_box(client: TestClient) -> None:
+    for kind, form in FORMS.items():
+        page = soup_of(client.get(f"/forms/{kind}/").text)
+        for spec in form.fields:
+            if spec.kind not in TYPED_KINDS | {FieldKind.EMAIL, FieldKind.PHONE_OR_EMAIL}:
+                continue
+            box = page.select_one(f"#{spec.name}")
+            assert isinstance(box, Tag), spec.name
+            hint = page.select_one(f"#{spec.name}-hint")
+            assert isinstance(hint, Tag), spec.name
+            assert f"{spec.name}-hint" in str(box["aria-describedby"]).split()
+            assert f"You can enter up to {spec.max_length:,} characters." in hint.get_text()
