@@ -117,6 +117,11 @@ class FormDefinition:
     also_to_when: tuple[str, str, Recipients] | None = None
 
     @property
+    def can_be_urgent(self) -> bool:
+        """Some answer says someone may be at risk now (see is_urgent)."""
+        return any(spec.crisis_answers for spec in self.fields)
+
+    @property
     def top_level_fields(self) -> tuple[Field, ...]:
         return tuple(spec for spec in self.fields if spec.shown_when is None)
 

@@ -1,15 +1,19 @@
-"""Limits on form posts, kept in memory: per client, and a global burst budget.
+"""Limits on form posts, kept in memory: per network, and a global burst budget.
 
-A client is known only by a keyed hash of its address, made with a key that lives in this
-process's memory and is never written anywhere, so the table can be neither logged nor reversed.
-The per-client limit is checked first, so one client flooding the server runs into its own
-limit long before it can use up the budget that everyone else shares.
+A client is known by its network (an IPv4 /24, an IPv6 /64: one household, one phone's
+operator allocation, or one attacker's range), only as a keyed hash made with a key that lives
+in this process's memory and is never written anywhere, so the table can be neither logged nor
+reversed. Grouping by network means one machine with many addresses is still one client.
+The per-network limit is checked first, so one flood runs into its own limit long before it can
+use up the budget that everyone else shares; and forms that can carry a risk to someone
+(a concern, a notice of leaving a session unsafe) never count against the shared budget at all.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import secrets
 import time
 from collections.abc import Callable
@@ -33,6 +37,22 @@ class TokenBucket:
             return True
         return False
 
+    def seconds_until_next(self) -> float:
+        """How long until one more post is allowed (as of the last `take`)."""
+        return max(0.0, (1 - self.tokens) / self.refill_per_second)
+
+
+def network_of(address: str) -> str:
+    """The client's network: IPv4 /24, IPv6 /64; anything else (a test client) as it is."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
+        parsed = parsed.ipv4_mapped
+    prefix = 24 if parsed.version == 4 else 64
+    return str(ipaddress.ip_network(f"{parsed}/{prefix}", strict=False))
+
 
 @dataclass
 class PostLimits:
@@ -49,11 +69,17 @@ class PostLimits:
     def client_key(self, address: str) -> str:
         return hmac.new(self._key, address.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
 
-    def allow(self, address: str) -> bool:
+    def allow(self, address: str, protected: bool = False) -> bool:
+        return self.wait_seconds(address, protected) is None
+
+    def wait_seconds(self, address: str, protected: bool = False) -> float | None:
+        """None if this post may go ahead; else how many seconds until it may. A `protected`
+        post (a form that can carry a risk to someone) never counts against the shared budget:
+        a flood from elsewhere cannot stop it."""
         now = self.clock()
         if len(self._clients) >= self.max_clients_tracked:
             self.forget_idle(now)
-        key = self.client_key(address)
+        key = self.client_key(network_of(address))
         bucket = self._clients.get(key)
         if bucket is None:
             bucket = TokenBucket(
@@ -61,12 +87,14 @@ class PostLimits:
             )
             self._clients[key] = bucket
         if not bucket.take(now):
-            return False
+            return bucket.seconds_until_next()
+        if protected:
+            return None
         if self._global is None:
             self._global = TokenBucket(
                 self.global_burst, self.global_per_minute / 60, self.global_burst, now
             )
-        return self._global.take(now)
+        return None if self._global.take(now) else self._global.seconds_until_next()
 
     def forget_idle(self, now: float) -> None:
         """Drop clients whose bucket has refilled: they are no different from new ones. If the

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -136,17 +137,52 @@ def refuse_cross_site(request: Request) -> None:
             raise HTTPException(403, "This form can only be sent from our own pages.")
 
 
-def refuse_floods(request: Request) -> None:
+def refuse_floods(request: Request, form: FormDefinition | None) -> None:
     address = request.client.host if request.client else "unknown"
-    if not context_of(request).limits.allow(address):
-        raise HTTPException(429, headers={"Retry-After": "600"})
+    protected = form is not None and form.can_be_urgent
+    wait = context_of(request).limits.wait_seconds(address, protected)
+    if wait is not None:
+        seconds = max(1, math.ceil(wait))
+        raise HTTPException(
+            429,
+            detail=" ".join(
+                [f"Wait {duration_in_words(seconds)}, then try again.", *way_round(request, form)]
+            ),
+            headers={"Retry-After": str(seconds)},
+        )
+
+
+def duration_in_words(seconds: int) -> str:
+    if seconds < 60:
+        return "1 second" if seconds == 1 else f"{seconds} seconds"
+    minutes = math.ceil(seconds / 60)
+    return "1 minute" if minutes == 1 else f"{minutes} minutes"
+
+
+def way_round(request: Request, form: FormDefinition | None) -> list[str]:
+    """What someone who was told to wait can do now instead, fitting their form."""
+    settings = context_of(request).settings
+    facilitators = str(settings.group["facilitators_email"])
+    sentences = []
+    if form is not None and form.can_be_urgent:
+        sentences.append("If you or someone else is in danger now, call 999.")
+    if form is not None and form.rerouted_when is not None:
+        contact = settings.decisions.facilitator_concern_email
+        sentences.append(
+            f"You can also email the facilitators at {facilitators}"
+            + (f", or, if it is about a facilitator, {contact}." if contact else ".")
+        )
+    else:
+        sentences.append(f"You can also email the facilitators at {facilitators}.")
+    return sentences
 
 
 async def read_form(
-    request: Request, max_bytes: int = SMALL_BODY_BYTES
+    request: Request, form: FormDefinition | None = None
 ) -> dict[str, str | list[str]]:
     refuse_cross_site(request)
-    refuse_floods(request)
+    refuse_floods(request, form)
+    max_bytes = SMALL_BODY_BYTES if form is None else body_limit(form)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/x-www-form-urlencoded":
         raise HTTPException(415, "Send the form from its page.")
@@ -308,7 +344,7 @@ async def form_page(request: Request) -> Response:
 async def form_answers(request: Request) -> Response:
     form = form_for(request.path_params["kind"])
     context = context_of(request)
-    submitted = await read_form(request, body_limit(form))
+    submitted = await read_form(request, form)
     reference, draft = draft_of(context, submitted)
     if context.drafts.is_cancelled(reference):
         return expired_page(request)
@@ -349,7 +385,7 @@ def check_answers_page(
 async def form_change(request: Request) -> Response:
     form = form_for(request.path_params["kind"])
     context = context_of(request)
-    payload, _ = verified_answers(context, form, await read_form(request, body_limit(form)))
+    payload, _ = verified_answers(context, form, await read_form(request, form))
     reference: str = payload["reference"]
     if context.drafts.is_cancelled(reference):
         return expired_page(request)
@@ -360,7 +396,7 @@ async def form_change(request: Request) -> Response:
 async def form_confirm(request: Request) -> Response:
     form = form_for(request.path_params["kind"])
     context = context_of(request)
-    payload, age = verified_answers(context, form, await read_form(request, body_limit(form)))
+    payload, age = verified_answers(context, form, await read_form(request, form))
     reference: str = payload["reference"]
     if context.drafts.is_cancelled(reference):
         return expired_page(request)
@@ -549,8 +585,6 @@ async def http_error(request: Request, error: Exception) -> Response:
     paragraphs = [detail] if detail and detail != ERROR_TITLES.get(status) else []
     if status == 404:
         paragraphs = ["If you typed the web address, check it is correct."]
-    if status == 429:
-        paragraphs = ["Wait 10 minutes, then try again."]
     paragraphs.append("Nothing was kept or sent.")
     response = render(
         request,

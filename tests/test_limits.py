@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from forms_server.limits import PostLimits
 
 
@@ -25,10 +27,10 @@ def test_a_client_gets_its_burst_then_waits_for_the_refill() -> None:
 def test_the_global_budget_caps_everyone_together() -> None:
     clock = Clock()
     limits = PostLimits(per_client_burst=5, global_burst=10, global_per_minute=60, clock=clock)
-    allowed = [limits.allow(f"10.0.0.{n}") for n in range(15)]
+    allowed = [limits.allow(f"10.0.{n}.1") for n in range(15)]
     assert allowed == [True] * 10 + [False] * 5
     clock.now += 1
-    assert limits.allow("10.0.0.99")
+    assert limits.allow("10.0.99.1")
 
 
 def test_addresses_are_kept_only_as_keyed_hashes() -> None:
@@ -44,3 +46,37 @@ def test_the_table_of_clients_stays_bounded() -> None:
     for n in range(1000):
         limits.allow(f"10.1.{n // 250}.{n % 250}")
     assert len(limits._clients) <= 100
+
+
+def test_one_network_with_many_addresses_is_one_client() -> None:
+    clock = Clock()
+    limits = PostLimits(per_client_burst=3, clock=clock)
+    assert [limits.allow(f"198.51.100.{n}") for n in range(1, 5)] == [True, True, True, False]
+    assert [limits.allow(f"2001:db8:1:2::{n:x}") for n in range(1, 5)] == [True] * 3 + [False]
+    # IPv4 seen through IPv6 is the same network; the next network along is another client.
+    assert not limits.allow("::ffff:198.51.100.200")
+    assert limits.allow("198.51.101.1")
+    assert limits.allow("2001:db8:1:3::1")
+
+
+def test_a_flood_from_many_networks_never_stops_a_concern() -> None:
+    """About 180 posts from rotating addresses used up the shared budget, then everyone got
+    429: a concern, or a notice of leaving unsafe, must still get through."""
+    clock = Clock()
+    limits = PostLimits(per_client_burst=20, global_burst=200, global_per_minute=120, clock=clock)
+    flood = [
+        limits.allow(f"203.0.{n // 256}.{n % 256}", protected=False)
+        for n in range(0, 256 * 300, 256)
+    ]
+    assert flood.count(False) > 0
+    assert not limits.allow("192.0.2.1")  # an ordinary form from a fresh network waits...
+    assert limits.allow("192.0.2.2", protected=True)  # ...a concern from there does not
+
+
+def test_the_wait_is_the_real_time_until_the_next_post() -> None:
+    clock = Clock()
+    limits = PostLimits(per_client_burst=1, per_client_per_minute=6, clock=clock)
+    assert limits.wait_seconds("10.0.0.1") is None
+    assert limits.wait_seconds("10.0.0.1") == 10.0
+    clock.now += 4
+    assert limits.wait_seconds("10.0.0.1") == pytest.approx(6.0)

@@ -695,8 +695,9 @@ def test_a_flood_from_one_client_does_not_stop_another(site_dir: Path, tmp_path:
     assert statuses[:5] == [200] * 5
     assert statuses[5:] == [429] * 3
     refused = flooder.post("/forms/leave-missing/", data=answers)
-    assert "Wait 10 minutes" in refused.text
-    assert refused.headers["retry-after"] == "600"
+    # The truth: the bucket gives one more post every 10 seconds (6 a minute).
+    assert "Wait 10 seconds" in refused.text
+    assert refused.headers["retry-after"] == "10"
     assert member.post("/forms/leave-missing/", data=answers).status_code == 200
 
 
@@ -973,3 +974,20 @@ def test_every_typed_answers_limit_is_in_its_hint_tied_to_its_box(client: TestCl
             assert isinstance(hint, Tag), spec.name
             assert f"{spec.name}-hint" in str(box["aria-describedby"]).split()
             assert f"You can enter up to {spec.max_length:,} characters." in hint.get_text()
+
+
+def test_a_limited_member_is_told_the_real_wait_and_the_way_round(
+    site_dir: Path, tmp_path: Path
+) -> None:
+    app = make_app(
+        site_dir, tmp_path / "data", FORMS_CLIENT_POST_BURST="1", FORMS_CLIENT_POSTS_PER_MINUTE="6"
+    )
+    with TestClient(app, base_url=BASE_URL, client=("198.51.100.7", 4000)) as client:
+        answers = valid_answers(FORMS["concern"])
+        assert client.post("/forms/concern/", data=answers).status_code == 200
+        refused = client.post("/forms/concern/", data=answers)
+    assert refused.status_code == 429
+    assert refused.headers["retry-after"] == "10"
+    assert "Wait 10 seconds, then try again." in refused.text
+    assert "If you or someone else is in danger now, call 999." in refused.text
+    assert "facilitators@example.org" in refused.text
