@@ -52,6 +52,8 @@ def routes(settings: Settings) -> list[Route | Mount]:
         Route("/healthz", views.healthz, methods=["GET"]),
         *development,
         Route("/forms/exit", views.quick_exit, methods=["GET"], name="quick_exit"),
+        # /forms/consent goes to /forms/consent/, as the handbook's own pages do.
+        Route("/forms/{kind}", views.add_slash, methods=["GET"]),
         Route("/forms/leave/", views.leave_start, methods=["GET"], name="leave_start"),
         Route("/forms/leave/", views.leave_choice, methods=["POST"], name="leave_choice"),
         Route("/forms/{kind}/", views.form_page, methods=["GET"], name="form_page"),

@@ -177,14 +177,33 @@ JOINERS = {"\u200c", "\u200d"}
 UNWANTED_CATEGORIES = {"Cc", "Cf", "Zl", "Zp"}
 
 
-def has_control_characters(text: str, allow_newlines: bool) -> bool:
+def first_control_character(text: str, allow_newlines: bool) -> str | None:
     """Cc holds CR, LF, NUL, NEL, VT and FF; Zl and Zp are U+2028 and U+2029; Cf holds invisible
     format characters (right-to-left overrides, for example) that can make a name in an email
     read differently from what was typed."""
     allowed = JOINERS | ({"\n", "\r", "\t"} if allow_newlines else set())
-    return any(
-        character not in allowed and unicodedata.category(character) in UNWANTED_CATEGORIES
-        for character in text
+    for character in text:
+        if character not in allowed and unicodedata.category(character) in UNWANTED_CATEGORIES:
+            return character
+    return None
+
+
+# Characters people meet, named as people name them.
+CHARACTER_NAMES = {"\n": "a line break", "\r": "a line break", "\t": "a tab"}
+LINE_BREAKS = {"\n", "\r", "\x0b", "\x0c", "\x85", "\u2028", "\u2029"}
+
+
+def control_character_message(spec: Field, character: str) -> str:
+    """Which character, and why it cannot stay: "Name must be on one line: remove the line
+    break", "Name cannot contain the invisible character U+202E (right-to-left override)"."""
+    if spec.is_single_line and character in LINE_BREAKS:
+        return f"{spec.short_name} must be on one line: remove the line break"
+    if character in CHARACTER_NAMES:
+        return f"{spec.short_name} cannot contain {CHARACTER_NAMES[character]}: remove it"
+    name = unicodedata.name(character, "").lower() or "a control character"
+    return (
+        f"{spec.short_name} cannot contain the invisible character U+{ord(character):04X} "
+        f"({name}): remove it, or type the answer again"
     )
 
 
@@ -235,10 +254,9 @@ def validate_field(spec: Field, raw: str | list[str] | None) -> tuple[str | list
     if spec.kind is FieldKind.AGREE:
         return (text, None) if text == "yes" else (text, spec.required_message)
 
-    if has_control_characters(text, allow_newlines=spec.kind is FieldKind.TEXTAREA):
-        if spec.is_single_line:
-            return text, f"{spec.short_name} must be on one line, with no special characters"
-        return text, f"{spec.short_name} must not contain special characters"
+    unwanted = first_control_character(text, allow_newlines=spec.kind is FieldKind.TEXTAREA)
+    if unwanted is not None:
+        return text, control_character_message(spec, unwanted)
     if len(text) > spec.max_length:
         return text, f"{spec.short_name} must be {spec.max_length} characters or fewer"
     if spec.kind is FieldKind.EMAIL and not is_usable_email_address(text):

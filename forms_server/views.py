@@ -545,6 +545,13 @@ def readers_of(settings: Settings, routes: tuple[str, ...]) -> str:
     return " and ".join(readers)
 
 
+async def add_slash(request: Request) -> Response:
+    kind = request.path_params["kind"]
+    if kind != "leave":
+        form_for(kind)  # 404 for anything that is not a form
+    return RedirectResponse(f"/forms/{kind}/", status_code=301)
+
+
 async def leave_start(request: Request) -> Response:
     return render(request, "leave.html", title="Send a leave notice", kinds=LEAVE_KINDS, errors={})
 

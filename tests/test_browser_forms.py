@@ -176,3 +176,29 @@ def test_the_left_early_notice_can_be_sent_with_the_keyboard_alone(
         )
         expect(page.locator("main")).to_contain_text("07700 900982")
         expect(page.locator("main")).to_contain_text("Get help now")  # it is urgent
+
+
+@pytest.mark.parametrize("path", ["/forms/concern/", "/"])
+def test_every_link_a_keyboard_reaches_shows_where_focus_is(
+    browser: Browser, server_url: str, path: str
+) -> None:
+    with visit(browser, server_url, EXIT_URL) as record:
+        page = record.page
+        page.goto(server_url + path)
+        unmarked = []
+        for _ in range(25):
+            page.keyboard.press("Tab")
+            focused = page.evaluate(
+                """() => {
+                  const element = document.activeElement;
+                  const style = getComputedStyle(element);
+                  return {
+                    tag: element.tagName,
+                    text: (element.getAttribute('aria-label') || element.textContent).trim(),
+                    ring: style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) >= 2,
+                  };
+                }"""
+            )
+            if focused["tag"] == "A" and not focused["ring"]:
+                unmarked.append(focused["text"][:40])
+        assert unmarked == []

@@ -116,8 +116,21 @@ def not_a_choice(spec: Field) -> str:
     return spec.required_message or f"Select one of the options for {spec.short_name.lower()}"
 
 
-def one_line_message(spec: Field) -> str:
-    return f"{spec.short_name} must be on one line, with no special characters"
+TEST_LINE_BREAKS = {"\r", "\n", "\u2028", "\u0085", "\x0b", "\u2029", "\x0c"}
+
+
+def is_the_message_for(error: str | None, spec: Field, character: str) -> bool:
+    """The message names what is wrong: the line break, the tab, or the invisible character
+    by its code point, and says what to do."""
+    if error is None:
+        return False
+    if spec.is_single_line and character in TEST_LINE_BREAKS:
+        return error == f"{spec.short_name} must be on one line: remove the line break"
+    if character == "\t":
+        return error == f"{spec.short_name} cannot contain a tab: remove it"
+    return error.startswith(
+        f"{spec.short_name} cannot contain the invisible character U+{ord(character):04X} ("
+    ) and error.endswith("): remove it, or type the answer again")
 
 
 # -- Empty answers ------------------------------------------------------------------------------
@@ -239,7 +252,7 @@ def test_a_single_line_field_refuses_a_line_break_or_special_character_inside_it
     value = valid_value(spec)
     assert isinstance(value, str)
     _, error = validate_field(spec, value[:4] + character + value[4:])
-    assert error == one_line_message(spec)
+    assert is_the_message_for(error, spec, character), error
 
 
 @pytest.mark.parametrize("character", LINE_BREAKERS, ids=repr)
@@ -256,7 +269,7 @@ def test_a_special_character_at_either_end_of_a_single_line_field_is_removed_or_
         if character.isspace():
             assert validate_field(spec, typed) == (value, None)
         else:
-            assert validate_field(spec, typed)[1] == one_line_message(spec)
+            assert is_the_message_for(validate_field(spec, typed)[1], spec, character)
 
 
 @pytest.mark.parametrize("spec", TEXTAREA_FIELDS)
@@ -277,7 +290,7 @@ def test_a_text_area_normalises_crlf_to_lf(spec: Field) -> None:
 @pytest.mark.parametrize("spec", TEXTAREA_FIELDS)
 def test_a_text_area_refuses_nul_and_other_special_characters(spec: Field, character: str) -> None:
     _, error = validate_field(spec, f"First{character}line")
-    assert error == f"{spec.short_name} must not contain special characters"
+    assert is_the_message_for(error, spec, character), error
 
 
 # -- Choices and agreements ---------------------------------------------------------------------
@@ -363,7 +376,7 @@ def test_an_email_field_refuses_anything_but_one_plain_address(spec: Field, type
 @pytest.mark.parametrize("spec", EMAIL_FIELDS)
 def test_an_email_address_with_an_added_header_is_refused_as_not_one_line(spec: Field) -> None:
     _, error = validate_field(spec, "a@example.com\r\nBcc: x@y.z")
-    assert error == one_line_message(spec)
+    assert is_the_message_for(error, spec, "\r")
 
 
 # -- What is kept -------------------------------------------------------------------------------
@@ -406,6 +419,7 @@ def every_message() -> list[str]:
         for spec in form.fields:
             messages.append(spec.required_message)
             bad: list[str | list[str] | None] = [None, "", "not-a-choice", "bad\x00value"]
+            bad.append("two\nlines")
             if spec.kind in TEXT_KINDS:
                 bad.append(valid_text_of_length(spec, spec.max_length + 1))
             if spec.kind is FieldKind.EMAIL:
@@ -720,3 +734,11 @@ def test_joiners_that_real_names_and_emoji_need_are_accepted(name: str) -> None:
 def test_a_lone_carriage_return_in_a_text_area_is_a_line_break() -> None:
     spec = FORMS["concern"].field_named("what_happened")
     assert validate_field(spec, "a\rb") == ("a\nb", None)
+
+
+def test_an_invisible_character_is_named_by_its_code_point_and_name() -> None:
+    spec = FORMS["consent"].field_named("name")
+    assert validate_field(spec, "Sam\u202eExample")[1] == (
+        "Name cannot contain the invisible character U+202E (right-to-left override): remove "
+        "it, or type the answer again"
+    )

@@ -991,3 +991,15 @@ def test_a_limited_member_is_told_the_real_wait_and_the_way_round(
     assert "Wait 10 seconds, then try again." in refused.text
     assert "If you or someone else is in danger now, call 999." in refused.text
     assert "facilitators@example.org" in refused.text
+
+
+@pytest.mark.parametrize("kind", [*FORMS, "leave"])
+def test_a_form_address_without_its_slash_leads_to_the_form(client: TestClient, kind: str) -> None:
+    response = client.get(f"/forms/{kind}")
+    assert response.status_code == 301
+    assert response.headers["location"] == f"/forms/{kind}/"
+
+
+def test_a_form_that_does_not_exist_is_not_found_with_or_without_slash(client: TestClient) -> None:
+    assert client.get("/forms/nothing").status_code == 404
+    assert client.get("/forms/nothing/").status_code == 404
