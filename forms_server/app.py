@@ -22,9 +22,9 @@ from forms_server import views
 from forms_server.delivery import Delivery
 from forms_server.drafts import Drafts
 from forms_server.forms import CONSENT, FieldKind
+from forms_server.guidelines import archive_guidelines
 from forms_server.handbook import (
     check_built_from,
-    guidelines_version,
     inline_script_hashes,
     theme_stylesheets,
 )
@@ -144,7 +144,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         settings=settings,
         templates=views.make_templates(settings, theme_stylesheets(site_dir)),
         signer=signer,
-        guidelines_version=guidelines_version(
+        guidelines=archive_guidelines(
+            settings.data_dir,
             settings.handbook_config.parent / "docs",
             [spec.label for spec in CONSENT.fields if spec.kind is FieldKind.AGREE],
         ),

@@ -42,6 +42,7 @@ from forms_server.forms import (
     validate,
     what_happens_next,
 )
+from forms_server.guidelines import GuidelinesVersion
 from forms_server.limits import PostLimits
 from forms_server.outbox import Outbox
 from forms_server.reference import normalise_reference
@@ -76,7 +77,7 @@ class FormsContext:
     settings: Settings
     templates: Jinja2Templates
     signer: Signer
-    guidelines_version: str
+    guidelines: GuidelinesVersion
     receiver: Receiver
     limits: PostLimits
     drafts: Drafts
@@ -229,7 +230,7 @@ def sign_answers(
 ) -> str:
     payload: dict[str, Any] = {"reference": reference, "answers": answers}
     if form.binds_guidelines:
-        payload["guidelines"] = context.guidelines_version
+        payload["guidelines"] = context.guidelines.version
     if looks_automated:
         payload["automated"] = True
     return context.signer.sign(form.kind, Purpose.CHECK_ANSWERS, payload)
@@ -376,7 +377,7 @@ def check_answers_page(
         rows=rows,
         token=token,
         urgent=is_urgent(form, answers),
-        guidelines_version=context.guidelines_version,
+        guidelines=context.guidelines,
         notice=notice,
         draft=context.drafts.token_for(reference),
     )
@@ -414,7 +415,7 @@ async def form_confirm(request: Request) -> Response:
                 "opened, which can happen by mistake. Check your answers, then press Send again."
             ),
         )
-    if form.binds_guidelines and payload.get("guidelines") != context.guidelines_version:
+    if form.binds_guidelines and payload.get("guidelines") != context.guidelines.version:
         # The guidelines changed between reading and signing: the member must see the new ones.
         return render(
             request,

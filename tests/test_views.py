@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
 from collections.abc import Iterator, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -313,8 +314,16 @@ def test_the_consent_record_binds_the_guidelines_version(
     app: Starlette, client: TestClient
 ) -> None:
     check_page = post(client, "/forms/consent/", valid_answers(FORMS["consent"]))
-    version = forms_context(app).guidelines_version
-    assert f"version {version}" in check_page
+    version = forms_context(app).guidelines.version
+    # The member reads a date; the record, the email and the archive keep the hash.
+    today = datetime.now(UTC).date()
+    assert f"the version of {today.day} {today:%B %Y}" in check_page
+    assert version not in check_page
+    archived = json.loads(
+        (forms_context(app).settings.data_dir / "guidelines" / f"{version}.json").read_text()
+    )
+    assert archived["version"] == version
+    assert "Taking part in a meeting" in archived["pages"]["taking-part.md"]
     location = client.post("/forms/consent/confirm", data={"token": token_in(check_page)}).headers[
         "location"
     ]

@@ -1,0 +1,69 @@
+"""Each version of the guidelines a member agrees to, kept whole, so a consent can always be
+read against the exact words it agreed to.
+
+The version is a short hash of the guidelines' pages and the consent form's statements (see
+handbook.guidelines_version); records keep the hash. A member is shown a date instead, the day
+this version was first served: "the guidelines as they were on 25 November 2026". The archive is
+one file per version in the data folder, written once and never changed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from forms_server.files import create_exclusively
+from forms_server.handbook import guidelines_version
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GuidelinesVersion:
+    version: str  # the hash records keep
+    since: date  # the day this version was first served
+
+    @property
+    def in_words(self) -> str:
+        return f"{self.since.day} {self.since:%B %Y}"
+
+
+def archive_guidelines(
+    data_dir: Path, docs_dir: Path, statements: list[str], today: date | None = None
+) -> GuidelinesVersion:
+    """This version, archived if it is new: its pages' text, its statements and its date."""
+    version = guidelines_version(docs_dir, statements)
+    path = data_dir / "guidelines" / f"{version}.json"
+    first_seen = today or datetime.now(UTC).date()
+    archived = {
+        "version": version,
+        "since": first_seen.isoformat(),
+        "pages": {
+            page.name: page.read_text(encoding="utf-8")
+            for page in sorted((docs_dir / "guidelines").glob("*.md"))
+        },
+        "statements": statements,
+    }
+    # Written once: a later start with the same version keeps the first date. A data folder
+    # that cannot be written must not stop the forms (/healthz reports the folder itself).
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        create_exclusively(path, json.dumps(archived, ensure_ascii=False, indent=1).encode())
+        kept = json.loads(path.read_text(encoding="utf-8"))
+        return GuidelinesVersion(version, date.fromisoformat(kept["since"]))
+    except (OSError, ValueError, KeyError) as error:
+        logger.error("Could not archive guidelines version %s: %s", version, error)
+        return GuidelinesVersion(version, first_seen)
+
+
+def version_in_words(data_dir: Path, version: str) -> str:
+    """ "the version of 25 November 2026", or the bare hash if it was never archived here."""
+    try:
+        kept = json.loads((data_dir / "guidelines" / f"{version}.json").read_text("utf-8"))
+        since = date.fromisoformat(kept["since"])
+    except (OSError, ValueError, KeyError):
+        return f"version {version}"
+    return f"the version of {GuidelinesVersion(version, since).in_words}"
