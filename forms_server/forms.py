@@ -26,7 +26,6 @@ class FieldKind(Enum):
     EMAIL = "email"  # exactly one address
     TEXTAREA = "textarea"  # several lines
     RADIOS = "radios"  # one of the choices
-    CHECKBOXES = "checkboxes"  # any of the choices
     AGREE = "agree"  # a single box the member must tick to go on
     PHONE_OR_EMAIL = "phone_or_email"  # how to reach someone now: one or the other
 
@@ -109,6 +108,9 @@ class FormDefinition:
     what_happens_next: str
     # Binds the record to the exact guidelines shown (the consent form).
     binds_guidelines: bool = False
+    # A leave notice: its choice on the leave notice page, and that choice's hint.
+    chooser_label: str = ""
+    chooser_hint: str = ""
     # Crisis contacts are shown on the page when the form is about risk.
     shows_crisis_contacts: bool = False
     # (field, answer, recipients): an answer that sends the form to someone else instead.
@@ -215,14 +217,6 @@ def as_text(value: str | list[str] | None) -> str:
     return value
 
 
-def as_list(value: str | list[str] | None) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value] if value else []
-    return [item for item in value if item]
-
-
 def not_a_choice_message(spec: Field) -> str:
     """A choice that is not on the page only comes from an altered post: ask again, as for an
     empty answer ("Select whether you are safe now"), in the same words."""
@@ -231,15 +225,6 @@ def not_a_choice_message(spec: Field) -> str:
 
 def validate_field(spec: Field, raw: str | list[str] | None) -> tuple[str | list[str], str | None]:
     """The cleaned value and, when it is not acceptable, the message to show beside it."""
-    if spec.kind is FieldKind.CHECKBOXES:
-        values = as_list(raw)
-        known = {choice.value for choice in spec.choices}
-        if any(value not in known for value in values):
-            return values, not_a_choice_message(spec)
-        if not values and not spec.optional:
-            return values, spec.required_message
-        return values, None
-
     text = as_text(raw)
     # Browsers send CRLF; a lone CR is a line break too.
     text = text.replace("\r\n", "\n").replace("\r", "\n").strip()
@@ -305,9 +290,6 @@ def is_shown(spec: Field, answers: Mapping[str, str | list[str]]) -> bool:
 
 def display_value(spec: Field, value: str | list[str]) -> str:
     """An answer as the member and the facilitators read it back."""
-    if spec.kind is FieldKind.CHECKBOXES:
-        labels = [spec.choice_label(item) for item in as_list(value)]
-        return "\n".join(labels) if labels else "None"
     text = as_text(value)
     if spec.kind is FieldKind.RADIOS:
         return spec.choice_label(text) if text else "Not answered"
@@ -562,6 +544,7 @@ CONSENT = FormDefinition(
 
 LEAVE_LEAVING = FormDefinition(
     kind="leave-leaving",
+    chooser_label="Leaving the group",
     title="Tell us you are leaving the group",
     email_name="Leave notice: leaving the group",
     intro="Thank you for telling us. It means we can offer your place to someone else.",
@@ -612,6 +595,11 @@ LEAVE_LEAVING = FormDefinition(
 
 LEAVE_MISSING = FormDefinition(
     kind="leave-missing",
+    chooser_label="Missing sessions",
+    chooser_hint=(
+        "If you do not come to three meetings in a row without telling us, you may be "
+        "removed from the group."
+    ),
     title="Tell us you will miss sessions",
     email_name="Leave notice: missing sessions",
     intro=(
@@ -644,6 +632,8 @@ LEAVE_MISSING = FormDefinition(
 
 LEAVE_LEFT_EARLY = FormDefinition(
     kind="leave-left-early",
+    chooser_label="I left a session early",
+    chooser_hint="Or you stepped out of one.",
     title="Tell us you left a session early",
     email_name="Leave notice: left a session early",
     intro=(
@@ -814,30 +804,25 @@ CONCERN = FormDefinition(
     ),
 )
 
-FORMS: Mapping[str, FormDefinition] = {
-    form.kind: form for form in (CONSENT, LEAVE_LEAVING, LEAVE_MISSING, LEAVE_LEFT_EARLY, CONCERN)
-}
+# Every form, once. The tables below are derived from the definitions, so a new form is one
+# definition added here.
+ALL_FORMS = (CONSENT, LEAVE_LEAVING, LEAVE_MISSING, LEAVE_LEFT_EARLY, CONCERN)
+
+FORMS: Mapping[str, FormDefinition] = {form.kind: form for form in ALL_FORMS}
 
 # The leave notice starts by asking which kind, then asks only what that kind needs. The
 # handbook tells members to choose these labels by name.
-LEAVE_KINDS: Sequence[Choice] = (
-    Choice("leave-leaving", "Leaving the group"),
-    Choice(
-        "leave-missing",
-        "Missing sessions",
-        hint=(
-            "If you do not come to three meetings in a row without telling us, you may be "
-            "removed from the group."
-        ),
-    ),
-    Choice("leave-left-early", "I left a session early", hint="Or you stepped out of one."),
+LEAVE_KINDS: Sequence[Choice] = tuple(
+    Choice(form.kind, form.chooser_label, hint=form.chooser_hint)
+    for form in ALL_FORMS
+    if form.chooser_label
 )
 
-# The privacy notice describes the forms in these groups (the three leave notices as one).
+# The privacy notice and the group's decisions describe the forms in these groups (the three
+# leave notices as one).
 PRIVACY_GROUPS: Mapping[str, tuple[FormDefinition, ...]] = {
-    "consent": (CONSENT,),
-    "leave": (LEAVE_LEAVING, LEAVE_MISSING, LEAVE_LEFT_EARLY),
-    "concern": (CONCERN,),
+    group: tuple(form for form in ALL_FORMS if form.decision_group == group)
+    for group in dict.fromkeys(form.decision_group for form in ALL_FORMS)
 }
 
 

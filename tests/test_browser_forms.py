@@ -21,7 +21,7 @@ def fill_in(page: Page, form: FormDefinition) -> None:
         if spec.name not in answers:
             continue  # asked only under a choice these answers do not make
         value = answers[spec.name]
-        if spec.kind in {FieldKind.RADIOS, FieldKind.AGREE, FieldKind.CHECKBOXES}:
+        if spec.kind in {FieldKind.RADIOS, FieldKind.AGREE}:
             page.check(f'input[name="{spec.name}"][value="{value}"]')
         else:
             page.fill(f"#{spec.name}", value)

@@ -19,7 +19,6 @@ from forms_server.forms import (
     FORMS,
     LEAVE_KINDS,
     Answers,
-    Choice,
     Field,
     FieldKind,
     FormDefinition,
@@ -35,7 +34,7 @@ from forms_server.forms import (
 )
 
 TEXT_KINDS = {FieldKind.TEXT, FieldKind.EMAIL, FieldKind.PHONE_OR_EMAIL, FieldKind.TEXTAREA}
-CHOICE_KINDS = {FieldKind.RADIOS, FieldKind.CHECKBOXES}
+CHOICE_KINDS = {FieldKind.RADIOS}
 EMAIL_FORMAT_MESSAGE = "Enter an email address in the correct format, like name@example.com"
 
 # The characters the security checks name, and a few more of the same families.
@@ -75,7 +74,7 @@ EMAIL_FIELDS = fields_where(lambda spec: spec.kind is FieldKind.EMAIL)
 CHOICE_FIELDS = fields_where(lambda spec: spec.kind in CHOICE_KINDS)
 RADIO_FIELDS = fields_where(lambda spec: spec.kind is FieldKind.RADIOS)
 AGREE_FIELDS = fields_where(lambda spec: spec.kind is FieldKind.AGREE)
-ONE_VALUE_FIELDS = fields_where(lambda spec: spec.kind is not FieldKind.CHECKBOXES)
+ONE_VALUE_FIELDS = ALL_FIELDS
 FORM_CASES = [pytest.param(form, id=form.kind) for form in FORMS.values()]
 
 
@@ -89,8 +88,6 @@ def valid_value(spec: Field) -> str | list[str]:
         return "First line\nSecond line"
     if spec.kind is FieldKind.RADIOS:
         return spec.choices[0].value
-    if spec.kind is FieldKind.CHECKBOXES:
-        return [spec.choices[0].value]
     if spec.kind is FieldKind.AGREE:
         return "yes"
     return "Sam Smith"
@@ -154,8 +151,6 @@ def test_the_tables_cover_every_kind_of_field_the_forms_use() -> None:
 def test_a_required_field_left_empty_gives_exactly_its_own_message(
     spec: Field, empty: str | list[str] | None
 ) -> None:
-    if spec.kind is FieldKind.CHECKBOXES and isinstance(empty, str) and empty.strip() == "":
-        empty = []  # a browser sends no value at all for unticked boxes
     _, error = validate_field(spec, empty)
     assert error == spec.required_message
     assert error
@@ -180,11 +175,9 @@ def test_an_empty_submission_lists_every_required_field_in_the_order_of_the_form
 def test_an_optional_field_left_empty_is_accepted(
     spec: Field, empty: str | list[str] | None
 ) -> None:
-    if spec.kind is FieldKind.CHECKBOXES and isinstance(empty, str):
-        empty = []
     value, error = validate_field(spec, empty)
     assert error is None
-    assert value == ([] if spec.kind is FieldKind.CHECKBOXES else "")
+    assert value == ""
 
 
 @pytest.mark.parametrize("form", FORM_CASES)
@@ -299,10 +292,7 @@ def test_a_text_area_refuses_nul_and_other_special_characters(spec: Field, chara
 @pytest.mark.parametrize("spec", CHOICE_FIELDS)
 def test_every_listed_choice_is_accepted(spec: Field) -> None:
     for choice in spec.choices:
-        value: str | list[str] = (
-            [choice.value] if spec.kind is FieldKind.CHECKBOXES else choice.value
-        )
-        assert validate_field(spec, value) == (value, None)
+        assert validate_field(spec, choice.value) == (choice.value, None)
 
 
 @pytest.mark.parametrize("spec", CHOICE_FIELDS)
@@ -311,10 +301,7 @@ def test_a_value_that_is_not_one_of_the_choices_is_refused(spec: Field) -> None:
     outsiders = ["not-a-choice", first.value.upper() + "X", first.label + "!", "yes please"]
     for outsider in outsiders:
         assert outsider not in {choice.value for choice in spec.choices}
-        submitted: str | list[str] = (
-            [first.value, outsider] if spec.kind is FieldKind.CHECKBOXES else outsider
-        )
-        _, error = validate_field(spec, submitted)
+        _, error = validate_field(spec, outsider)
         assert error == not_a_choice(spec)
 
 
@@ -549,27 +536,6 @@ def test_an_agreement_reads_back_as_yes_i_agree_or_no(spec: Field) -> None:
     assert display_value(spec, "no") == "No"
 
 
-def test_ticked_boxes_read_back_as_their_labels_one_a_line_or_none() -> None:
-    # No form has checkboxes yet, so a field is made for this.
-    boxes = Field(
-        name="days",
-        label="Which days suit you?",
-        short_name="Days",
-        required_message="Select the days that suit you",
-        kind=FieldKind.CHECKBOXES,
-        choices=(Choice("mon", "Monday"), Choice("tue", "Tuesday"), Choice("wed", "Wednesday")),
-    )
-    assert display_value(boxes, ["mon", "wed"]) == "Monday\nWednesday"
-    assert display_value(boxes, "tue") == "Tuesday"
-    assert display_value(boxes, []) == "None"
-    assert display_value(boxes, "") == "None"
-    assert display_value(boxes, ["mon", "fri"]) == "Monday\nfri"
-    # And the same field validates as any choice field does.
-    assert validate_field(boxes, ["mon", "tue"]) == (["mon", "tue"], None)
-    assert validate_field(boxes, ["mon", "fri"])[1] == "Select the days that suit you"
-    assert validate_field(boxes, [])[1] == "Select the days that suit you"
-
-
 # -- The definitions themselves -----------------------------------------------------------------
 
 
@@ -741,4 +707,20 @@ def test_an_invisible_character_is_named_by_its_code_point_and_name() -> None:
     assert validate_field(spec, "Sam\u202eExample")[1] == (
         "Name cannot contain the invisible character U+202E (right-to-left override): remove "
         "it, or type the answer again"
+    )
+
+
+def test_the_tables_are_derived_from_the_definitions() -> None:
+    """A new form is one definition: the form table, the leave chooser and the privacy
+    notice's groups all follow from it."""
+    assert list(FORMS) == [form.kind for form in forms_module.ALL_FORMS]
+    assert [choice.value for choice in LEAVE_KINDS] == [
+        form.kind for form in forms_module.ALL_FORMS if form.chooser_label
+    ]
+    grouped = [form for forms in forms_module.PRIVACY_GROUPS.values() for form in forms]
+    assert sorted(form.kind for form in grouped) == sorted(FORMS)
+    assert all(
+        form.decision_group == group
+        for group, forms in forms_module.PRIVACY_GROUPS.items()
+        for form in forms
     )

@@ -114,8 +114,6 @@ def answers_for(form: FormDefinition) -> st.SearchStrategy[dict[str, str | list[
             )
         elif spec.kind is FieldKind.RADIOS:
             fields[spec.name] = st.sampled_from(choices)
-        elif spec.kind is FieldKind.CHECKBOXES:
-            fields[spec.name] = st.lists(st.sampled_from(choices), min_size=1)
         elif spec.kind is FieldKind.AGREE:
             fields[spec.name] = st.just("yes")
         else:
