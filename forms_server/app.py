@@ -115,6 +115,8 @@ def open_delivery(settings: Settings) -> Delivery:
         replay_window=timedelta(seconds=settings.token_max_age_seconds * 2),
         limits=settings.health,
         undelivered_kept=timedelta(days=settings.undelivered_kept_days),
+        sent_alone_per_hour=settings.digest_after_per_hour,
+        digest_every=timedelta(minutes=settings.digest_every_minutes),
     )
 
 

@@ -18,6 +18,7 @@ other item waits for it or is sent again because of it.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import random
@@ -34,6 +35,7 @@ from forms_server.forms import FORMS, Recipients, Submission, recipients_for
 from forms_server.mailer import (
     DeliveryError,
     PermanentDeliveryError,
+    build_digest,
     build_message,
     new_message_id,
     send,
@@ -70,6 +72,10 @@ def backoff_seconds(attempts: int) -> float:
     """30 s, 1 min, 2 min ... up to an hour, with jitter so many items do not retry together."""
     base = min(FIRST_RETRY_SECONDS * 2.0 ** max(attempts - 1, 0), LONGEST_RETRY_SECONDS)
     return base * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not secrecy
+
+
+def recipient_at(item: OutboxItem, address: str) -> RecipientState:
+    return next(recipient for recipient in item.recipients if recipient.address == address)
 
 
 def recipient_addresses(mail: MailSettings, route: Recipients) -> tuple[str, ...]:
@@ -187,6 +193,8 @@ class Delivery:
         limits: HealthLimits,
         undelivered_kept: timedelta,
         clock: Clock = lambda: datetime.now(UTC),
+        sent_alone_per_hour: int = 30,
+        digest_every: timedelta = timedelta(minutes=5),
     ) -> None:
         self.outbox = outbox
         self.store = store
@@ -213,6 +221,14 @@ class Delivery:
         self.unsaved_accepts: dict[tuple[str, str], datetime] = {}
         # Forms received since start with the hidden trap field filled (delivered, marked).
         self.suspected_automated = 0
+        # A flood cannot bury an inbox: past this many messages to one address in an hour,
+        # the next forms for it go together, in one digest at most every `digest_every`.
+        self.sent_alone_per_hour = sent_alone_per_hour
+        self.digest_every = digest_every
+        self.sent_log: dict[str, collections.deque[datetime]] = {}
+        self.next_digest_at: dict[str, datetime] = {}
+        # This pass: address -> references of items whose message to it waits for a digest.
+        self.digest_waiting: dict[str, list[str]] = {}
 
     def use_relay(self, host: str, port: int, mail: MailSettings) -> None:
         """Where to send from now on (the embedded catcher, once it is listening)."""
@@ -380,6 +396,9 @@ class Delivery:
         for position, recipient in enumerate(item.recipients, start=1):
             if not recipient.due(now) or self.stopping:
                 continue
+            if self.flooded(recipient.address, now):
+                self.digest_waiting.setdefault(recipient.address, []).append(item.reference)
+                continue
             try:
                 message = build_message(
                     submission,
@@ -395,6 +414,7 @@ class Delivery:
                 await anyio.to_thread.run_sync(self.save, item)
                 continue
             item = await anyio.to_thread.run_sync(self.accepted, item, recipient, self.clock())
+            self.note_sent(recipient.address, now)
             logger.info(
                 "Delivered %s %s to recipient %d of %d",
                 item.form_kind,
@@ -403,6 +423,65 @@ class Delivery:
                 len(item.recipients),
             )
         return item
+
+    # -- Floods: one digest instead of one message each ------------------------------------------
+
+    def flooded(self, address: str, now: datetime) -> bool:
+        log = self.sent_log.get(address)
+        if log is None:
+            return False
+        while log and now - log[0] > timedelta(hours=1):
+            log.popleft()
+        return len(log) >= self.sent_alone_per_hour
+
+    def note_sent(self, address: str, now: datetime) -> None:
+        self.sent_log.setdefault(address, collections.deque()).append(now)
+
+    async def send_digests(
+        self, items: dict[str, OutboxItem], now: datetime
+    ) -> dict[str, OutboxItem]:
+        """Each flooded address gets the forms waiting for it in one message, once its time
+        comes; until then they wait, with no attempt counted. Returns the items changed."""
+        changed: dict[str, OutboxItem] = {}
+        if self.relay is None:
+            return changed
+        host, port = self.relay
+        for address, references in self.digest_waiting.items():
+            waiting = [changed.get(reference, items[reference]) for reference in references]
+            due_at = self.next_digest_at.get(address)
+            if due_at is not None and now < due_at:
+                for item in waiting:
+                    recipient = recipient_at(item, address)
+                    item = item.with_recipient(replace(recipient, next_attempt_at=due_at))
+                    await anyio.to_thread.run_sync(self.save, item)
+                    changed[item.reference] = item
+                continue
+            try:
+                message = build_digest(
+                    [self.submission_of(item) for item in waiting],
+                    address,
+                    new_message_id(self.mail.sender),
+                    self.mail,
+                    self.group_name,
+                    self.clock(),
+                    self.sent_alone_per_hour,
+                )
+                await send(message, address, self.mail, host, port)
+            except Exception as error:  # noqa: BLE001 - this digest's fault alone
+                for item in waiting:
+                    item = self.recipient_failed(item, recipient_at(item, address), error, now)
+                    await anyio.to_thread.run_sync(self.save, item)
+                    changed[item.reference] = item
+                continue
+            for item in waiting:
+                item = await anyio.to_thread.run_sync(
+                    self.accepted, item, recipient_at(item, address), self.clock()
+                )
+                changed[item.reference] = item
+            self.next_digest_at[address] = now + self.digest_every
+            self.note_sent(address, now)
+            logger.info("Delivered %d forms in one digest to one recipient", len(waiting))
+        return changed
 
     def item_failed(self, item: OutboxItem, error: Exception, now: datetime) -> OutboxItem:
         """A fault of the item as a whole (its content cannot be opened, or something
@@ -527,11 +606,13 @@ class Delivery:
             read = await anyio.to_thread.run_sync(self.outbox.pending)
             items = {item.reference: item for item in read.items}
             if mine:
+                self.digest_waiting = {}
                 for item in self.due_items(read.items, now):
                     if self.stopping:
                         break
                     items[item.reference] = await self.handle(item, now)
                     self.last_pass_at = self.clock()  # alive, even in a long pass
+                items |= await self.send_digests(items, now)
                 to_record = [
                     item
                     for item in items.values()

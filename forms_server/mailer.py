@@ -145,6 +145,60 @@ def build_message(
     return message
 
 
+def build_digest(
+    submissions: list[Submission],
+    recipient: str,
+    message_id: str,
+    mail: MailSettings,
+    group_name: str,
+    sent_at: datetime,
+    sent_alone_per_hour: int,
+) -> EmailMessage:
+    """Many forms in one message, for a recipient receiving more than `sent_alone_per_hour`:
+    a flood cannot bury the inbox, and nothing in it is lost. Urgent forms come first."""
+    ordered = sorted(submissions, key=lambda submission: not submission.urgent)
+    urgent = sum(1 for submission in ordered if submission.urgent)
+    parts = []
+    for submission in ordered:
+        form = FORMS.get(submission.form_kind)
+        if form is None:
+            raise MessageBuildError(f"No form is called {submission.form_kind!r}.")
+        parts.append(bodies(form, submission))
+    intro = (
+        f"More than {sent_alone_per_hour} forms reached you within an hour, so the next ones "
+        "come together in emails like this one until the flow slows down. Each form below is "
+        "complete. Urgent ones come first."
+    )
+    divider = "\n" + "=" * 70 + "\n\n"
+    plain = intro + "\n\n" + divider.join(text for text, _ in parts)
+    html = (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Forms</title>'
+        f"</head><body><p>{intro}</p><hr>"
+        + "<hr>".join(
+            html_part.split("<body>", 1)[-1].rsplit("</body>", 1)[0] for _, html_part in parts
+        )
+        + "</body></html>"
+    )
+    urgent_words = f" - {urgent} URGENT" if urgent else ""
+    try:
+        message = EmailMessage()
+        message["From"] = Address(display_name=f"{group_name} forms", addr_spec=mail.sender)
+        message["To"] = Address(addr_spec=recipient)
+        message["Subject"] = f"{group_name}: {len(ordered)} forms in one email{urgent_words}"
+        message["Date"] = format_datetime(sent_at)
+        message["Message-ID"] = message_id
+        message["Auto-Submitted"] = "auto-generated"
+        if urgent:
+            message["Importance"] = "High"
+        message.set_content(plain)
+        message.add_alternative(html, subtype="html")
+    except (ValueError, TypeError, IndexError) as error:
+        raise MessageBuildError(
+            f"The digest could not be made ({type(error).__name__})."
+        ) from error
+    return message
+
+
 def is_loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(host).is_loopback

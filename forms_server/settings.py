@@ -116,6 +116,10 @@ class Settings:
     group: Mapping[str, Any]
     # The group's decisions, under `extra.group.decisions` (see decisions.py).
     decisions: Decisions
+    # Past this many messages to one address in an hour, the next forms for it come together
+    # in one digest email at most every `digest_every_minutes`: a flood cannot bury an inbox.
+    digest_after_per_hour: int = 30
+    digest_every_minutes: float = 5.0
 
     @property
     def is_production(self) -> bool:
@@ -382,6 +386,8 @@ def load_settings(
         global_rate = config("FORMS_GLOBAL_POSTS_PER_MINUTE", cast=float, default=120.0)
         urgent_minutes = config("FORMS_ALERT_URGENT_AFTER_MINUTES", cast=float, default=5.0)
         waiting_minutes = config("FORMS_ALERT_WAITING_AFTER_MINUTES", cast=float, default=60.0)
+        digest_after = config("FORMS_DIGEST_AFTER_PER_HOUR", cast=int, default=30)
+        digest_every = config("FORMS_DIGEST_EVERY_MINUTES", cast=float, default=5.0)
     except ValueError as error:
         raise SettingsError(str(error)) from error
     if not 0 < port < 65536:
@@ -397,6 +403,11 @@ def load_settings(
         raise SettingsError(
             "FORMS_ALERT_URGENT_AFTER_MINUTES must be above 0 and no more than "
             "FORMS_ALERT_WAITING_AFTER_MINUTES."
+        )
+    if digest_after < 1 or not 0 < digest_every <= 60:
+        raise SettingsError(
+            "FORMS_DIGEST_AFTER_PER_HOUR must be at least 1, and FORMS_DIGEST_EVERY_MINUTES "
+            "above 0 and at most 60."
         )
     if not 60 <= token_max_age <= 24 * 60 * 60:
         raise SettingsError("FORMS_TOKEN_MAX_AGE_SECONDS must be between 60 and 86400.")
@@ -440,4 +451,6 @@ def load_settings(
             worker_silent_seconds=WORKER_SILENT_SECONDS,
         ),
         undelivered_kept_days=undelivered_kept_days(group, handbook_config),
+        digest_after_per_hour=digest_after,
+        digest_every_minutes=digest_every,
     )

@@ -532,3 +532,61 @@ def test_an_item_with_fields_from_a_later_version_is_still_read(tmp_path: Path) 
     assert again is not None
     assert again.reference == item.reference
     assert delivery.outbox.quarantined() == []
+
+
+# -- A flood cannot bury an inbox ---------------------------------------------------------------
+
+
+def to_facilitators(server: SmtpServer) -> int:
+    return sum(1 for r in server.handler.received if r.rcpt_tos[0] in FACILITATORS)
+
+
+@in_own_loop
+async def test_past_the_hourly_rate_forms_come_together_in_one_digest(
+    server: SmtpServer, tmp_path: Path
+) -> None:
+    clock = Clock()
+    delivery = make_delivery(
+        tmp_path / "data",
+        mail_settings(server),
+        clock=clock,
+        sent_alone_per_hour=3,
+        digest_every=timedelta(minutes=5),
+    )
+    flood = [submission("leave-missing") for _ in range(10)]
+    urgent = submission("leave-left-early", safe_now="no", reach_unsafe="07700 900982")
+    # Not safe: urgent, and it goes to whoever receives concerns as well (once each, alone).
+    urgent = replace(urgent, urgent=True)
+    for item in [*flood, urgent]:
+        await delivery.receive(item)
+    await delivery.deliver_due()
+    for facilitator in FACILITATORS:
+        subjects = [
+            str(received.message["Subject"])
+            for received in server.handler.received
+            if received.rcpt_tos == [facilitator]
+        ]
+        # The urgent one and two more alone (the hourly rate is 3), then one digest of 8.
+        assert len(subjects) == 4, subjects
+        assert "URGENT" in subjects[0]
+        assert subjects[-1] == "Harbour: 8 forms in one email"
+    digest = next(r for r in server.handler.received if "in one email" in str(r.message["Subject"]))
+    text = digest.message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert text.replace("\r\n", "\n").count("Leave notice: missing sessions\nReference:") == 8
+    # Every form reached everyone once, and is recorded and finished.
+    for item in [*flood, urgent]:
+        assert status(delivery, item.reference) is ItemStatus.DELIVERED
+    # More in the next minutes wait for the next digest, with no attempt counted...
+    later = [submission("leave-missing") for _ in range(2)]
+    for item in later:
+        await delivery.receive(item)
+    await delivery.deliver_due()
+    assert to_facilitators(server) == 4 * len(FACILITATORS)
+    waiting = delivery.outbox.read(later[0].reference)
+    assert waiting is not None
+    assert all(r.attempts == 0 for r in waiting.recipients)
+    # ...and go together when it comes.
+    clock.advance(minutes=5)
+    await delivery.deliver_due()
+    assert to_facilitators(server) == 5 * len(FACILITATORS)
+    assert all(status(delivery, item.reference) is ItemStatus.DELIVERED for item in later)
