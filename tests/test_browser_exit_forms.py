@@ -54,6 +54,16 @@ def back_to_the_end(page: Page, server_url: str) -> list[str]:
     return seen
 
 
+def arrive_at_the_exit_site(page: Page) -> None:
+    """The exit goes through our server, whose redirect to the exit site Playwright cannot
+    intercept (that first attempt fails here, with no internet); Chromium then loads the exit
+    site itself, which the test's stand-in answers."""
+    with contextlib.suppress(Error):
+        page.wait_for_url(EXIT_URL)
+    expect(page).to_have_title("Weather")
+    assert page.url == EXIT_URL
+
+
 def on_form(page: Page, kind: str) -> None:
     fill_in(page, FORMS[kind])
 
@@ -77,19 +87,28 @@ STEPS: dict[str, Callable[[Page, str], None]] = {
 }
 
 
-@pytest.mark.parametrize("javascript", [True, False], ids=["js", "no-js"])
+# How a member leaves: the button (with or without JavaScript), or Shift three times.
+WAYS_OUT = {"button-js": True, "button-no-js": False, "shift-js": True}
+
+
+@pytest.mark.parametrize("way_out", list(WAYS_OUT))
 @pytest.mark.parametrize("step", list(STEPS))
-@pytest.mark.parametrize("kind", ["concern", "consent", "leave-left-early"])
+@pytest.mark.parametrize("kind", list(FORMS))
 def test_exit_then_back_to_the_end_shows_nothing_typed(
-    browser: Browser, server_url: str, kind: str, step: str, javascript: bool
+    browser: Browser, server_url: str, kind: str, step: str, way_out: str
 ) -> None:
-    with visit(browser, server_url, EXIT_URL, java_script_enabled=javascript) as record:
+    with visit(browser, server_url, EXIT_URL, java_script_enabled=WAYS_OUT[way_out]) as record:
         page = record.page
         page.goto(f"{server_url}/forms/")
         page.goto(f"{server_url}/forms/{kind}/")
         STEPS[step](page, kind)
-        page.get_by_role("link", name=EXIT_BUTTON_NAME).click()
-        page.wait_for_url(EXIT_URL)
+        if way_out.startswith("shift"):
+            page.evaluate("document.activeElement && document.activeElement.blur()")
+            for _ in range(3):
+                page.keyboard.press("Shift")
+        else:
+            page.get_by_role("link", name=EXIT_BUTTON_NAME).click()
+        arrive_at_the_exit_site(page)
         assert back_to_the_end(page, server_url) == []
 
 
