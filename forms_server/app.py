@@ -32,7 +32,7 @@ from forms_server.limits import PostLimits
 from forms_server.middleware import IncidentPages, StandardHeaders
 from forms_server.outbox import Outbox
 from forms_server.settings import PROJECT_ROOT, Settings, SmtpSecurity, load_settings
-from forms_server.signing import Signer, TokenError
+from forms_server.signing import Purpose, Signer, TokenError
 from forms_server.store import SubmissionStore
 
 logger = logging.getLogger(__name__)
@@ -101,6 +101,15 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
             await asyncio.to_thread(catcher.stop)
 
 
+def signer_for(settings: Settings) -> Signer:
+    """One lifetime per purpose: a check page's hours, an acknowledgement link's days."""
+    return Signer(
+        [str(key) for key in settings.secret_keys],
+        settings.token_max_age_seconds,
+        {Purpose.ACKNOWLEDGE: settings.acknowledge_link_days * 24 * 60 * 60},
+    )
+
+
 def open_delivery(settings: Settings) -> Delivery:
     """The store, the outbox and delivery over them, as the server and the command line tool
     use them."""
@@ -141,7 +150,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.store = delivery.store
     app.state.outbox = delivery.outbox
     app.state.delivery = delivery
-    signer = Signer([str(key) for key in settings.secret_keys], settings.token_max_age_seconds)
+    signer = signer_for(settings)
     app.state.forms = views.FormsContext(
         settings=settings,
         templates=views.make_templates(settings, theme_stylesheets(site_dir)),

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 
 import uvicorn
 
-from forms_server.app import create_app, open_delivery
+from forms_server.app import create_app, open_delivery, signer_for
 from forms_server.decisions import unsettled
 from forms_server.delivery import assess, summarise
 from forms_server.errors import FormsServerError
@@ -62,6 +62,17 @@ def check(settings: Settings, send_test: bool) -> int:
     mail = settings.mail
     say(f"Configuration: valid ({settings.environment}).")
     say(f"Signing keys: {len(settings.secret_keys)}. Data folder: {settings.data_dir}.")
+    signer = signer_for(settings)
+    lifetimes = ", ".join(
+        f"{purpose.value} {age_in_words(seconds)}"
+        for purpose, seconds in signer.max_age_by_purpose.items()
+    )
+    say(f"Links and pages live at most: {lifetimes}.")
+    say(
+        "Key rotation: add the new signing key last; remove an old one no sooner than "
+        f"{age_in_words(signer.longest_lifetime_seconds)} later (the longest lifetime above), "
+        "or links still in people's inboxes stop working."
+    )
     route = settings.decisions.concern_route or "facilitators (not decided)"
     say(
         f"Recipients: {len(mail.facilitators)} facilitator(s); concerns go to {route} "
@@ -92,7 +103,9 @@ def report_unsettled_decisions(settings: Settings) -> None:
         say(f"{heading}.")
     for entry in open_decisions:
         parts = f" ({', '.join(entry.parts)})" if entry.parts else ""
-        say(f"  - {entry.spec.key}{parts}: {entry.state}. Decides {entry.spec.meaning}.")
+        say(
+            f"  - {entry.spec.key}{parts}: {entry.state}. Decides {entry.spec.meaning.rstrip('.')}."
+        )
     say("  Set them under extra.group.decisions in mkdocs.yml; the README lists each one.")
 
 

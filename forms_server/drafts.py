@@ -62,7 +62,9 @@ class Drafts:
             for digest, forget_at in list(self.cancelled.items()):
                 if forget_at <= now:
                     del self.cancelled[digest]
-            self.cancelled[self.digest(reference)] = now + self.signer.max_age_seconds
+            self.cancelled[self.digest(reference)] = (
+                now + self.signer.max_age_by_purpose[Purpose.DRAFT]
+            )
 
     def record_sent(self, reference: str, form_kind: str, routes: tuple[str, ...]) -> None:
         now = time.monotonic()
@@ -73,7 +75,7 @@ class Drafts:
             self.sent[self.digest(reference)] = (
                 form_kind,
                 routes,
-                now + self.signer.max_age_seconds,
+                now + self.signer.max_age_by_purpose[Purpose.DRAFT],
             )
 
     def sent_as(self, reference: str) -> tuple[str, tuple[str, ...]] | None:

@@ -120,6 +120,8 @@ class Settings:
     # in one digest email at most every `digest_every_minutes`: a flood cannot bury an inbox.
     digest_after_per_hour: int = 30
     digest_every_minutes: float = 5.0
+    # How long a recipient's "mark as being dealt with" link works.
+    acknowledge_link_days: int = 14
 
     @property
     def is_production(self) -> bool:
@@ -388,6 +390,7 @@ def load_settings(
         waiting_minutes = config("FORMS_ALERT_WAITING_AFTER_MINUTES", cast=float, default=60.0)
         digest_after = config("FORMS_DIGEST_AFTER_PER_HOUR", cast=int, default=30)
         digest_every = config("FORMS_DIGEST_EVERY_MINUTES", cast=float, default=5.0)
+        acknowledge_days = config("FORMS_ACKNOWLEDGE_LINK_DAYS", cast=int, default=14)
     except ValueError as error:
         raise SettingsError(str(error)) from error
     if not 0 < port < 65536:
@@ -409,6 +412,8 @@ def load_settings(
             "FORMS_DIGEST_AFTER_PER_HOUR must be at least 1, and FORMS_DIGEST_EVERY_MINUTES "
             "above 0 and at most 60."
         )
+    if not 1 <= acknowledge_days <= 90:
+        raise SettingsError("FORMS_ACKNOWLEDGE_LINK_DAYS must be from 1 to 90.")
     if not 60 <= token_max_age <= 24 * 60 * 60:
         raise SettingsError("FORMS_TOKEN_MAX_AGE_SECONDS must be between 60 and 86400.")
     handbook_config = Path(
@@ -453,4 +458,5 @@ def load_settings(
         undelivered_kept_days=undelivered_kept_days(group, handbook_config),
         digest_after_per_hour=digest_after,
         digest_every_minutes=digest_every,
+        acknowledge_link_days=acknowledge_days,
     )

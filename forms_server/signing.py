@@ -7,7 +7,7 @@ refused too. Keys rotate: the last configured key signs, and every configured ke
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -20,6 +20,7 @@ from forms_server.errors import FormsServerError
 class Purpose(Enum):
     CHECK_ANSWERS = "check-answers"
     DRAFT = "draft"  # one visit to a form (see drafts.py)
+    ACKNOWLEDGE = "acknowledge"  # a recipient's private link: "mark as being dealt with"
 
 
 class TokenError(FormsServerError):
@@ -39,14 +40,28 @@ class InvalidTokenError(TokenError):
 
 
 class Signer:
-    def __init__(self, secret_keys: Sequence[str], max_age_seconds: int) -> None:
+    def __init__(
+        self,
+        secret_keys: Sequence[str],
+        max_age_seconds: int,
+        max_age_by_purpose: Mapping[Purpose, int] | None = None,
+    ) -> None:
+        """`max_age_seconds` for every purpose, unless `max_age_by_purpose` says otherwise: a
+        check page lives hours, a recipient's acknowledgement link days."""
         if not secret_keys:
             raise ValueError("at least one secret key is needed")
-        if max_age_seconds <= 0:
+        ages = {**dict.fromkeys(Purpose, max_age_seconds), **(max_age_by_purpose or {})}
+        if min(ages.values()) <= 0:
             raise ValueError("tokens must have a maximum age")
+        self.max_age_by_purpose = ages
         # itsdangerous signs with the last key and tries them all, newest first, to verify.
         self.secret_keys = list(secret_keys)
         self.max_age_seconds = max_age_seconds
+
+    @property
+    def longest_lifetime_seconds(self) -> int:
+        """An old key may be removed this long after a new one signs: no live link needs it."""
+        return max(self.max_age_by_purpose.values())
 
     def serializer(self, form_kind: str, purpose: Purpose) -> URLSafeTimedSerializer:
         return URLSafeTimedSerializer(
@@ -66,7 +81,7 @@ class Signer:
         """The payload and when it was signed (for telling a person from a script)."""
         try:
             payload, signed_at = self.serializer(form_kind, purpose).loads(
-                token, max_age=self.max_age_seconds, return_timestamp=True
+                token, max_age=self.max_age_by_purpose[purpose], return_timestamp=True
             )
         except SignatureExpired as error:
             if "< 0 seconds" in str(error):

@@ -275,3 +275,29 @@ def test_a_signer_needs_at_least_one_key(keys: list[str] | tuple[str, ...]) -> N
 def test_a_signer_needs_a_positive_maximum_age(max_age: int) -> None:
     with pytest.raises(ValueError, match="maximum age"):
         Signer([KEY], max_age)
+
+
+# -- A lifetime per purpose ---------------------------------------------------------------------
+
+
+def test_each_purpose_has_its_own_lifetime(monkeypatch: pytest.MonkeyPatch) -> None:
+    fourteen_days = 14 * 24 * 3600
+    signer = Signer([KEY], MAX_AGE, {Purpose.ACKNOWLEDGE: fourteen_days})
+    with clock_at(monkeypatch, NOON):
+        check = signer.sign("consent", Purpose.CHECK_ANSWERS, PAYLOAD)
+        link = signer.sign("concern", Purpose.ACKNOWLEDGE, PAYLOAD)
+    with clock_at(monkeypatch, NOON + MAX_AGE + 1), pytest.raises(ExpiredTokenError):
+        signer.verify("consent", Purpose.CHECK_ANSWERS, check)
+    with clock_at(monkeypatch, NOON + fourteen_days - 1):
+        assert signer.verify("concern", Purpose.ACKNOWLEDGE, link) == PAYLOAD
+    with clock_at(monkeypatch, NOON + fourteen_days + 1), pytest.raises(ExpiredTokenError):
+        signer.verify("concern", Purpose.ACKNOWLEDGE, link)
+    assert signer.longest_lifetime_seconds == fourteen_days
+
+
+def test_a_link_signed_with_a_removed_key_is_refused() -> None:
+    old, new = KEY, "another-secret-key-that-is-32-bytes-long!"
+    link = Signer([old], MAX_AGE).sign("concern", Purpose.ACKNOWLEDGE, PAYLOAD)
+    assert Signer([old, new], MAX_AGE).verify("concern", Purpose.ACKNOWLEDGE, link) == PAYLOAD
+    with pytest.raises(InvalidTokenError):
+        Signer([new], MAX_AGE).verify("concern", Purpose.ACKNOWLEDGE, link)
