@@ -19,6 +19,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from forms_server import views
+from forms_server.acknowledgements import Acknowledgements, acknowledge_links
 from forms_server.delivery import Delivery
 from forms_server.drafts import Drafts
 from forms_server.forms import CONSENT, FieldKind
@@ -52,6 +53,13 @@ def routes(settings: Settings) -> list[Route | Mount]:
         Route("/healthz", views.healthz, methods=["GET"]),
         *development,
         Route("/forms/exit", views.quick_exit, methods=["GET"], name="quick_exit"),
+        Route("/forms/status/", views.status, methods=["GET", "POST"], name="status"),
+        Route(
+            "/forms/acknowledge/{token}",
+            views.acknowledge,
+            methods=["GET", "POST"],
+            name="acknowledge",
+        ),
         # /forms/consent goes to /forms/consent/, as the handbook's own pages do.
         Route("/forms/{kind}", views.add_slash, methods=["GET"]),
         Route("/forms/leave/", views.leave_start, methods=["GET"], name="leave_start"),
@@ -126,6 +134,7 @@ def open_delivery(settings: Settings) -> Delivery:
         undelivered_kept=timedelta(days=settings.undelivered_kept_days),
         sent_alone_per_hour=settings.digest_after_per_hour,
         digest_every=timedelta(minutes=settings.digest_every_minutes),
+        acknowledge_link=acknowledge_links(signer_for(settings), settings.public_url),
     )
 
 
@@ -168,5 +177,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
             global_per_minute=settings.global_posts_per_minute,
         ),
         drafts=Drafts(signer),
+        acknowledgements=Acknowledgements(settings.data_dir),
     )
     return app

@@ -37,6 +37,7 @@ from forms_server.mailer import (
     PermanentDeliveryError,
     build_digest,
     build_message,
+    build_notice,
     new_message_id,
     send,
 )
@@ -195,6 +196,7 @@ class Delivery:
         clock: Clock = lambda: datetime.now(UTC),
         sent_alone_per_hour: int = 30,
         digest_every: timedelta = timedelta(minutes=5),
+        acknowledge_link: Callable[[Submission, str], str | None] | None = None,
     ) -> None:
         self.outbox = outbox
         self.store = store
@@ -223,6 +225,8 @@ class Delivery:
         self.suspected_automated = 0
         # A flood cannot bury an inbox: past this many messages to one address in an hour,
         # the next forms for it go together, in one digest at most every `digest_every`.
+        # Each recipient's own "mark as being dealt with" link, for concerns and urgent forms.
+        self.acknowledge_link = acknowledge_link
         self.sent_alone_per_hour = sent_alone_per_hour
         self.digest_every = digest_every
         self.sent_log: dict[str, collections.deque[datetime]] = {}
@@ -407,6 +411,9 @@ class Delivery:
                     self.mail,
                     self.group_name,
                     self.clock(),
+                    self.acknowledge_link(submission, recipient.address)
+                    if self.acknowledge_link
+                    else None,
                 )
                 await send(message, recipient.address, self.mail, host, port)
             except DeliveryError as error:
@@ -423,6 +430,21 @@ class Delivery:
                 len(item.recipients),
             )
         return item
+
+    async def tell(self, addresses: list[str], subject: str, text: str) -> None:
+        """A short notice with no member's content ("in hand"), best effort: a failure is
+        logged, and the form itself is already in every inbox."""
+        if self.relay is None:
+            return
+        host, port = self.relay
+        for address in addresses:
+            try:
+                message = build_notice(
+                    subject, text, address, self.mail, self.group_name, self.clock()
+                )
+                await send(message, address, self.mail, host, port)
+            except DeliveryError as error:
+                logger.error("Could not send a notice (%s): %s", subject, error)
 
     # -- Floods: one digest instead of one message each ------------------------------------------
 

@@ -93,11 +93,14 @@ templates = Environment(
 )
 
 
-def bodies(form: FormDefinition, submission: Submission) -> tuple[str, str]:
+def bodies(
+    form: FormDefinition, submission: Submission, acknowledge_url: str | None = None
+) -> tuple[str, str]:
     """The plain-text and HTML parts, from the same rows the check page shows."""
     values = {
         "form": form,
         "submission": submission,
+        "acknowledge_url": acknowledge_url,
         "rows": answer_rows(form, submission.answers),
         "next_steps": next_steps_for(form, submission.answers),
     }
@@ -114,8 +117,10 @@ def build_message(
     mail: MailSettings,
     group_name: str,
     sent_at: datetime,
+    acknowledge_url: str | None = None,
 ) -> EmailMessage:
-    """The message for one recipient; MessageBuildError if it cannot be made."""
+    """The message for one recipient; MessageBuildError if it cannot be made. A concern or an
+    urgent notice carries the recipient's own link to mark it as being dealt with."""
     form = FORMS.get(submission.form_kind)
     if form is None:
         raise MessageBuildError(f"No form is called {submission.form_kind!r}.")
@@ -135,7 +140,7 @@ def build_message(
             message["Reply-To"] = Address(addr_spec=reply_to)
         if submission.urgent:
             message["Importance"] = "High"
-        plain, html = bodies(form, submission)
+        plain, html = bodies(form, submission, acknowledge_url)
         message.set_content(plain)
         message.add_alternative(html, subtype="html")
     except (ValueError, TypeError, IndexError) as error:  # header defects are ValueErrors
@@ -195,6 +200,26 @@ def build_digest(
     except (ValueError, TypeError, IndexError) as error:
         raise MessageBuildError(
             f"The digest could not be made ({type(error).__name__})."
+        ) from error
+    return message
+
+
+def build_notice(
+    subject: str, text: str, recipient: str, mail: MailSettings, group_name: str, sent_at: datetime
+) -> EmailMessage:
+    """A short message with no member's content: "in hand", for example."""
+    try:
+        message = EmailMessage()
+        message["From"] = Address(display_name=f"{group_name} forms", addr_spec=mail.sender)
+        message["To"] = Address(addr_spec=recipient)
+        message["Subject"] = f"{group_name}: {subject}"
+        message["Date"] = format_datetime(sent_at)
+        message["Message-ID"] = new_message_id(mail.sender)
+        message["Auto-Submitted"] = "auto-generated"
+        message.set_content(text)
+    except (ValueError, TypeError, IndexError) as error:
+        raise MessageBuildError(
+            f"The notice could not be made ({type(error).__name__})."
         ) from error
     return message
 

@@ -122,6 +122,8 @@ class Settings:
     digest_every_minutes: float = 5.0
     # How long a recipient's "mark as being dealt with" link works.
     acknowledge_link_days: int = 14
+    # Where members and recipients reach this server, for links in emails.
+    public_url: str = "http://127.0.0.1:8000"
 
     @property
     def is_production(self) -> bool:
@@ -354,6 +356,20 @@ def allowed_hosts_from(config: Config, environment: str) -> tuple[str, ...]:
     return hosts
 
 
+def public_url_from(config: Config, environment: str, port: int) -> str:
+    """Links in emails point here: the first allowed host over HTTPS in production, unless
+    FORMS_PUBLIC_URL says otherwise."""
+    configured = config("FORMS_PUBLIC_URL", default="").strip().rstrip("/")
+    if configured:
+        if not configured.startswith(("https://", "http://")):
+            raise SettingsError("FORMS_PUBLIC_URL must start with https:// (or http://).")
+        return configured
+    if environment == "production":
+        hosts = CommaSeparatedStrings(config("FORMS_ALLOWED_HOSTS", default=""))
+        return f"https://{hosts[0].strip()}" if len(hosts) else ""
+    return f"http://127.0.0.1:{port}"
+
+
 def undelivered_kept_days(group: Mapping[str, Any], handbook_config: Path) -> int:
     value = group.get("undelivered_kept_days", 7)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 90:
@@ -459,4 +475,5 @@ def load_settings(
         digest_after_per_hour=digest_after,
         digest_every_minutes=digest_every,
         acknowledge_link_days=acknowledge_days,
+        public_url=public_url_from(config, environment, port),
     )

@@ -20,13 +20,15 @@ from urllib.parse import parse_qsl, urlsplit
 
 import anyio.to_thread
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
+from forms_server.acknowledgements import LINK_SALT_KIND, Acknowledgements
 from forms_server.decisions import ConcernRoute
-from forms_server.delivery import OutboxWriteError
+from forms_server.delivery import OutboxWriteError, recipient_addresses
 from forms_server.drafts import Drafts
 from forms_server.forms import (
     FORMS,
@@ -81,6 +83,7 @@ class FormsContext:
     receiver: Receiver
     limits: PostLimits
     drafts: Drafts
+    acknowledgements: Acknowledgements
 
 
 def make_templates(settings: Settings, stylesheets: list[str]) -> Jinja2Templates:
@@ -544,6 +547,92 @@ def readers_of(settings: Settings, routes: tuple[str, ...]) -> str:
     }
     readers = list(dict.fromkeys(names[route] for route in routes if route in names))
     return " and ".join(readers)
+
+
+async def acknowledge(request: Request) -> Response:
+    """A recipient's private link. Opening it (GET) changes nothing: mail scanners open links
+    as mail arrives. Only the button (POST) records who and when, then tells the others."""
+    context = context_of(request)
+    token = request.path_params["token"]
+    if request.method == "POST":
+        posted = (await read_form(request)).get("token")
+        token = posted if isinstance(posted, str) else ""
+    try:
+        payload = context.signer.verify(LINK_SALT_KIND, Purpose.ACKNOWLEDGE, token)
+        reference = normalise_reference(str(payload["reference"]))
+        by = str(payload["to"])
+        routes = [str(route) for route in payload.get("routes", [])]
+    except (TokenError, KeyError, TypeError):
+        reference = None
+    if reference is None:
+        days = context.settings.acknowledge_link_days
+        return render(
+            request,
+            "problem.html",
+            status_code=400,
+            title="This link no longer works",
+            paragraphs=[
+                f"Links to mark a form as being dealt with work for {days} days, and only "
+                "as they were sent.",
+                "The form is still in your inbox. Tell the others another way that you have "
+                "picked it up.",
+            ],
+            start_again_url=None,
+        )
+    acknowledgement = context.acknowledgements.get(reference)
+    response_task = None
+    if request.method == "POST" and acknowledgement is None:
+        acknowledgement, first = context.acknowledgements.record(reference, by, datetime.now(UTC))
+        if first:
+            others = [
+                address
+                for route in routes
+                if route in {member.value for member in Recipients}
+                for address in recipient_addresses(context.settings.mail, Recipients(route))
+                if address.lower() != by.lower()
+            ]
+            response_task = BackgroundTask(
+                request.app.state.delivery.tell,
+                list(dict.fromkeys(others)),
+                f"In hand: ref {reference}",
+                f"{by} has marked form {reference} as being dealt with.",
+            )
+    response = render(
+        request,
+        "acknowledge.html",
+        title="Mark as being dealt with",
+        reference=reference,
+        acknowledgement=acknowledgement,
+        token=token,
+    )
+    response.background = response_task
+    return response
+
+
+async def status(request: Request) -> Response:
+    """For the member: whether someone has picked up their form, from the reference alone.
+    The same page for a reference that is not ours as for one nobody has picked up yet, so
+    references cannot be probed; no content, no names."""
+    context = context_of(request)
+    reference = error = None
+    acknowledgement = None
+    if request.method == "POST":
+        typed = (await read_form(request)).get("reference")
+        reference = normalise_reference(typed if isinstance(typed, str) else "")
+        if reference is None:
+            error = "Enter your reference as it was shown, like 4KX-7QD-M2P"
+        else:
+            acknowledgement = context.acknowledgements.get(reference)
+    return render(
+        request,
+        "status.html",
+        status_code=400 if error else 200,
+        title="Is my form being dealt with?",
+        reference=reference,
+        error=error,
+        errors={"reference": error} if error else {},
+        acknowledgement=acknowledgement,
+    )
 
 
 async def add_slash(request: Request) -> Response:
