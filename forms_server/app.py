@@ -135,6 +135,7 @@ def open_delivery(settings: Settings) -> Delivery:
         sent_alone_per_hour=settings.digest_after_per_hour,
         digest_every=timedelta(minutes=settings.digest_every_minutes),
         acknowledge_link=acknowledge_links(signer_for(settings), settings.public_url),
+        acknowledgements=Acknowledgements(settings.data_dir, settings.decisions.retention_days),
     )
 
 
@@ -177,6 +178,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             global_per_minute=settings.global_posts_per_minute,
         ),
         drafts=Drafts(signer),
-        acknowledgements=Acknowledgements(settings.data_dir),
+        acknowledgements=delivery.acknowledgements
+        or Acknowledgements(settings.data_dir, settings.decisions.retention_days),
     )
     return app

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 
 import uvicorn
 
+from forms_server.acknowledgements import Acknowledgements
 from forms_server.app import create_app, open_delivery, signer_for
 from forms_server.decisions import unsettled
 from forms_server.delivery import assess, summarise
@@ -173,7 +174,13 @@ def purge(settings: Settings) -> int:
     removed = SubmissionStore(
         settings.data_dir, settings.data_keys_bytes, settings.decisions.retention_days
     ).purge_expired()
-    say(f"Deleted {removed} record(s) past their retention period.")
+    acknowledged = Acknowledgements(
+        settings.data_dir, settings.decisions.retention_days
+    ).purge_expired(datetime.now(UTC))
+    say(
+        f"Deleted {removed} record(s) and {acknowledged} acknowledgement(s) past their "
+        "retention period."
+    )
     return 0
 
 

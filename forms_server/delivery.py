@@ -29,6 +29,7 @@ from typing import Any
 
 import anyio.to_thread
 
+from forms_server.acknowledgements import Acknowledgements
 from forms_server.errors import FormsServerError
 from forms_server.files import write_problem
 from forms_server.forms import FORMS, Recipients, Submission, recipients_for
@@ -197,6 +198,7 @@ class Delivery:
         sent_alone_per_hour: int = 30,
         digest_every: timedelta = timedelta(minutes=5),
         acknowledge_link: Callable[[Submission, str], str | None] | None = None,
+        acknowledgements: Acknowledgements | None = None,
     ) -> None:
         self.outbox = outbox
         self.store = store
@@ -227,6 +229,7 @@ class Delivery:
         # the next forms for it go together, in one digest at most every `digest_every`.
         # Each recipient's own "mark as being dealt with" link, for concerns and urgent forms.
         self.acknowledge_link = acknowledge_link
+        self.acknowledgements = acknowledgements
         self.sent_alone_per_hour = sent_alone_per_hour
         self.digest_every = digest_every
         self.sent_log: dict[str, collections.deque[datetime]] = {}
@@ -687,6 +690,8 @@ class Delivery:
             return
         self.last_purge = now
         self.store.purge_expired(now)
+        if self.acknowledgements is not None:
+            self.acknowledgements.purge_expired(now)
         self.outbox.forget_old_markers(now, self.replay_window)
 
     # -- Operations --------------------------------------------------------------------------

@@ -582,7 +582,9 @@ async def acknowledge(request: Request) -> Response:
     acknowledgement = context.acknowledgements.get(reference)
     response_task = None
     if request.method == "POST" and acknowledgement is None:
-        acknowledgement, first = context.acknowledgements.record(reference, by, datetime.now(UTC))
+        acknowledgement, first = context.acknowledgements.record(
+            reference, str(payload.get("kind", "")), by, datetime.now(UTC)
+        )
         if first:
             others = [
                 address

@@ -6,13 +6,16 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from forms_server.acknowledgements import Acknowledgements
 from forms_server.catcher import caught_messages
+from forms_server.decisions import default_retention_days
 from forms_server.forms import FORMS
 from forms_server.reference import new_reference
 from tests.test_views import (
@@ -134,3 +137,14 @@ def test_the_member_sees_that_it_is_in_hand_and_nothing_else(
     mistyped = client.post("/forms/status/", data={"reference": "ABC"})
     assert mistyped.status_code == 400
     assert "Enter your reference as it was shown" in mistyped.text
+
+
+def test_an_acknowledgement_goes_when_its_forms_record_would(tmp_path: Path) -> None:
+    acknowledgements = Acknowledgements(tmp_path, default_retention_days())
+    now = datetime.now(UTC)
+    old, recent = new_reference(), new_reference()
+    acknowledgements.record(old, "concern", "f1@example.org", now - timedelta(days=200))
+    acknowledgements.record(recent, "concern", "f1@example.org", now - timedelta(days=100))
+    assert acknowledgements.purge_expired(now) == 1
+    assert acknowledgements.get(old) is None
+    assert acknowledgements.get(recent) is not None

@@ -7,6 +7,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from forms_server.forms import FORMS, FieldKind, FormDefinition
+from forms_server.reference import new_reference
 from tests.browser import visit
 from tests.test_browser_pages import axe_violations
 from tests.test_browser_quick_exit import EXIT_BUTTON_NAME, EXIT_URL
@@ -202,3 +203,22 @@ def test_every_link_a_keyboard_reaches_shows_where_focus_is(
             if focused["tag"] == "A" and not focused["ring"]:
                 unmarked.append(focused["text"][:40])
         assert unmarked == []
+
+
+def test_the_status_page_is_accessible_with_and_without_an_error(
+    browser: Browser, server_url: str
+) -> None:
+    with visit(browser, server_url, EXIT_URL) as record:
+        page = record.page
+        page.goto(f"{server_url}/forms/status/")
+        found = {"empty": axe_violations(page)}
+        page.fill("#reference", "ABC")
+        page.get_by_role("button", name="Check").click()
+        expect(page.locator("#reference-error")).to_contain_text("Enter your reference")
+        found["error"] = axe_violations(page)
+        page.fill("#reference", new_reference())
+        page.get_by_role("button", name="Check").click()
+        expect(page.locator("main")).to_contain_text("Nobody has marked this")
+        found["answer"] = axe_violations(page)
+        assert record.console_errors == []
+    assert {step: v for step, v in found.items() if v} == {}
