@@ -22,6 +22,7 @@ from forms_server import views
 from forms_server.acknowledgements import Acknowledgements, acknowledge_links
 from forms_server.delivery import Delivery
 from forms_server.drafts import Drafts
+from forms_server.escalation import Watch
 from forms_server.forms import CONSENT, FieldKind
 from forms_server.guidelines import archive_guidelines
 from forms_server.handbook import (
@@ -136,6 +137,11 @@ def open_delivery(settings: Settings) -> Delivery:
         digest_every=timedelta(minutes=settings.digest_every_minutes),
         acknowledge_link=acknowledge_links(signer_for(settings), settings.public_url),
         acknowledgements=Acknowledgements(settings.data_dir, settings.decisions.retention_days),
+        watch=Watch(settings.data_dir),
+        escalate_after={
+            kind: timedelta(minutes=minutes)
+            for kind, minutes in settings.decisions.escalate_after_minutes.items()
+        },
     )
 
 

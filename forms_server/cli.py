@@ -28,6 +28,7 @@ from forms_server.app import create_app, open_delivery, signer_for
 from forms_server.decisions import unsettled
 from forms_server.delivery import assess, summarise
 from forms_server.errors import FormsServerError
+from forms_server.escalation import Watch
 from forms_server.files import write_problem
 from forms_server.handbook import build_handbook
 from forms_server.mailer import DeliveryError, check_relay
@@ -165,9 +166,23 @@ def outbox(settings: Settings, retry: bool, dismiss: Sequence[str]) -> int:
     )
     if not items and not quarantined:
         say("The outbox is empty: every form received has been delivered.")
+    acknowledgements = Acknowledgements(settings.data_dir, settings.decisions.retention_days)
+    overdue = [
+        watched
+        for watched in Watch(settings.data_dir).all()
+        if watched.escalated_at is not None and acknowledgements.get(watched.reference) is None
+    ]
+    for watched in overdue:
+        since = now - (watched.escalated_at or now)
+        say(
+            f"Overdue: {watched.reference} ({watched.form_kind}"
+            f"{', urgent' if watched.urgent else ''}) was escalated "
+            f"{age_in_words(since.total_seconds())} ago and nobody has marked it as being "
+            "dealt with."
+        )
     for problem in health.problems:
         say(f"Problem: {problem}")
-    return 0 if health.ok else 1
+    return 0 if health.ok and not overdue else 1
 
 
 def purge(settings: Settings) -> int:

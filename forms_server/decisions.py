@@ -65,6 +65,21 @@ DECISIONS: tuple[DecisionSpec, ...] = (
         "the concern form's 'A facilitator' choice; Safeguarding; Questions people ask",
     ),
     DecisionSpec(
+        "escalation_email",
+        NOT_DECIDED,
+        "who receives a concern or urgent notice nobody has marked as being dealt with in "
+        "time (the deputy, or the organisation's contact); never a facilitator's address. "
+        "Production needs one.",
+        "the escalation email",
+    ),
+    DecisionSpec(
+        "escalate_after_minutes",
+        {"urgent": 30, "other": 2880},
+        "how long a concern or urgent notice may wait for someone to mark it as being dealt "
+        "with before it escalates: urgent ones, and the others",
+        "when the escalation email goes; /healthz and forms-server outbox after it",
+    ),
+    DecisionSpec(
         "reply_within_days",
         dict.fromkeys(REPLY_SUBJECTS, NOT_DECIDED),
         "how many days the facilitators take to reply to each form (consent, leave, concern) "
@@ -139,6 +154,8 @@ class Decisions:
 
     concern_route: ConcernRoute | None
     facilitator_concern_email: str | None
+    escalation_email: str | None
+    escalate_after_minutes: Mapping[str, int]
     reply_within_days: Mapping[str, int | None]
     retention_months: Mapping[str, int]
     lawful_basis: Mapping[str, str | None]
@@ -227,6 +244,22 @@ def decisions_from(group: Mapping[str, Any]) -> Decisions:
                 f"{where}facilitator_concern_email: {facilitator_concern_email!r} is not an "
                 "email address."
             )
+    escalation_email = text_or_none(f"{where}escalation_email", raw["escalation_email"])
+    if escalation_email is not None:
+        from forms_server.forms import is_usable_email_address  # one rule for an address
+
+        if not is_usable_email_address(escalation_email):
+            raise DecisionsError(
+                f"{where}escalation_email: {escalation_email!r} is not an email address."
+            )
+    escalate_after: dict[str, int] = {}
+    for kind, minutes in raw["escalate_after_minutes"].items():
+        if isinstance(minutes, bool) or not isinstance(minutes, int) or not 1 <= minutes <= 43200:
+            raise DecisionsError(
+                f"{where}escalate_after_minutes.{kind} must be a whole number of minutes from "
+                "1 to 43200 (30 days)."
+            )
+        escalate_after[kind] = minutes
     retention: dict[str, int] = {}
     for form_group, months in raw["retention_months"].items():
         if isinstance(months, bool) or not isinstance(months, int) or not 1 <= months <= 120:
@@ -245,6 +278,8 @@ def decisions_from(group: Mapping[str, Any]) -> Decisions:
     return Decisions(
         concern_route=concern_route,
         facilitator_concern_email=facilitator_concern_email,
+        escalation_email=escalation_email,
+        escalate_after_minutes=escalate_after,
         reply_within_days={
             subject: days_or_none(f"{where}reply_within_days.{subject}", value)
             for subject, value in raw["reply_within_days"].items()

@@ -22,7 +22,7 @@ import collections
 import contextlib
 import logging
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,6 +31,7 @@ import anyio.to_thread
 
 from forms_server.acknowledgements import Acknowledgements
 from forms_server.errors import FormsServerError
+from forms_server.escalation import Watch, Watched
 from forms_server.files import write_problem
 from forms_server.forms import FORMS, Recipients, Submission, recipients_for
 from forms_server.mailer import (
@@ -199,6 +200,8 @@ class Delivery:
         digest_every: timedelta = timedelta(minutes=5),
         acknowledge_link: Callable[[Submission, str], str | None] | None = None,
         acknowledgements: Acknowledgements | None = None,
+        watch: Watch | None = None,
+        escalate_after: Mapping[str, timedelta] | None = None,
     ) -> None:
         self.outbox = outbox
         self.store = store
@@ -230,6 +233,13 @@ class Delivery:
         # Each recipient's own "mark as being dealt with" link, for concerns and urgent forms.
         self.acknowledge_link = acknowledge_link
         self.acknowledgements = acknowledgements
+        # Concerns and urgent notices nobody picks up in time go to the escalation contact.
+        self.watch = watch
+        self.escalate_after = escalate_after or {
+            "urgent": timedelta(minutes=30),
+            "other": timedelta(days=2),
+        }
+        self.overdue = 0
         self.sent_alone_per_hour = sent_alone_per_hour
         self.digest_every = digest_every
         self.sent_log: dict[str, collections.deque[datetime]] = {}
@@ -434,6 +444,83 @@ class Delivery:
             )
         return item
 
+    # -- Escalation ------------------------------------------------------------------------
+
+    def needs_picking_up(self, item: OutboxItem) -> bool:
+        form = FORMS.get(item.form_kind)
+        return item.urgent or (form is not None and form.decision_group == "concern")
+
+    def start_watch(self, item: OutboxItem, since: datetime) -> None:
+        """From `since`, the group's time to pick it up; then it escalates (see escalation.py)."""
+        if self.watch is None or not self.needs_picking_up(item):
+            return
+        after = self.escalate_after["urgent" if item.urgent else "other"]
+        self.watch.start(
+            Watched(
+                reference=item.reference,
+                form_kind=item.form_kind,
+                urgent=item.urgent,
+                received_at=item.received_at,
+                escalate_at=since + after,
+                sealed=item.sealed,
+            )
+        )
+
+    async def escalate_due(self, now: datetime) -> None:
+        """Each watched form: picked up, forget it; due, send it to the escalation contact
+        (once: written down after the send); escalated and still waiting, count it overdue."""
+        if self.watch is None:
+            return
+        overdue = 0
+        for watched in await anyio.to_thread.run_sync(self.watch.all):
+            if self.acknowledgements and self.acknowledgements.get(watched.reference):
+                await anyio.to_thread.run_sync(self.watch.forget, watched.reference)
+                continue
+            if watched.escalated_at is not None:
+                overdue += 1
+                continue
+            if now < watched.escalate_at or self.relay is None or not self.mail.escalation:
+                continue
+            try:
+                await self.send_escalation(watched)
+            except Exception as error:  # noqa: BLE001 - this escalation's fault alone
+                logger.error("Could not escalate %s (%s); trying again", watched.reference, error)
+                continue
+            await anyio.to_thread.run_sync(self.watch.escalated, watched, self.clock())
+            logger.warning(
+                "Escalated %s %s: nobody picked it up", watched.form_kind, watched.reference
+            )
+            overdue += 1
+        self.overdue = overdue
+
+    async def send_escalation(self, watched: Watched) -> None:
+        if self.relay is None:
+            raise DeliveryError("No mail relay yet.")
+        host, port = self.relay
+        opened = self.sealer.open(watched.reference, watched.sealed)
+        submission = Submission(
+            reference=watched.reference,
+            form_kind=watched.form_kind,
+            answers=opened["answers"],
+            received_at=watched.received_at,
+            urgent=watched.urgent,
+            guidelines_version=opened.get("guidelines_version"),
+            suspected_automated=bool(opened.get("suspected_automated")),
+        )
+        for address in self.mail.escalation:
+            message = build_message(
+                submission,
+                address,
+                new_message_id(self.mail.sender),
+                self.mail,
+                self.group_name,
+                self.clock(),
+                self.acknowledge_link(submission, address) if self.acknowledge_link else None,
+            )
+            subject = str(message["Subject"])
+            message.replace_header("Subject", f"NOBODY HAS PICKED THIS UP - {subject}")
+            await send(message, address, self.mail, host, port)
+
     async def tell(self, addresses: list[str], subject: str, text: str) -> None:
         """A short notice with no member's content ("in hand"), best effort: a failure is
         logged, and the form itself is already in every inbox."""
@@ -561,6 +648,7 @@ class Delivery:
             updated[item.reference] = done
             try:
                 if done.status is ItemStatus.DELIVERED:
+                    self.start_watch(done, done.received_at)
                     self.outbox.finish(done.reference)
                 else:
                     self.outbox.save(done)
@@ -594,6 +682,12 @@ class Delivery:
         settled = item
         if item.failed_at is None:
             settled = replace(item, failed_at=now)
+            if item.urgent and item.sealed:
+                # Someone may be at risk and it reached nobody: escalate now, not later.
+                try:
+                    self.start_watch(item, now - self.escalate_after["urgent"])
+                except OSError as error:
+                    logger.error("Could not start the escalation of %s: %s", item.reference, error)
         elif item.sealed and now - item.failed_at > self.undelivered_kept:
             settled = replace(item, sealed="", content_erased_at=now)
             logger.info("Erased the content of undelivered %s %s", item.form_kind, item.reference)
@@ -650,6 +744,7 @@ class Delivery:
                     items |= await anyio.to_thread.run_sync(self.record, to_record, self.clock())
                 for reference, item in list(items.items()):
                     items[reference] = self.settle(item, now)
+                await self.escalate_due(now)
             quarantined = await anyio.to_thread.run_sync(self.outbox.quarantined)
         left = [item for item in items.values() if item.status is not ItemStatus.DELIVERED]
         self.summary = summarise(left, len(quarantined))
@@ -699,6 +794,13 @@ class Delivery:
     def health(self, now: datetime) -> Health:
         """From what the last pass saw: no I/O here, so monitoring costs nothing."""
         health = assess(self.summary, self.folder_problem, self.last_pass_at, now, self.limits)
+        if self.overdue:
+            problems = (
+                *health.problems,
+                f"{self.overdue} concern(s) or urgent notice(s) escalated, and still nobody has "
+                "marked them as being dealt with.",
+            )
+            health = replace(health, problems=problems)
         return replace(health, suspected_automated=self.suspected_automated)
 
     def retry_failed(self) -> tuple[int, int]:

@@ -66,6 +66,8 @@ class MailSettings:
     # Who receives a concern about a facilitator: never a facilitator.
     facilitator_concerns: tuple[str, ...]
     retry_hours: float
+    # A concern or urgent notice nobody picked up in time: never a facilitator.
+    escalation: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -280,6 +282,29 @@ def facilitator_concern_recipients(
     return (address,)
 
 
+DEVELOPMENT_ESCALATION = "escalation@example.org"
+
+
+def escalation_recipients(
+    environment: str, decisions: Decisions, facilitators: tuple[str, ...]
+) -> tuple[str, ...]:
+    address = decisions.escalation_email
+    if address is None:
+        if environment == "production":
+            raise SettingsError(
+                "extra.group.decisions.escalation_email is not decided. In production, give "
+                "the address that receives a concern or urgent notice nobody has picked up in "
+                "time (the deputy, or the organisation's contact), not a facilitator's."
+            )
+        address = DEVELOPMENT_ESCALATION
+    if address.lower() in {facilitator.lower() for facilitator in facilitators}:
+        raise SettingsError(
+            "extra.group.decisions.escalation_email must not be a facilitator's address: it "
+            "receives concerns nobody picked up, some of them about facilitators."
+        )
+    return (address,)
+
+
 def mail_settings_from(
     config: Config, environment: str, group: Mapping[str, Any], decisions: Decisions
 ) -> MailSettings:
@@ -310,6 +335,7 @@ def mail_settings_from(
     facilitators = addresses(config, "FORMS_FACILITATORS", str(group["facilitators_email"]))
     concerns = concern_recipients(config, environment, decisions, facilitators)
     facilitator_concerns = facilitator_concern_recipients(environment, decisions, facilitators)
+    escalation = escalation_recipients(environment, decisions, facilitators)
     sender = addresses(config, "FORMS_MAIL_FROM", DEVELOPMENT_SENDER)[0]
     if environment == "production" and sender.lower().endswith("@localhost.localdomain"):
         raise SettingsError(
@@ -330,6 +356,7 @@ def mail_settings_from(
         facilitators=facilitators,
         concerns=concerns,
         facilitator_concerns=facilitator_concerns,
+        escalation=escalation,
         retry_hours=retry_hours,
     )
 

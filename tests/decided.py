@@ -17,6 +17,8 @@ from forms_server.settings import PROJECT_ROOT
 DECIDED: dict[str, Any] = {
     "concern_route": "safeguarding lead",
     "facilitator_concern_email": "trustees@example.net",
+    "escalation_email": "deputy@example.net",
+    "escalate_after_minutes": {"urgent": 20, "other": 1440},
     "reply_within_days": {"consent": 3, "leave": 4, "concern": 2, "rights": 30},
     "retention_months": {"consent": 24, "leave": 9, "concern": 3},
     "lawful_basis": {

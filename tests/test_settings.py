@@ -252,3 +252,20 @@ def test_a_decision_the_server_cannot_use_is_named(
         load_settings(
             env_file=None, environ=environ_for(tmp_path, FORMS_HANDBOOK_CONFIG=str(config))
         )
+
+
+@pytest.mark.parametrize("address", ["facilitators@example.org", "FACILITATORS@example.org"])
+def test_the_escalation_contact_is_never_a_facilitator(tmp_path: Path, address: str) -> None:
+    config = write_group_config(tmp_path / "custom", DECIDED | {"escalation_email": address})
+    with pytest.raises(SettingsError, match="escalation_email must not be a facilitator"):
+        load_settings(
+            env_file=None, environ=environ_for(tmp_path, FORMS_HANDBOOK_CONFIG=str(config))
+        )
+
+
+def test_production_refuses_to_start_without_an_escalation_contact(tmp_path: Path) -> None:
+    config = write_group_config(tmp_path / "custom", DECIDED | {"escalation_email": "not decided"})
+    with pytest.raises(SettingsError, match="escalation_email is not decided"):
+        load_settings(
+            env_file=None, environ=production(tmp_path, FORMS_HANDBOOK_CONFIG=str(config))
+        )
