@@ -240,6 +240,7 @@ class Delivery:
             "other": timedelta(days=2),
         }
         self.overdue = 0
+        self.next_escalation_at: datetime | None = None
         self.sent_alone_per_hour = sent_alone_per_hour
         self.digest_every = digest_every
         self.sent_log: dict[str, collections.deque[datetime]] = {}
@@ -472,6 +473,7 @@ class Delivery:
         if self.watch is None:
             return
         overdue = 0
+        self.next_escalation_at = None
         for watched in await anyio.to_thread.run_sync(self.watch.all):
             if self.acknowledgements and self.acknowledgements.get(watched.reference):
                 await anyio.to_thread.run_sync(self.watch.forget, watched.reference)
@@ -480,6 +482,10 @@ class Delivery:
                 overdue += 1
                 continue
             if now < watched.escalate_at or self.relay is None or not self.mail.escalation:
+                # The worker wakes for it, so it goes on time, not up to a minute late.
+                self.next_escalation_at = min(
+                    self.next_escalation_at or watched.escalate_at, watched.escalate_at
+                )
                 continue
             try:
                 await self.send_escalation(watched)
@@ -749,8 +755,13 @@ class Delivery:
         left = [item for item in items.values() if item.status is not ItemStatus.DELIVERED]
         self.summary = summarise(left, len(quarantined))
         self.next_due_at = min(
-            (due for item in left if (due := item.next_due_at()) is not None), default=None
+            (due for item in left if (due := item.next_due_at()) is not None),
+            default=None,
         )
+        if self.next_escalation_at is not None:
+            self.next_due_at = min(
+                self.next_due_at or self.next_escalation_at, self.next_escalation_at
+            )
         self.last_pass_at = self.clock()
 
     async def stop(self) -> None:

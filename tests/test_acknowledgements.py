@@ -13,11 +13,12 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from forms_server.acknowledgements import Acknowledgements
+from forms_server.acknowledgements import LINK_SALT_KIND, Acknowledgements
 from forms_server.catcher import caught_messages
 from forms_server.decisions import default_retention_days
 from forms_server.forms import FORMS
 from forms_server.reference import new_reference
+from forms_server.signing import Purpose, Signer
 from tests.test_views import (
     BASE_URL,
     caught_email,
@@ -148,3 +149,16 @@ def test_an_acknowledgement_goes_when_its_forms_record_would(tmp_path: Path) -> 
     assert acknowledgements.purge_expired(now) == 1
     assert acknowledgements.get(old) is None
     assert acknowledgements.get(recent) is not None
+
+
+def test_a_link_signed_with_a_key_since_removed_is_a_plain_page(client: TestClient) -> None:
+    removed_key = Signer(["a-key-the-server-no-longer-has-0123456789"], 3600)
+    token = removed_key.sign(
+        LINK_SALT_KIND,
+        Purpose.ACKNOWLEDGE,
+        {"reference": new_reference(), "kind": "concern", "to": "f1@example.org", "routes": []},
+    )
+    page = client.get(f"/forms/acknowledge/{token}")
+    assert page.status_code == 400
+    assert "This link no longer works" in page.text
+    assert "Traceback" not in page.text
