@@ -864,6 +864,26 @@ def privacy_collected(group: str) -> list[str]:
 
 
 def privacy_retention(group: str, retention_months: Mapping[str, int]) -> str:
+    """What the forms server keeps of this group of forms, and for how long; with the wait for
+    someone to pick up a concern or an urgent form (see delivery's escalation)."""
+    kept = privacy_retention_after_delivery(group, retention_months)
+    forms = PRIVACY_GROUPS[group]
+    if group == "concern":
+        return (
+            f"{kept} Until someone has marked your concern as being dealt with, or it has been "
+            "sent on because nobody did in time, our server also keeps what you wrote, "
+            "encrypted. Then it deletes it."
+        )
+    if any(form.can_be_urgent for form in forms):
+        return (
+            f"{kept} If you said you are not safe, or asked us to contact you, our server also "
+            "keeps what you wrote, encrypted, until someone has marked it as being dealt with, "
+            "or it has been sent on because nobody did in time. Then it deletes it."
+        )
+    return kept
+
+
+def privacy_retention_after_delivery(group: str, retention_months: Mapping[str, int]) -> str:
     forms = PRIVACY_GROUPS[group]
     months = retention_months[group]
     period = "1 month" if months == 1 else f"{months} months"
