@@ -110,6 +110,26 @@ def bodies(
     )
 
 
+def addressed_message(
+    recipient: str,
+    subject: str,
+    message_id: str,
+    mail: MailSettings,
+    group_name: str,
+    sent_at: datetime,
+) -> EmailMessage:
+    """The headers every message from the service has: from the service, to one person."""
+    message = EmailMessage()
+    message["From"] = Address(display_name=f"{group_name} forms", addr_spec=mail.sender)
+    message["To"] = Address(addr_spec=recipient)
+    message["Subject"] = subject
+    message["Date"] = format_datetime(sent_at)
+    message["Message-ID"] = message_id
+    # Out-of-office replies and autoresponders must not answer the service's address.
+    message["Auto-Submitted"] = "auto-generated"
+    return message
+
+
 def build_message(
     submission: Submission,
     recipient: str,
@@ -128,14 +148,14 @@ def build_message(
     if reply_to is not None and not is_usable_email_address(reply_to):
         raise MessageBuildError("The member's address cannot be used as a reply address.")
     try:
-        message = EmailMessage()
-        message["From"] = Address(display_name=f"{group_name} forms", addr_spec=mail.sender)
-        message["To"] = Address(addr_spec=recipient)
-        message["Subject"] = subject_for(group_name, form, submission)
-        message["Date"] = format_datetime(sent_at)
-        message["Message-ID"] = message_id
-        # Out-of-office replies and autoresponders must not answer the service's address.
-        message["Auto-Submitted"] = "auto-generated"
+        message = addressed_message(
+            recipient,
+            subject_for(group_name, form, submission),
+            message_id,
+            mail,
+            group_name,
+            sent_at,
+        )
         if reply_to is not None:
             message["Reply-To"] = Address(addr_spec=reply_to)
         if submission.urgent:
@@ -186,13 +206,14 @@ def build_digest(
     )
     urgent_words = f" - {urgent} URGENT" if urgent else ""
     try:
-        message = EmailMessage()
-        message["From"] = Address(display_name=f"{group_name} forms", addr_spec=mail.sender)
-        message["To"] = Address(addr_spec=recipient)
-        message["Subject"] = f"{group_name}: {len(ordered)} forms in one email{urgent_words}"
-        message["Date"] = format_datetime(sent_at)
-        message["Message-ID"] = message_id
-        message["Auto-Submitted"] = "auto-generated"
+        message = addressed_message(
+            recipient,
+            f"{group_name}: {len(ordered)} forms in one email{urgent_words}",
+            message_id,
+            mail,
+            group_name,
+            sent_at,
+        )
         if urgent:
             message["Importance"] = "High"
         message.set_content(plain)
@@ -209,13 +230,14 @@ def build_notice(
 ) -> EmailMessage:
     """A short message with no member's content: "in hand", for example."""
     try:
-        message = EmailMessage()
-        message["From"] = Address(display_name=f"{group_name} forms", addr_spec=mail.sender)
-        message["To"] = Address(addr_spec=recipient)
-        message["Subject"] = f"{group_name}: {subject}"
-        message["Date"] = format_datetime(sent_at)
-        message["Message-ID"] = new_message_id(mail.sender)
-        message["Auto-Submitted"] = "auto-generated"
+        message = addressed_message(
+            recipient,
+            f"{group_name}: {subject}",
+            new_message_id(mail.sender),
+            mail,
+            group_name,
+            sent_at,
+        )
         message.set_content(text)
     except (ValueError, TypeError, IndexError) as error:
         raise MessageBuildError(

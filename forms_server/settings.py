@@ -260,49 +260,60 @@ def concern_recipients(
     )
 
 
-def facilitator_concern_recipients(
-    environment: str, decisions: Decisions, facilitators: tuple[str, ...]
+DEVELOPMENT_ESCALATION = "escalation@example.org"
+
+
+def never_a_facilitator(
+    environment: str,
+    decision: str,
+    address: str | None,
+    development_address: str,
+    what_it_receives: str,
+    facilitators: tuple[str, ...],
 ) -> tuple[str, ...]:
-    address = decisions.facilitator_concern_email
+    """A decided address that must never be a facilitator's: production needs it decided;
+    development uses a placeholder the embedded catcher keeps."""
     if address is None:
         if environment == "production":
             raise SettingsError(
-                "extra.group.decisions.facilitator_concern_email is not decided. In "
-                "production, give an address that is not a facilitator's: a concern about a "
-                "facilitator goes there instead of to the facilitators."
+                f"extra.group.decisions.{decision} is not decided. In production, give an "
+                f"address that is not a facilitator's: it receives {what_it_receives}."
             )
-        address = DEVELOPMENT_FACILITATOR_CONCERNS
+        address = development_address
     # Email addresses are compared without case: Facilitators@x and facilitators@x are one
     # mailbox everywhere that matters here.
     if address.lower() in {facilitator.lower() for facilitator in facilitators}:
         raise SettingsError(
-            "extra.group.decisions.facilitator_concern_email must not be a facilitator's "
-            "address: it receives concerns about facilitators."
+            f"extra.group.decisions.{decision} must not be a facilitator's address: it "
+            f"receives {what_it_receives}."
         )
     return (address,)
 
 
-DEVELOPMENT_ESCALATION = "escalation@example.org"
+def facilitator_concern_recipients(
+    environment: str, decisions: Decisions, facilitators: tuple[str, ...]
+) -> tuple[str, ...]:
+    return never_a_facilitator(
+        environment,
+        "facilitator_concern_email",
+        decisions.facilitator_concern_email,
+        DEVELOPMENT_FACILITATOR_CONCERNS,
+        "concerns about facilitators, instead of the facilitators",
+        facilitators,
+    )
 
 
 def escalation_recipients(
     environment: str, decisions: Decisions, facilitators: tuple[str, ...]
 ) -> tuple[str, ...]:
-    address = decisions.escalation_email
-    if address is None:
-        if environment == "production":
-            raise SettingsError(
-                "extra.group.decisions.escalation_email is not decided. In production, give "
-                "the address that receives a concern or urgent notice nobody has picked up in "
-                "time (the deputy, or the organisation's contact), not a facilitator's."
-            )
-        address = DEVELOPMENT_ESCALATION
-    if address.lower() in {facilitator.lower() for facilitator in facilitators}:
-        raise SettingsError(
-            "extra.group.decisions.escalation_email must not be a facilitator's address: it "
-            "receives concerns nobody picked up, some of them about facilitators."
-        )
-    return (address,)
+    return never_a_facilitator(
+        environment,
+        "escalation_email",
+        decisions.escalation_email,
+        DEVELOPMENT_ESCALATION,
+        "concerns and urgent notices nobody picked up in time, some of them about facilitators",
+        facilitators,
+    )
 
 
 def mail_settings_from(
