@@ -308,7 +308,8 @@ class Delivery:
         if added:
             self.wake.set()
 
-    def submission_of(self, item: OutboxItem) -> Submission:
+    def submission_of(self, item: OutboxItem | Watched) -> Submission:
+        """The submission a pending item or a watched one holds, unsealed."""
         opened = self.sealer.open(item.reference, item.sealed)
         return Submission(
             reference=item.reference,
@@ -503,16 +504,7 @@ class Delivery:
         if self.relay is None:
             raise DeliveryError("No mail relay yet.")
         host, port = self.relay
-        opened = self.sealer.open(watched.reference, watched.sealed)
-        submission = Submission(
-            reference=watched.reference,
-            form_kind=watched.form_kind,
-            answers=opened["answers"],
-            received_at=watched.received_at,
-            urgent=watched.urgent,
-            guidelines_version=opened.get("guidelines_version"),
-            suspected_automated=bool(opened.get("suspected_automated")),
-        )
+        submission = self.submission_of(watched)
         for address in self.mail.escalation:
             message = build_message(
                 submission,

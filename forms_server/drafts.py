@@ -15,27 +15,66 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import secrets
 import threading
 import time
+from typing import Generic, TypeVar
 
 from forms_server.reference import new_reference, normalise_reference
 from forms_server.signing import InvalidTokenError, Purpose, Signer
 
+V = TypeVar("V")
+
 # Drafts belong to no one form: the exit link cannot know which form it is on.
 DRAFT_SALT_KIND = "any-form"
+
+
+class Expiring(Generic[V]):
+    """A thread-safe map whose entries all live `lifetime` seconds. Entries are kept in the
+    order they expire, so forgetting the old ones only ever looks at those: a confirm costs
+    the same with a million entries as with none."""
+
+    def __init__(self, lifetime: float) -> None:
+        self.lifetime = lifetime
+        self.lock = threading.Lock()
+        self.entries: dict[bytes, tuple[V, float]] = {}
+
+    def put(self, key: bytes, value: V) -> None:
+        now = time.monotonic()
+        with self.lock:
+            self.forget_expired(now)
+            self.entries.pop(key, None)  # to the end: it now expires last
+            self.entries[key] = (value, now + self.lifetime)
+
+    def get(self, key: bytes) -> V | None:
+        with self.lock:
+            found = self.entries.get(key)
+        if found is None or found[1] <= time.monotonic():
+            return None
+        return found[0]
+
+    def forget_expired(self, now: float) -> None:
+        for key, (_, forget_at) in list(itertools.islice(self.entries.items(), 64)):
+            if forget_at > now:
+                return
+            del self.entries[key]
+
+    def clear(self) -> None:
+        with self.lock:
+            self.entries.clear()
 
 
 class Drafts:
     def __init__(self, signer: Signer) -> None:
         self.signer = signer
         self.key = secrets.token_bytes(32)
-        self.lock = threading.Lock()
-        # keyed hash of a cancelled reference -> when it can be forgotten (monotonic seconds)
-        self.cancelled: dict[bytes, float] = {}
-        # keyed hash of a sent reference -> (its form, its routes, when it can be forgotten):
-        # the confirmation page says who reads it without the address bar saying anything.
-        self.sent: dict[bytes, tuple[str, tuple[str, ...], float]] = {}
+        lifetime = signer.max_age_by_purpose[Purpose.DRAFT]
+        # Keyed hashes of cancelled references.
+        self.cancelled: Expiring[bool] = Expiring(lifetime)
+        # Keyed hash of a sent reference -> its form and routes: the confirmation page says who
+        # reads it without the address bar saying anything.
+        self.sent: Expiring[tuple[str, tuple[str, ...]]] = Expiring(lifetime)
 
     def new(self) -> tuple[str, str]:
         """A new draft: its reference and the token its pages carry."""
@@ -57,36 +96,14 @@ class Drafts:
         return hmac.new(self.key, reference.encode("ascii"), hashlib.sha256).digest()
 
     def cancel(self, reference: str) -> None:
-        now = time.monotonic()
-        with self.lock:
-            for digest, forget_at in list(self.cancelled.items()):
-                if forget_at <= now:
-                    del self.cancelled[digest]
-            self.cancelled[self.digest(reference)] = (
-                now + self.signer.max_age_by_purpose[Purpose.DRAFT]
-            )
+        self.cancelled.put(self.digest(reference), True)
 
     def record_sent(self, reference: str, form_kind: str, routes: tuple[str, ...]) -> None:
-        now = time.monotonic()
-        with self.lock:
-            for digest, (_, _, forget_at) in list(self.sent.items()):
-                if forget_at <= now:
-                    del self.sent[digest]
-            self.sent[self.digest(reference)] = (
-                form_kind,
-                routes,
-                now + self.signer.max_age_by_purpose[Purpose.DRAFT],
-            )
+        self.sent.put(self.digest(reference), (form_kind, routes))
 
     def sent_as(self, reference: str) -> tuple[str, tuple[str, ...]] | None:
         """The form and routes of a reference sent in the last few hours by this process."""
-        with self.lock:
-            found = self.sent.get(self.digest(reference))
-        if found is None or found[2] <= time.monotonic():
-            return None
-        return found[0], found[1]
+        return self.sent.get(self.digest(reference))
 
     def is_cancelled(self, reference: str) -> bool:
-        with self.lock:
-            forget_at = self.cancelled.get(self.digest(reference))
-        return forget_at is not None and forget_at > time.monotonic()
+        return self.cancelled.get(self.digest(reference)) is not None

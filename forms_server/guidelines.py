@@ -38,32 +38,24 @@ def archive_guidelines(
     version = guidelines_version(docs_dir, statements)
     path = data_dir / "guidelines" / f"{version}.json"
     first_seen = today or datetime.now(UTC).date()
-    archived = {
-        "version": version,
-        "since": first_seen.isoformat(),
-        "pages": {
-            page.name: page.read_text(encoding="utf-8")
-            for page in sorted((docs_dir / "guidelines").glob("*.md"))
-        },
-        "statements": statements,
-    }
-    # Written once: a later start with the same version keeps the first date. A data folder
-    # that cannot be written must not stop the forms (/healthz reports the folder itself).
+    # Written once: a later start with the same version reads the first date, and writes
+    # nothing. A data folder that cannot be written must not stop the forms (/healthz reports
+    # the folder itself).
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        create_exclusively(path, json.dumps(archived, ensure_ascii=False, indent=1).encode())
+        if not path.exists():
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            archived = {
+                "version": version,
+                "since": first_seen.isoformat(),
+                "pages": {
+                    page.name: page.read_text(encoding="utf-8")
+                    for page in sorted((docs_dir / "guidelines").glob("*.md"))
+                },
+                "statements": statements,
+            }
+            create_exclusively(path, json.dumps(archived, ensure_ascii=False, indent=1).encode())
         kept = json.loads(path.read_text(encoding="utf-8"))
         return GuidelinesVersion(version, date.fromisoformat(kept["since"]))
     except (OSError, ValueError, KeyError) as error:
         logger.error("Could not archive guidelines version %s: %s", version, error)
         return GuidelinesVersion(version, first_seen)
-
-
-def version_in_words(data_dir: Path, version: str) -> str:
-    """ "the version of 25 November 2026", or the bare hash if it was never archived here."""
-    try:
-        kept = json.loads((data_dir / "guidelines" / f"{version}.json").read_text("utf-8"))
-        since = date.fromisoformat(kept["since"])
-    except (OSError, ValueError, KeyError):
-        return f"version {version}"
-    return f"the version of {GuidelinesVersion(version, since).in_words}"

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from pathlib import Path
 
 from forms_server.forms import CONSENT, FieldKind
-from forms_server.guidelines import archive_guidelines, version_in_words
+from forms_server.guidelines import archive_guidelines
 from forms_server.settings import PROJECT_ROOT
 
 STATEMENTS = [spec.label for spec in CONSENT.fields if spec.kind is FieldKind.AGREE]
@@ -18,7 +19,8 @@ def test_a_version_keeps_the_day_it_was_first_served(tmp_path: Path) -> None:
     later = archive_guidelines(tmp_path, docs, STATEMENTS, today=date(2027, 3, 1))
     assert first == later
     assert first.in_words == "25 November 2026"
-    assert version_in_words(tmp_path, first.version) == "the version of 25 November 2026"
+    archived = json.loads((tmp_path / "guidelines" / f"{first.version}.json").read_text())
+    assert archived["since"] == "2026-11-25"
 
 
 def test_a_changed_rule_is_a_new_version_with_its_own_text(tmp_path: Path) -> None:
