@@ -19,6 +19,7 @@ import itertools
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from forms_server.reference import new_reference, normalise_reference
@@ -35,13 +36,14 @@ class Expiring(Generic[V]):
     order they expire, so forgetting the old ones only ever looks at those: a confirm costs
     the same with a million entries as with none."""
 
-    def __init__(self, lifetime: float) -> None:
+    def __init__(self, lifetime: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.lifetime = lifetime
+        self.clock = clock
         self.lock = threading.Lock()
         self.entries: dict[bytes, tuple[V, float]] = {}
 
     def put(self, key: bytes, value: V) -> None:
-        now = time.monotonic()
+        now = self.clock()
         with self.lock:
             self.forget_expired(now)
             self.entries.pop(key, None)  # to the end: it now expires last
@@ -50,7 +52,7 @@ class Expiring(Generic[V]):
     def get(self, key: bytes) -> V | None:
         with self.lock:
             found = self.entries.get(key)
-        if found is None or found[1] <= time.monotonic():
+        if found is None or found[1] <= self.clock():
             return None
         return found[0]
 

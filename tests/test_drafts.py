@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
-
-from forms_server import drafts
 from forms_server.drafts import Expiring
 
 
-def test_entries_expire_and_are_forgotten_oldest_first(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_entries_expire_and_are_forgotten_oldest_first() -> None:
     now = [1000.0]
-    monkeypatch.setattr(drafts.time, "monotonic", lambda: now[0])
-    memory: Expiring[int] = Expiring(lifetime=60)
+    memory: Expiring[int] = Expiring(lifetime=60, clock=lambda: now[0])
     for n in range(100):
         memory.put(bytes([n]), n)
     assert memory.get(bytes([5])) == 5
