@@ -7,9 +7,22 @@ forms-server outbox [--retry] [--dismiss REF ...]
                              list forms not yet delivered (no personal data), retry failed
                              ones, stop reporting one the host has dealt with
 forms-server purge           delete records past their retention now
+forms-server find (--email ADDRESS | --reference REF | --name NAME)
+forms-server find --expiring [DAYS]
+                             what is held about a person (kinds and dates only), or the
+                             consents that lapse within DAYS (default 30)
+forms-server export (--email | --reference | --name) [--csv] [--output FILE]
+                             everything held about a person, opened (a subject access request)
+forms-server correct REF FIELD VALUE
+                             fix a kept value, checked as the form checks it
+forms-server erase (--email | --reference | --name) [--yes]
+                             erase what is held about a person; says what is held back and why
+forms-server keys new | rotate
+                             make new keys; seal everything again with the newest data key
 
 Every error the tool expects is one clear line and exit 2; `outbox` exits 1 when a form may not
-reach anyone (the same conditions as /healthz).
+reach anyone (the same conditions as /healthz); `find`, `export` and `erase` exit 1 when nothing
+matched. Each use of a member's rights writes a content-free line to the audit log (ledger.py).
 """
 
 from __future__ import annotations
@@ -17,9 +30,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import uvicorn
 
@@ -33,7 +47,8 @@ from forms_server.files import write_problem
 from forms_server.handbook import build_handbook
 from forms_server.mailer import DeliveryError, check_relay
 from forms_server.outbox import RecipientStatus
-from forms_server.settings import Settings, load_settings
+from forms_server.rights import Held, Rights, RightsError
+from forms_server.settings import Settings, load_settings, new_data_key, new_secret_key
 from forms_server.store import SubmissionStore
 
 logger = logging.getLogger("forms_server")
@@ -199,6 +214,151 @@ def purge(settings: Settings) -> int:
     return 0
 
 
+def open_rights(settings: Settings) -> Rights:
+    store = SubmissionStore(
+        settings.data_dir, settings.data_keys_bytes, settings.decisions.retention_days
+    )
+    return Rights(store, settings.data_dir)
+
+
+def found_for(
+    settings: Settings, arguments: argparse.Namespace, action: str
+) -> tuple[Rights, list[Held]]:
+    """What the arguments match, audited as `action`; says so when nothing does."""
+    rights = open_rights(settings)
+    found = rights.find(
+        email=arguments.email, reference=arguments.reference, name=arguments.name, audit_as=action
+    )
+    if not found:
+        say("Nothing held matches. (Names must match exactly as typed, in any case.)")
+    return rights, found
+
+
+def describe(held: Held) -> str:
+    how = ", ".join(held.matched_by)
+    return (
+        f"{held.reference}  {held.form_kind:<17} received {held.received_at:%Y-%m-%d}  "
+        f"{held.where}  (matched by {how})"
+    )
+
+
+def find(settings: Settings, arguments: argparse.Namespace) -> int:
+    if arguments.expiring is not None:
+        return expiring(settings, open_rights(settings), arguments.expiring)
+    _, found = found_for(settings, arguments, "find")
+    if not found:
+        return 1
+    say(f"{len(found)} held:")
+    for held in found:
+        say(f"  {describe(held)}")
+    return 0
+
+
+def expiring(settings: Settings, rights: Rights, days: int) -> int:
+    renewal = settings.decisions.consent_renewal_months
+    due = rights.consents_expiring(timedelta(days=days), renewal)
+    rights.ledger.audit("find expiring", rights.clock(), len(due))
+    what = (
+        f"is due for renewal ({renewal} months) or deleted"
+        if renewal
+        else "is deleted (no renewal period is decided)"
+    )
+    if not due:
+        say(f"No consent {what} within {days} days.")
+        return 0
+    say(f"{len(due)} consent(s) whose record {what} within {days} days:")
+    for record, lapses in due:
+        reminded = f", reminded {record.reminded_at:%Y-%m-%d}" if record.reminded_at else ""
+        say(
+            f"  {record.reference}  signed {record.received_at:%Y-%m-%d}  "
+            f"lapses {lapses:%Y-%m-%d}{reminded}"
+        )
+    say("Search your inbox for a reference to find the member's consent email.")
+    return 0
+
+
+def export(settings: Settings, arguments: argparse.Namespace) -> int:
+    rights, found = found_for(settings, arguments, "export")
+    if not found:
+        return 1
+    text = rights.export_csv(found) if arguments.csv else rights.export_json(found)
+    if arguments.output is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        descriptor = os.open(arguments.output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError as error:
+        raise RightsError(f"{arguments.output} already exists: choose a new file.") from error
+    except OSError as error:
+        raise RightsError(f"{arguments.output} cannot be written ({error.strerror}).") from error
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(text)
+    say(
+        f"Exported {len(found)} record(s) to {arguments.output} (readable by you only). It "
+        "holds personal data: send it to the member securely, then delete it."
+    )
+    return 0
+
+
+def correct(settings: Settings, arguments: argparse.Namespace) -> int:
+    record = open_rights(settings).correct(arguments.reference, arguments.field, arguments.value)
+    say(f"Corrected {arguments.field} on {record.reference}.")
+    return 0
+
+
+def erase(settings: Settings, arguments: argparse.Namespace) -> int:
+    rights, found = found_for(settings, arguments, "erase (asked)")
+    if not found:
+        return 1
+    if not arguments.yes:
+        say(f"This would erase {len(found)} held item(s):")
+        for held in found:
+            say(f"  {describe(held)}")
+        say("Run it again with --yes to erase them.")
+        return 1
+    report = rights.erase(found)
+    say(f"Erased {len(report.erased)}:")
+    for held in report.erased:
+        say(f"  {held.reference}  {held.form_kind}  ({held.where})")
+    for held, why in report.held_back:
+        say(f"Held back {held.reference} ({held.form_kind}): {why}.")
+    if report.erased:
+        say(
+            "The facilitators still have the emails: ask them to delete those with these "
+            "references from their mailboxes."
+        )
+    return 0
+
+
+def keys(settings: Settings, arguments: argparse.Namespace) -> int:
+    if arguments.action == "new":
+        say(f"A new data key:    {new_data_key()}")
+        say(f"A new signing key: {new_secret_key()}")
+        say(
+            "Add the data key LAST in FORMS_DATA_KEY (comma separated) and restart, then run "
+            "`forms-server keys rotate`. Add the signing key last in FORMS_SECRET_KEYS."
+        )
+        return 0
+    if len(settings.data_keys) < 2:
+        raise RightsError(
+            "Only one data key is configured, so there is nothing to rotate from. Make one with "
+            "`forms-server keys new` and add it last in FORMS_DATA_KEY first."
+        )
+    count = open_rights(settings).reseal()
+    say(
+        f"Sealed {count} value(s) again with the newest data key (the last in FORMS_DATA_KEY). "
+        f"You can now remove the other {len(settings.data_keys) - 1} key(s) from FORMS_DATA_KEY."
+    )
+    return 0
+
+
+def add_person_options(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    who = parser.add_mutually_exclusive_group(required=required)
+    who.add_argument("--email", help="an email address the person gave, in any case")
+    who.add_argument("--reference", help="a form's reference, like 4KX-7QD-M2P")
+    who.add_argument("--name", help="a name exactly as the person typed it, in any case")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="forms-server", description="The peer support group's forms server."
@@ -221,6 +381,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop reporting a failed form (or an unreadable file) you have dealt with",
     )
     commands.add_parser("purge", help="delete records past their retention period now")
+    find_parser = commands.add_parser(
+        "find", help="what is held about a person (kinds and dates), or consents that lapse"
+    )
+    add_person_options(find_parser, required=False)
+    find_parser.add_argument(
+        "--expiring",
+        type=int,
+        nargs="?",
+        const=30,
+        metavar="DAYS",
+        help="list consents that lapse within DAYS (default 30)",
+    )
+    export_parser = commands.add_parser(
+        "export", help="everything held about a person, opened, as JSON (or CSV)"
+    )
+    add_person_options(export_parser)
+    export_parser.add_argument("--csv", action="store_true", help="CSV instead of JSON")
+    export_parser.add_argument("--output", metavar="FILE", help="a new file to write it to")
+    correct_parser = commands.add_parser("correct", help="fix a kept value")
+    correct_parser.add_argument("reference", help="the form's reference")
+    correct_parser.add_argument("field", help="which value, for example name")
+    correct_parser.add_argument("value", help="the corrected value")
+    erase_parser = commands.add_parser("erase", help="erase what is held about a person")
+    add_person_options(erase_parser)
+    erase_parser.add_argument("--yes", action="store_true", help="erase (otherwise: show what)")
+    keys_parser = commands.add_parser("keys", help="make new keys, or rotate the data key")
+    keys_parser.add_argument("action", choices=("new", "rotate"))
     return parser
 
 
@@ -237,10 +424,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             return outbox(settings, arguments.retry, arguments.dismiss)
         if arguments.command == "purge":
             return purge(settings)
+        commands = {
+            "find": find,
+            "export": export,
+            "correct": correct,
+            "erase": erase,
+            "keys": keys,
+        }
+        return commands[arguments.command](settings, arguments)
     except FormsServerError as error:
         logger.error("%s", error)
         return 2
-    return 1
 
 
 if __name__ == "__main__":

@@ -174,7 +174,11 @@ class Decisions:
 
 def retention_days_of(retention_months: Mapping[str, int]) -> dict[str, int]:
     """Months as the store counts them (an average month, so 12 months is 365 days)."""
-    return {group: round(months * 30.44) for group, months in retention_months.items()}
+    return {group: days_in_months(months) for group, months in retention_months.items()}
+
+
+def days_in_months(months: int) -> int:
+    return round(months * 30.44)
 
 
 def raw_decisions(group: Mapping[str, Any]) -> dict[str, Any]:

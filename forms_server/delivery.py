@@ -274,6 +274,7 @@ class Delivery:
                 "answers": submission.answers,
                 "guidelines_version": submission.guidelines_version,
                 "suspected_automated": submission.suspected_automated,
+                "replaces": submission.replaces,
             },
         )
         return self.outbox.create(
@@ -319,6 +320,7 @@ class Delivery:
             urgent=item.urgent,
             guidelines_version=opened.get("guidelines_version"),
             suspected_automated=bool(opened.get("suspected_automated")),
+            replaces=opened.get("replaces"),
         )
 
     # -- One item ----------------------------------------------------------------------------

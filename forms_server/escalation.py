@@ -67,8 +67,11 @@ class Watch:
 
     def escalated(self, watched: Watched, at: datetime) -> Watched:
         done = replace(watched, sealed="", escalated_at=at)
-        replace_atomically(self.path(watched.reference), self.encoded(done))
+        self.replace(done)
         return done
+
+    def replace(self, watched: Watched) -> None:
+        replace_atomically(self.path(watched.reference), self.encoded(watched))
 
     def forget(self, reference: str) -> None:
         self.path(reference).unlink(missing_ok=True)

@@ -150,6 +150,8 @@ class Submission:
     # The hidden trap field was filled in: maybe a program, maybe a person's tool. Delivered
     # all the same (a real concern must never be dropped), with a mark saying so.
     suspected_automated: bool = False
+    # A consent signed again from a renewal reminder: the reference of the record it replaces.
+    replaces: str | None = None
 
 
 # -- Validation -------------------------------------------------------------------------------

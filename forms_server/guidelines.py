@@ -59,3 +59,14 @@ def archive_guidelines(
     except (OSError, ValueError, KeyError) as error:
         logger.error("Could not archive guidelines version %s: %s", version, error)
         return GuidelinesVersion(version, first_seen)
+
+
+def archived_version(data_dir: Path, version: str) -> GuidelinesVersion | None:
+    """A version a member agreed to, from the archive; None if it was never archived here."""
+    if not version.isalnum():
+        return None
+    try:
+        kept = json.loads((data_dir / "guidelines" / f"{version}.json").read_text("utf-8"))
+        return GuidelinesVersion(version, date.fromisoformat(kept["since"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

@@ -151,6 +151,10 @@ def new_data_key() -> str:
     return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode("ascii")
 
 
+def new_secret_key() -> str:
+    return secrets.token_urlsafe(48)
+
+
 def data_keys_from(config: Config, environment: str, data_dir: Path) -> tuple[Secret, ...]:
     configured = [
         key.strip()
@@ -189,11 +193,7 @@ def secret_keys_from(config: Config, environment: str, data_dir: Path) -> tuple[
                 "keys of at least 32 characters, separated by commas (newest last). "
                 'Make one with: python3 -c "import secrets; print(secrets.token_urlsafe(48))"'
             )
-        return (
-            development_secret(
-                data_dir, "development-secret-key", lambda: secrets.token_urlsafe(48)
-            ),
-        )
+        return (development_secret(data_dir, "development-secret-key", new_secret_key),)
     for position, key in enumerate(keys, start=1):
         if len(str(key).encode("utf-8")) < MINIMUM_SECRET_BYTES:
             raise SettingsError(

@@ -8,7 +8,16 @@ new one, and two server processes take turns. A file that cannot be read (empty,
 TinyDB database, a folder) stops start-up with one clear message and is kept exactly as it is.
 
 Personal answers are sealed (sealing.py) before they reach the file, bound to their reference,
-so a name or address typed into a form cannot be found in the raw file.
+so a name or address typed into a form cannot be found in the raw file. In the clear stay only
+what retention and lookup need: the reference, the form's kind, when it was received, delivered
+and expires, and when a renewal reminder went.
+
+The file carries its format in a `meta` table. Format 1 (the first version) kept the guidelines
+version in the clear; opening it upgrades it in place to format 2 in one atomic write, so a crash
+leaves either the old file or the new one. A file from a newer version is refused, untouched.
+
+Erasures are written to the ledger (ledger.py) as keyed hashes; at start, a record restored from
+a backup after it was erased is erased again.
 """
 
 from __future__ import annotations
@@ -16,9 +25,9 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,11 +39,14 @@ from forms_server.decisions import default_retention_days
 from forms_server.errors import FormsServerError
 from forms_server.files import exclusive_lock, replace_atomically
 from forms_server.forms import FORMS, Submission
+from forms_server.ledger import ErasureReason, Ledger
 from forms_server.sealing import Sealer
 
 logger = logging.getLogger(__name__)
 
 RECORD_FIELDS = ("reference", "form_kind", "received_at", "delivered_at", "expires_at")
+STORE_FORMAT = 2
+META_TABLE = "meta"
 
 
 class StoreError(FormsServerError):
@@ -56,7 +68,9 @@ def checked_database(path: Path, data: object) -> dict[str, dict[str, Any]]:
     """TinyDB's shape: tables of documents keyed by id, and our records' own fields."""
     if not isinstance(data, dict):
         raise unreadable(path, "does not hold a TinyDB database")
-    for table in data.values():
+    for name, table in data.items():
+        if name == META_TABLE:
+            continue
         if not isinstance(table, dict):
             raise unreadable(path, "does not hold a TinyDB database")
         for record in table.values():
@@ -110,6 +124,35 @@ class StoredRecord:
     expires_at: datetime
     guidelines_version: str | None
     kept: dict[str, Any]  # only the fields marked `kept`, opened; empty for a concern
+    reminded_at: datetime | None = None
+
+
+def upgraded_from_first_format(
+    data: dict[str, dict[str, Any]], sealer: Sealer
+) -> dict[str, dict[str, Any]]:
+    """Format 1 to 2: the guidelines version moves inside the sealed value."""
+    upgraded: dict[str, dict[str, Any]] = {}
+    for name, table in data.items():
+        upgraded[name] = {}
+        for document_id, record in table.items():
+            reference = record["reference"]
+            kept = sealer.open(reference, record["kept"]) if record.get("kept") else {}
+            version = record.get("guidelines_version")
+            upgraded[name][document_id] = {
+                **{field: record[field] for field in RECORD_FIELDS},
+                "sealed": sealed_payload(sealer, reference, kept, version),
+                "reminded_at": None,
+            }
+    upgraded[META_TABLE] = {"1": {"format": STORE_FORMAT}}
+    return upgraded
+
+
+def sealed_payload(
+    sealer: Sealer, reference: str, kept: Mapping[str, Any], guidelines_version: str | None
+) -> str | None:
+    if not kept and guidelines_version is None:
+        return None
+    return sealer.seal(reference, {"kept": dict(kept), "guidelines_version": guidelines_version})
 
 
 class SubmissionStore:
@@ -120,6 +163,7 @@ class SubmissionStore:
         data_dir: Path,
         data_keys: bytes | Sequence[bytes],
         retention_days: Mapping[str, int] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         # Days each group of forms is kept: the group's decision (decisions.retention_months).
         self.retention_days = retention_days or default_retention_days()
@@ -127,6 +171,8 @@ class SubmissionStore:
         self.path = data_dir / "submissions.json"
         self.lock_path = data_dir / "submissions.lock"
         self.sealer = Sealer(data_keys)
+        self.ledger = Ledger(data_dir)
+        self.clock = clock
         self.thread_lock = threading.Lock()
         with self.locked() as database:
             # Only the holder of the lock writes here, so any temporary file seen while holding
@@ -134,9 +180,16 @@ class SubmissionStore:
             for stale in data_dir.glob(".*.tmp"):
                 stale.unlink(missing_ok=True)
                 logger.info("Removed a temporary file left by an interrupted write")
-            database.all()  # an unreadable file stops start-up here, and is kept
+            self.upgrade(database)
         if self.path.exists():
             self.path.chmod(0o600)
+        again = self.reapply_erasures()
+        if again:
+            logger.warning(
+                "Erased %d record(s) again: they were restored from a backup after they had "
+                "been erased",
+                again,
+            )
 
     @contextmanager
     def locked(self) -> Iterator[TinyDB]:
@@ -146,6 +199,31 @@ class SubmissionStore:
                 yield database
             finally:
                 database.close()
+
+    def upgrade(self, database: TinyDB) -> None:
+        """Brings an older file to this format in one atomic write (an unreadable file stops
+        start-up here, and is kept)."""
+        storage = database.storage
+        data = storage.read()
+        if data is None:
+            storage.write({META_TABLE: {"1": {"format": STORE_FORMAT}}})
+            return
+        meta = data.get(META_TABLE, {}).get("1", {})
+        found = meta.get("format", 1) if isinstance(meta, dict) else None
+        if found == STORE_FORMAT:
+            return
+        if found != 1:
+            raise StoreError(
+                f"{self.path} was written in format {found!r}; this version reads up to "
+                f"format {STORE_FORMAT}. It has been left exactly as it is: run the newer "
+                "version of the forms server."
+            )
+        try:
+            upgraded = upgraded_from_first_format(data, self.sealer)
+        except (KeyError, TypeError) as error:
+            raise unreadable(self.path, "holds a record that is not one of ours") from error
+        storage.write(upgraded)
+        logger.info("Upgraded the store from format 1 to format %d", STORE_FORMAT)
 
     def record_for(self, submission: Submission, delivered_at: datetime) -> dict[str, Any]:
         form = FORMS[submission.form_kind]
@@ -162,51 +240,173 @@ class SubmissionStore:
             "expires_at": (
                 submission.received_at + timedelta(days=self.retention_days[form.decision_group])
             ).isoformat(),
-            "guidelines_version": submission.guidelines_version,
-            "kept": self.sealer.seal(submission.reference, kept) if kept else None,
+            "sealed": sealed_payload(
+                self.sealer, submission.reference, kept, submission.guidelines_version
+            ),
+            "reminded_at": None,
         }
 
     def add_delivered_many(self, submissions: list[Submission], delivered_at: datetime) -> int:
-        """Keeps the minimal records in one write (group commit); returns how many were new."""
+        """Keeps the minimal records in one write (group commit); returns how many were new.
+        A form that replaces an earlier one (a consent signed again) removes that one."""
+        erased = {erasure.reference_hash for erasure in self.ledger.erasures()}
+        replaced: list[dict[str, Any]] = []
         with self.locked() as database:
             known = {record["reference"] for record in database.all()}
-            new = [
-                self.record_for(submission, delivered_at)
+            new_submissions = [
+                submission
                 for submission in submissions
                 if submission.reference not in known
+                and self.ledger.hash(submission.reference) not in erased
             ]
+            new = [self.record_for(submission, delivered_at) for submission in new_submissions]
             if new:
                 database.insert_multiple(new)
+            old = sorted(
+                {s.replaces for s in new_submissions if s.replaces and s.replaces in known}
+            )
+            if old:
+                replaced = database.search(Query().reference.one_of(old))
+                database.remove(Query().reference.one_of(old))
+        for record in replaced:
+            self.ledger.erased(
+                record["reference"],
+                record["form_kind"],
+                delivered_at,
+                ErasureReason.REPLACED,
+                datetime.fromisoformat(record["expires_at"]),
+            )
         return len(new)
 
     def add_delivered(self, submission: Submission, delivered_at: datetime) -> bool:
         """Keeps one minimal record; False when its reference was already there."""
         return self.add_delivered_many([submission], delivered_at) == 1
 
-    def get(self, reference: str) -> StoredRecord | None:
-        with self.locked() as database:
-            record = database.get(Query().reference == reference)
-        if record is None or isinstance(record, list):
-            return None
-        sealed = record.get("kept")
+    def opened(self, record: Mapping[str, Any]) -> StoredRecord:
+        sealed = record.get("sealed")
+        payload = self.sealer.open(record["reference"], sealed) if sealed else {}
+        reminded = record.get("reminded_at")
         return StoredRecord(
             reference=record["reference"],
             form_kind=record["form_kind"],
             received_at=datetime.fromisoformat(record["received_at"]),
             delivered_at=datetime.fromisoformat(record["delivered_at"]),
             expires_at=datetime.fromisoformat(record["expires_at"]),
-            guidelines_version=record["guidelines_version"],
-            kept=self.sealer.open(reference, sealed) if sealed else {},
+            guidelines_version=payload.get("guidelines_version"),
+            kept=dict(payload.get("kept") or {}),
+            reminded_at=datetime.fromisoformat(reminded) if reminded else None,
         )
+
+    def get(self, reference: str) -> StoredRecord | None:
+        with self.locked() as database:
+            record = database.get(Query().reference == reference)
+        if record is None or isinstance(record, list):
+            return None
+        return self.opened(record)
+
+    def all(self) -> list[StoredRecord]:
+        """Every record, opened: the store of a peer support group is small enough to read
+        whole, and keeping no searchable index keeps nothing personal in the clear."""
+        with self.locked() as database:
+            records = database.all()
+        return [self.opened(record) for record in records]
 
     def count(self) -> int:
         with self.locked() as database:
             return len(database)
 
-    def purge_expired(self, now: datetime | None = None) -> int:
-        """Expired records leave the file (not flagged). The log says how many, nothing else."""
-        moment = (now or datetime.now(UTC)).isoformat()
+    def erase(self, references: Iterable[str], reason: str) -> list[StoredRecord]:
+        """Removes these records from the file, and writes each erasure to the ledger (which
+        a restored backup cannot undo). Returns what was erased."""
+        wanted = sorted(set(references))
         with self.locked() as database:
-            removed = database.remove(Query().expires_at <= moment)
-        logger.info("Purged %d expired records", len(removed))
-        return len(removed)
+            found = database.search(Query().reference.one_of(wanted))
+            database.remove(Query().reference.one_of(wanted))
+        now = self.clock()
+        erased = []
+        for record in found:
+            erased.append(
+                StoredRecord(
+                    reference=record["reference"],
+                    form_kind=record["form_kind"],
+                    received_at=datetime.fromisoformat(record["received_at"]),
+                    delivered_at=datetime.fromisoformat(record["delivered_at"]),
+                    expires_at=datetime.fromisoformat(record["expires_at"]),
+                    guidelines_version=None,
+                    kept={},
+                )
+            )
+            self.ledger.erased(
+                record["reference"],
+                record["form_kind"],
+                now,
+                reason,
+                datetime.fromisoformat(record["expires_at"]),
+            )
+        return erased
+
+    def correct(self, reference: str, field: str, value: str) -> StoredRecord:
+        """A kept value, fixed (the caller has validated it as the form would)."""
+        with self.locked() as database:
+            record = database.get(Query().reference == reference)
+            if record is None or isinstance(record, list):
+                raise StoreError(f"No record has the reference {reference}.")
+            current = self.opened(record)
+            kept = {**current.kept, field: value}
+            database.update(
+                {
+                    "sealed": sealed_payload(
+                        self.sealer, reference, kept, current.guidelines_version
+                    )
+                },
+                Query().reference == reference,
+            )
+        return replace(current, kept=kept)
+
+    def mark_reminded(self, reference: str, at: datetime) -> None:
+        with self.locked() as database:
+            database.update({"reminded_at": at.isoformat()}, Query().reference == reference)
+
+    def reseal(self) -> int:
+        """Every record sealed again with the newest data key, in one atomic write: then the
+        older keys open nothing here and can be removed."""
+        with self.locked() as database:
+            records = database.all()
+            for record in records:
+                opened = self.opened(record)
+                record["sealed"] = sealed_payload(
+                    self.sealer, opened.reference, opened.kept, opened.guidelines_version
+                )
+            database.truncate()
+            database.insert_multiple(dict(record) for record in records)
+        return len(records)
+
+    def reapply_erasures(self) -> int:
+        """Records the ledger says were erased, brought back by a restored backup."""
+        erased = {erasure.reference_hash for erasure in self.ledger.erasures()}
+        if not erased:
+            return 0
+        with self.locked() as database:
+            back = [
+                record["reference"]
+                for record in database.all()
+                if self.ledger.hash(record["reference"]) in erased
+            ]
+            if back:
+                database.remove(Query().reference.one_of(back))
+        return len(back)
+
+    def purge_expired(self, now: datetime | None = None) -> int:
+        """Expired records leave the file (not flagged). The log says how many, nothing else.
+        An expired consent leaves a content-free line in the ledger."""
+        moment = now or self.clock()
+        with self.locked() as database:
+            expired = database.search(Query().expires_at <= moment.isoformat())
+            database.remove(Query().expires_at <= moment.isoformat())
+        for record in expired:
+            # Content-free: which kind of record left, and a keyed hash of its reference.
+            self.ledger.audit(
+                "expired", moment, 1, how=record["form_kind"], reference=record["reference"]
+            )
+        logger.info("Purged %d expired records", len(expired))
+        return len(expired)
