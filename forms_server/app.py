@@ -31,8 +31,10 @@ from forms_server.handbook import (
     theme_stylesheets,
 )
 from forms_server.limits import PostLimits
+from forms_server.member_copy import CopyLimit, member_links
 from forms_server.middleware import IncidentPages, StandardHeaders
 from forms_server.outbox import Outbox
+from forms_server.rights import Rights
 from forms_server.settings import PROJECT_ROOT, Settings, SmtpSecurity, load_settings
 from forms_server.signing import Purpose, Signer, TokenError
 from forms_server.store import SubmissionStore
@@ -55,6 +57,7 @@ def routes(settings: Settings) -> list[Route | Mount]:
         *development,
         Route("/forms/exit", views.quick_exit, methods=["GET"], name="quick_exit"),
         Route("/forms/status/", views.status, methods=["GET", "POST"], name="status"),
+        Route("/forms/yours/{token}", views.yours, methods=["GET", "POST"], name="yours"),
         Route(
             "/forms/acknowledge/{token}",
             views.acknowledge,
@@ -115,18 +118,22 @@ def signer_for(settings: Settings) -> Signer:
     return Signer(
         [str(key) for key in settings.secret_keys],
         settings.token_max_age_seconds,
-        {Purpose.ACKNOWLEDGE: settings.acknowledge_link_days * 24 * 60 * 60},
+        {
+            Purpose.ACKNOWLEDGE: settings.acknowledge_link_days * 24 * 60 * 60,
+            Purpose.MEMBER_COPY: settings.member_link_days * 24 * 60 * 60,
+        },
     )
 
 
 def open_delivery(settings: Settings) -> Delivery:
     """The store, the outbox and delivery over them, as the server and the command line tool
     use them."""
+    store = SubmissionStore(
+        settings.data_dir, settings.data_keys_bytes, settings.decisions.retention_days
+    )
     return Delivery(
         Outbox(settings.data_dir),
-        SubmissionStore(
-            settings.data_dir, settings.data_keys_bytes, settings.decisions.retention_days
-        ),
+        store,
         settings.mail,
         str(settings.group["name"]),
         # A delivered marker refuses replays for as long as any token for its form can live.
@@ -142,6 +149,8 @@ def open_delivery(settings: Settings) -> Delivery:
             kind: timedelta(minutes=minutes)
             for kind, minutes in settings.decisions.escalate_after_minutes.items()
         },
+        member_link=member_links(signer_for(settings), settings.public_url),
+        copy_limit=CopyLimit(settings.data_dir, store.ledger, settings.member_copies_per_day),
     )
 
 
@@ -186,5 +195,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         drafts=Drafts(signer),
         acknowledgements=delivery.acknowledgements
         or Acknowledgements(settings.data_dir, settings.decisions.retention_days),
+        rights=Rights(delivery.store, settings.data_dir),
     )
     return app

@@ -106,6 +106,13 @@ DECISIONS: tuple[DecisionSpec, ...] = (
         "the privacy notice; Forms",
     ),
     DecisionSpec(
+        "expiring_consents_email_days",
+        NOT_DECIDED,
+        "whether the facilitators get a short weekly email listing the consents that lapse "
+        "within this many days (references and dates only), or not decided (no email)",
+        "the weekly email; forms-server find --expiring works either way",
+    ),
+    DecisionSpec(
         "withdrawing_consent",
         NOT_DECIDED,
         "what withdrawing consent means for coming to meetings, in one or two sentences",
@@ -160,6 +167,7 @@ class Decisions:
     retention_months: Mapping[str, int]
     lawful_basis: Mapping[str, str | None]
     consent_renewal_months: int | None
+    expiring_consents_email_days: int | None
     withdrawing_consent: str | None
     removal_procedure: str | None
     email_stored_where: str | None
@@ -279,6 +287,16 @@ def decisions_from(group: Mapping[str, Any]) -> Decisions:
         raise DecisionsError(
             f"{where}consent_renewal_months must be a whole number of months, or {NOT_DECIDED}."
         )
+    expiring_days = raw["expiring_consents_email_days"]
+    if is_decided(expiring_days) and (
+        isinstance(expiring_days, bool)
+        or not isinstance(expiring_days, int)
+        or not 1 <= expiring_days <= 120
+    ):
+        raise DecisionsError(
+            f"{where}expiring_consents_email_days must be a whole number of days from 1 to 120, "
+            f"or {NOT_DECIDED}."
+        )
     return Decisions(
         concern_route=concern_route,
         facilitator_concern_email=facilitator_concern_email,
@@ -294,6 +312,7 @@ def decisions_from(group: Mapping[str, Any]) -> Decisions:
             for form_group, value in raw["lawful_basis"].items()
         },
         consent_renewal_months=renewal if is_decided(renewal) else None,
+        expiring_consents_email_days=expiring_days if is_decided(expiring_days) else None,
         withdrawing_consent=text_or_none(f"{where}withdrawing_consent", raw["withdrawing_consent"]),
         removal_procedure=text_or_none(f"{where}removal_procedure", raw["removal_procedure"]),
         email_stored_where=text_or_none(f"{where}email_stored_where", raw["email_stored_where"]),

@@ -25,6 +25,7 @@ import random
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 from typing import Any
 
 import anyio.to_thread
@@ -33,17 +34,29 @@ from forms_server.acknowledgements import Acknowledgements
 from forms_server.errors import FormsServerError
 from forms_server.escalation import Watch, Watched
 from forms_server.files import write_problem
-from forms_server.forms import FORMS, Recipients, Submission, recipients_for
+from forms_server.forms import (
+    COPY_FULL,
+    FORMS,
+    Recipients,
+    Submission,
+    member_copy_wanted,
+    recipients_for,
+)
 from forms_server.mailer import (
     DeliveryError,
+    MessageBuildError,
     PermanentDeliveryError,
     build_digest,
+    build_member_copy,
     build_message,
     build_notice,
     new_message_id,
     send,
 )
+from forms_server.member_copy import COPY_REFUSED_ROUTE, COPY_ROUTE, CopyLimit
+from forms_server.notices import Notices
 from forms_server.outbox import (
+    MEMBER_COPY,
     ItemStatus,
     Outbox,
     OutboxItem,
@@ -202,6 +215,8 @@ class Delivery:
         acknowledgements: Acknowledgements | None = None,
         watch: Watch | None = None,
         escalate_after: Mapping[str, timedelta] | None = None,
+        member_link: Callable[[str, str, datetime], tuple[str, datetime]] | None = None,
+        copy_limit: CopyLimit | None = None,
     ) -> None:
         self.outbox = outbox
         self.store = store
@@ -241,6 +256,13 @@ class Delivery:
         }
         self.overdue = 0
         self.next_escalation_at: datetime | None = None
+        # The member's own copy, when they ask for one: its private link, and how many one
+        # address may have in a day. Without both, no copy is sent.
+        self.member_link = member_link
+        self.copy_limit = copy_limit
+        # What the facilitators must be told (a withdrawal, say), kept until they have it.
+        self.notices = Notices(outbox)
+        self.oldest_notice_at: datetime | None = None
         self.sent_alone_per_hour = sent_alone_per_hour
         self.digest_every = digest_every
         self.sent_log: dict[str, collections.deque[datetime]] = {}
@@ -266,8 +288,27 @@ class Delivery:
             for address in addresses
         )
 
-    def add(self, submission: Submission) -> bool:
-        route, recipients = self.addressed(submission)
+    def with_member_copy(
+        self, submission: Submission, route: str, recipients: tuple[RecipientState, ...]
+    ) -> tuple[str, tuple[RecipientState, ...]]:
+        """The member's copy as one more recipient, last, if they asked for one and their
+        address has not had its copies for the day; the route says which it was."""
+        wanted = member_copy_wanted(FORMS[submission.form_kind], submission.answers)
+        if wanted is None or self.member_link is None or self.copy_limit is None:
+            return route, recipients
+        reference = submission.reference
+        if self.outbox.read(reference) is not None or self.outbox.is_delivered(reference):
+            return route, recipients  # a replay: its copy, if any, was counted the first time
+        if not self.copy_limit.take(wanted[1], submission.received_at):
+            logger.warning("A member's copy was not sent: its address had its copies today")
+            return f"{route}+{COPY_REFUSED_ROUTE}", recipients
+        copy = RecipientState(address=MEMBER_COPY, message_id=new_message_id(self.mail.sender))
+        return f"{route}+{COPY_ROUTE}", (*recipients, copy)
+
+    def add(self, submission: Submission) -> str | None:
+        """The item's route ("facilitators+member-copy") once it is on disk; None when the
+        reference was already taken (a replay)."""
+        route, recipients = self.with_member_copy(submission, *self.addressed(submission))
         sealed = self.sealer.seal(
             submission.reference,
             {
@@ -277,7 +318,7 @@ class Delivery:
                 "replaces": submission.replaces,
             },
         )
-        return self.outbox.create(
+        created = self.outbox.create(
             OutboxItem(
                 reference=submission.reference,
                 form_kind=submission.form_kind,
@@ -289,14 +330,17 @@ class Delivery:
                 recipients=recipients,
             )
         )
+        return route if created else None
 
-    async def receive(self, submission: Submission) -> None:
-        """On disk, fsynced, before this returns (and so before the member's 303)."""
+    async def receive(self, submission: Submission) -> str | None:
+        """On disk, fsynced, before this returns (and so before the member's 303). Returns who
+        it goes to, by role, or None when it had already been received."""
         try:
-            added = await anyio.to_thread.run_sync(self.add, submission)
+            route = await anyio.to_thread.run_sync(self.add, submission)
         except OSError as error:
             logger.error("Could not write a %s to the outbox: %s", submission.form_kind, error)
             raise OutboxWriteError("The form could not be written to disk.") from error
+        added = route is not None
         logger.info(
             "Received a %s%s%s (%s)",
             submission.form_kind,
@@ -308,6 +352,7 @@ class Delivery:
             self.suspected_automated += 1
         if added:
             self.wake.set()
+        return route
 
     def submission_of(self, item: OutboxItem | Watched) -> Submission:
         """The submission a pending item or a watched one holds, unsealed."""
@@ -417,22 +462,12 @@ class Delivery:
         for position, recipient in enumerate(item.recipients, start=1):
             if not recipient.due(now) or self.stopping:
                 continue
-            if self.flooded(recipient.address, now):
+            if recipient.address != MEMBER_COPY and self.flooded(recipient.address, now):
                 self.digest_waiting.setdefault(recipient.address, []).append(item.reference)
                 continue
             try:
-                message = build_message(
-                    submission,
-                    recipient.address,
-                    recipient.message_id,
-                    self.mail,
-                    self.group_name,
-                    self.clock(),
-                    self.acknowledge_link(submission, recipient.address)
-                    if self.acknowledge_link
-                    else None,
-                )
-                await send(message, recipient.address, self.mail, host, port)
+                address, message = self.message_for(submission, recipient)
+                await send(message, address, self.mail, host, port)
             except DeliveryError as error:
                 item = self.recipient_failed(item, recipient, error, now)
                 await anyio.to_thread.run_sync(self.save, item)
@@ -447,6 +482,40 @@ class Delivery:
                 len(item.recipients),
             )
         return item
+
+    def message_for(
+        self, submission: Submission, recipient: RecipientState
+    ) -> tuple[str, EmailMessage]:
+        """The address and message for one recipient: the member's copy is built from the
+        answers it stands for; everyone else gets the form."""
+        now = self.clock()
+        if recipient.address == MEMBER_COPY:
+            wanted = member_copy_wanted(FORMS[submission.form_kind], submission.answers)
+            if wanted is None or self.member_link is None:
+                raise MessageBuildError("The member's copy has no address or no link.")
+            kind, address = wanted
+            link, until = self.member_link(submission.reference, submission.form_kind, now)
+            copy = build_member_copy(
+                submission,
+                address,
+                recipient.message_id,
+                self.mail,
+                now,
+                link,
+                until,
+                with_answers=kind == COPY_FULL,
+            )
+            return address, copy
+        message = build_message(
+            submission,
+            recipient.address,
+            recipient.message_id,
+            self.mail,
+            self.group_name,
+            now,
+            self.acknowledge_link(submission, recipient.address) if self.acknowledge_link else None,
+        )
+        return recipient.address, message
 
     # -- Escalation ------------------------------------------------------------------------
 
@@ -535,6 +604,45 @@ class Delivery:
                 await send(message, address, self.mail, host, port)
             except DeliveryError as error:
                 logger.error("Could not send a notice (%s): %s", subject, error)
+
+    # -- Notices that must arrive ------------------------------------------------------------
+
+    def notify(self, route: Recipients, subject: str, text: str) -> None:
+        """On disk before this returns; sent by the worker, to every address of the route."""
+        self.notices.add(route.value, subject, text, self.clock())
+        self.wake.set()
+
+    async def send_notices(self, now: datetime) -> None:
+        """Each due notice to each of its addresses that does not have it yet; a failure waits
+        and tries again, and never stops another notice."""
+        if self.relay is None:
+            return
+        host, port = self.relay
+        waiting = []
+        for notice in await anyio.to_thread.run_sync(self.notices.pending):
+            if notice.next_attempt_at is not None and now < notice.next_attempt_at:
+                waiting.append(notice.created_at)
+                continue
+            addresses = recipient_addresses(self.mail, Recipients(notice.route))
+            try:
+                for address in addresses:
+                    if address in notice.sent_to:
+                        continue
+                    message = build_notice(
+                        notice.subject, notice.text, address, self.mail, self.group_name, now
+                    )
+                    await send(message, address, self.mail, host, port)
+                    notice = await anyio.to_thread.run_sync(self.notices.sent, notice, address)
+                await anyio.to_thread.run_sync(self.notices.done, notice)
+            except Exception as error:  # noqa: BLE001 - this notice's fault alone
+                attempts = notice.attempts + 1
+                logger.error("Could not send a notice (%s); trying again later", error)
+                delay = timedelta(seconds=backoff_seconds(attempts))
+                notice = replace(notice, attempts=attempts, next_attempt_at=now + delay)
+                with contextlib.suppress(OSError):
+                    await anyio.to_thread.run_sync(self.notices.save, notice)
+                waiting.append(notice.created_at)
+        self.oldest_notice_at = min(waiting, default=None)
 
     # -- Floods: one digest instead of one message each ------------------------------------------
 
@@ -737,7 +845,7 @@ class Delivery:
                     for item in items.values()
                     if not item.recorded
                     and item.status is ItemStatus.PENDING
-                    and any(r.status is RecipientStatus.ACCEPTED for r in item.recipients)
+                    and item.reached_someone
                     and (item.next_record_at or now) <= now
                 ]
                 if to_record:
@@ -745,6 +853,7 @@ class Delivery:
                 for reference, item in list(items.items()):
                     items[reference] = self.settle(item, now)
                 await self.escalate_due(now)
+                await self.send_notices(now)
             quarantined = await anyio.to_thread.run_sync(self.outbox.quarantined)
         left = [item for item in items.values() if item.status is not ItemStatus.DELIVERED]
         self.summary = summarise(left, len(quarantined))
@@ -799,6 +908,13 @@ class Delivery:
     def health(self, now: datetime) -> Health:
         """From what the last pass saw: no I/O here, so monitoring costs nothing."""
         health = assess(self.summary, self.folder_problem, self.last_pass_at, now, self.limits)
+        notice_wait = seconds_since(self.oldest_notice_at, now)
+        if notice_wait is not None and notice_wait > self.limits.waiting_seconds:
+            problems = (
+                *health.problems,
+                f"A notice to the facilitators has waited {notice_wait // 60} minute(s).",
+            )
+            health = replace(health, problems=problems)
         if self.overdue:
             problems = (
                 *health.problems,

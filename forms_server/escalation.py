@@ -76,6 +76,13 @@ class Watch:
     def forget(self, reference: str) -> None:
         self.path(reference).unlink(missing_ok=True)
 
+    def get(self, reference: str) -> Watched | None:
+        try:
+            data = json.loads(self.path(reference).read_text(encoding="utf-8"))
+            return Watched.from_json(data)
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
     def all(self) -> list[Watched]:
         found = []
         for path in sorted(self.folder.glob("*.json")):

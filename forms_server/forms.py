@@ -78,6 +78,15 @@ class Field:
     # (field, answer): this field is revealed under that answer (GOV.UK conditional reveal),
     # asked and kept only when that answer is chosen, and required then unless optional.
     shown_when: tuple[str, str] | None = None
+    # The address the member asked us to reply to: the facilitators' email gets it as Reply-To.
+    # Only a field whose answer means "contact me" has it, never an address given for
+    # anything else (the member's own copy, for example).
+    reply_to: bool = False
+    # Where the member's own copy goes, when they ask for one (see member_copy.py).
+    copy_address: bool = False
+    # Shown to the member and used by the server, but not part of what the facilitators
+    # receive (the choice of a copy, the address it goes to).
+    for_facilitators: bool = True
 
     @property
     def is_single_line(self) -> bool:
@@ -414,6 +423,62 @@ ANYTHING_ELSE = Field(
     max_length=1000,
 )
 
+# "Email me a copy": discreet by default (see member_copy.py). "No" comes first and is what an
+# unanswered question means.
+COPY_NONE, COPY_LINK, COPY_FULL = "no", "link", "full"
+COPY_CHOICES = (
+    Choice(COPY_NONE, "No"),
+    Choice(
+        COPY_LINK,
+        "Yes, a short email with a private link",
+        hint="It does not name the group or say what you wrote. The link shows what we keep "
+        "and lets you delete it.",
+    ),
+    Choice(
+        COPY_FULL,
+        "Yes, with my answers",
+        hint="Anyone who can read your email will be able to read your answers.",
+    ),
+)
+
+
+def copy_question(address_asked: bool) -> tuple[Field, ...]:
+    """The copy question; a form that asks for no address of the member's own reveals one under
+    each "yes", as GOV.UK's conditional reveal does."""
+    question = Field(
+        name="copy",
+        privacy="whether you want a copy by email",
+        label="Do you want us to email you a copy?",
+        kind=FieldKind.RADIOS,
+        short_name="Copy by email",
+        required_message="Select whether you want us to email you a copy",
+        optional=True,
+        choices=COPY_CHOICES,
+        for_facilitators=False,
+    )
+    if address_asked:
+        return (question,)
+    return (
+        question,
+        *(
+            Field(
+                name=f"copy_email_{answer}",
+                privacy="the email address for your copy, if you ask for one",
+                label="Email address for your copy",
+                kind=FieldKind.EMAIL,
+                short_name="Email address for your copy",
+                required_message="Enter the email address to send your copy to",
+                max_length=MAX_EMAIL_LENGTH,
+                autocomplete="email",
+                shown_when=("copy", answer),
+                copy_address=True,
+                for_facilitators=False,
+            )
+            for answer in (COPY_LINK, COPY_FULL)
+        ),
+    )
+
+
 CONSENT = FormDefinition(
     kind="consent",
     title="Join the group: consent form",
@@ -455,6 +520,8 @@ CONSENT = FormDefinition(
             why="We use it to send you the meeting link and to contact you.",
             autocomplete="email",
             kept=True,
+            reply_to=True,
+            copy_address=True,
         ),
         Field(
             name="meeting_name",
@@ -541,6 +608,7 @@ CONSENT = FormDefinition(
             autocomplete="name",
             kept=True,
         ),
+        *copy_question(address_asked=True),
     ),
 )
 
@@ -592,6 +660,7 @@ LEAVE_LEAVING = FormDefinition(
             max_length=1000,
             hint="You do not have to. It helps us improve the group.",
         ),
+        *copy_question(address_asked=False),
     ),
 )
 
@@ -629,6 +698,7 @@ LEAVE_MISSING = FormDefinition(
             kept=True,
         ),
         ANYTHING_ELSE,
+        *copy_question(address_asked=False),
     ),
 )
 
@@ -677,6 +747,7 @@ LEAVE_LEFT_EARLY = FormDefinition(
         reach_now("reach_contact", "contact"),
         reach_now("reach_unsafe", "no"),
         ANYTHING_ELSE,
+        *copy_question(address_asked=False),
     ),
 )
 
@@ -794,6 +865,7 @@ CONCERN = FormDefinition(
             max_length=MAX_EMAIL_LENGTH,
             autocomplete="email",
             shown_when=("contact_preference", "email"),
+            reply_to=True,
         ),
         Field(
             name="meeting_name",
@@ -846,6 +918,27 @@ def recipients_for(form: FormDefinition, answers: Answers) -> tuple[Recipients, 
         if answers.get(field_name) == answer and recipients not in routes:
             routes.append(recipients)
     return tuple(routes)
+
+
+def shown_answer(form: FormDefinition, answers: Answers, flag: str) -> str | None:
+    """The first non-empty answer of a field asked with this flag set ("reply_to", ...)."""
+    for spec in form.fields:
+        if getattr(spec, flag) and is_shown(spec, answers):
+            value = answers.get(spec.name)
+            if isinstance(value, str) and value:
+                return value
+    return None
+
+
+def member_copy_wanted(form: FormDefinition, answers: Answers) -> tuple[str, str] | None:
+    """(kind of copy, address) when the member asked for a copy and gave somewhere to send it."""
+    if not any(spec.copy_address for spec in form.fields):
+        return None
+    kind = answers.get("copy")
+    address = shown_answer(form, answers, "copy_address")
+    if kind not in (COPY_LINK, COPY_FULL) or address is None:
+        return None
+    return str(kind), address
 
 
 # -- What the privacy notice says about each form, from the definitions above ------------------

@@ -27,13 +27,12 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from forms_server.errors import FormsServerError
 from forms_server.forms import (
     FORMS,
-    FieldKind,
     FormDefinition,
     Submission,
     answer_rows,
-    is_shown,
     is_usable_email_address,
     next_steps_for,
+    shown_answer,
 )
 from forms_server.settings import MailSettings, SmtpSecurity
 
@@ -75,13 +74,9 @@ def subject_for(group_name: str, form: FormDefinition, submission: Submission) -
 
 
 def reply_address(form: FormDefinition, submission: Submission) -> str | None:
-    """The member's one validated address, when the form asked for one and they gave it."""
-    for spec in form.fields:
-        if spec.kind is FieldKind.EMAIL and is_shown(spec, submission.answers):
-            value = submission.answers.get(spec.name)
-            if isinstance(value, str) and value:
-                return value
-    return None
+    """The address the member asked us to reply to, when they asked for a reply and gave one:
+    never an address given for anything else (their own copy, for example)."""
+    return shown_answer(form, submission.answers, "reply_to")
 
 
 templates = Environment(
@@ -101,7 +96,7 @@ def bodies(
         "form": form,
         "submission": submission,
         "acknowledge_url": acknowledge_url,
-        "rows": answer_rows(form, submission.answers),
+        "rows": [row for row in answer_rows(form, submission.answers) if row[0].for_facilitators],
         "next_steps": next_steps_for(form, submission.answers),
     }
     return (
@@ -117,10 +112,13 @@ def addressed_message(
     mail: MailSettings,
     group_name: str,
     sent_at: datetime,
+    sender_name: str | None = None,
 ) -> EmailMessage:
     """The headers every message from the service has: from the service, to one person."""
     message = EmailMessage()
-    message["From"] = Address(display_name=f"{group_name} forms", addr_spec=mail.sender)
+    message["From"] = Address(
+        display_name=sender_name or f"{group_name} forms", addr_spec=mail.sender
+    )
     message["To"] = Address(addr_spec=recipient)
     message["Subject"] = subject
     message["Date"] = format_datetime(sent_at)
@@ -243,6 +241,55 @@ def build_notice(
         raise MessageBuildError(
             f"The notice could not be made ({type(error).__name__})."
         ) from error
+    return message
+
+
+# A member's own copy names nothing that shows what it is about: not the group, not the form,
+# not the reference (a lock screen or a shared inbox shows the sender and the subject).
+MEMBER_COPY_SENDER = "Online form"
+MEMBER_COPY_SUBJECT = "Your message was received"
+
+
+def build_member_copy(
+    submission: Submission,
+    recipient: str,
+    message_id: str,
+    mail: MailSettings,
+    sent_at: datetime,
+    link: str,
+    link_until: datetime,
+    with_answers: bool,
+) -> EmailMessage:
+    """The member's own copy: discreet (a private link and nothing else), or with their answers
+    when they chose that. Never the group's name; never a Reply-To."""
+    form = FORMS.get(submission.form_kind)
+    if form is None:
+        raise MessageBuildError(f"No form is called {submission.form_kind!r}.")
+    rows = [
+        (spec, shown)
+        for spec, shown in answer_rows(form, submission.answers)
+        if spec.for_facilitators
+    ]
+    plain = templates.get_template("member_copy.txt").render(
+        submission=submission,
+        link=link,
+        link_until=link_until,
+        rows=rows if with_answers else [],
+        title=form.title if with_answers else None,
+    )
+    try:
+        message = addressed_message(
+            recipient,
+            MEMBER_COPY_SUBJECT,
+            message_id,
+            mail,
+            "",
+            sent_at,
+            sender_name=MEMBER_COPY_SENDER,
+        )
+        message.set_content(plain)
+    except (ValueError, TypeError, IndexError) as error:
+        raise MessageBuildError(f"The copy could not be made ({type(error).__name__}).") from error
     return message
 
 

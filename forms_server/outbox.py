@@ -44,6 +44,9 @@ from forms_server.files import (
 logger = logging.getLogger(__name__)
 
 FORMAT = 2
+# The recipient that stands for the member's own copy (member_copy.py): its address stays in the
+# sealed answers. A copy that cannot be delivered never holds the form back or fails it.
+MEMBER_COPY = "member-copy"
 AS_SOON_AS_POSSIBLE = datetime.min.replace(tzinfo=UTC)
 
 
@@ -145,14 +148,26 @@ class OutboxItem:
     def status(self) -> ItemStatus:
         if self.problem is not None:
             return ItemStatus.FAILED
-        states = {recipient.status for recipient in self.recipients}
+        states = {
+            recipient.status
+            for recipient in self.recipients
+            if not (recipient.address == MEMBER_COPY and recipient.status is RecipientStatus.FAILED)
+        }
         if not self.recipients or RecipientStatus.PENDING in states:
             return ItemStatus.PENDING
-        if RecipientStatus.ACCEPTED in states and not self.recorded:
+        if self.reached_someone and not self.recorded:
             return ItemStatus.PENDING
         if states == {RecipientStatus.ACCEPTED}:
             return ItemStatus.DELIVERED
         return ItemStatus.FAILED
+
+    @property
+    def reached_someone(self) -> bool:
+        """A recipient of the form (not the member's own copy) has it: its record can be kept."""
+        return any(
+            recipient.status is RecipientStatus.ACCEPTED and recipient.address != MEMBER_COPY
+            for recipient in self.recipients
+        )
 
     @property
     def last_error(self) -> str | None:
@@ -174,7 +189,7 @@ class OutboxItem:
         ]
         if not self.recipients:
             moments.append(AS_SOON_AS_POSSIBLE)
-        if any(r.status is RecipientStatus.ACCEPTED for r in self.recipients) and not self.recorded:
+        if self.reached_someone and not self.recorded:
             moments.append(self.next_record_at or AS_SOON_AS_POSSIBLE)
         return min(moments) if moments else None
 

@@ -93,6 +93,18 @@ def matches(
     return tuple(found)
 
 
+def kept_record(record: StoredRecord) -> Held:
+    return Held(
+        record.reference,
+        record.form_kind,
+        record.received_at,
+        KEPT,
+        record.kept,
+        record.guidelines_version,
+        record.expires_at,
+    )
+
+
 def formula_safe(value: str) -> str:
     return "'" + value if value.startswith(FORMULA_STARTS) else value
 
@@ -109,18 +121,7 @@ class Rights:
     # -- Everything held ---------------------------------------------------------------------
 
     def everything(self) -> list[Held]:
-        held = [
-            Held(
-                record.reference,
-                record.form_kind,
-                record.received_at,
-                KEPT,
-                record.kept,
-                record.guidelines_version,
-                record.expires_at,
-            )
-            for record in self.store.all()
-        ]
+        held = [kept_record(record) for record in self.store.all()]
         sealer = self.store.sealer
         for item in self.outbox.pending().items:
             if not item.sealed:
@@ -150,6 +151,21 @@ class Rights:
                     opened["answers"],
                 )
             )
+        return held
+
+    def held_of(self, reference: str) -> list[Held]:
+        """What is held under one reference, opening only that reference's files."""
+        held = []
+        record = self.store.get(reference)
+        if record is not None:
+            held.append(kept_record(record))
+        item = self.outbox.read(reference)
+        if item is not None and item.sealed:
+            where = FAILED if item.status is ItemStatus.FAILED else UNDELIVERED
+            held.append(Held(reference, item.form_kind, item.received_at, where, {}))
+        watched = self.watch.get(reference)
+        if watched is not None and watched.sealed:
+            held.append(Held(reference, watched.form_kind, watched.received_at, WATCHED, {}))
         return held
 
     def find(

@@ -124,6 +124,10 @@ class Settings:
     digest_every_minutes: float = 5.0
     # How long a recipient's "mark as being dealt with" link works.
     acknowledge_link_days: int = 14
+    # How long a member's own link (from their copy) works, and how many copies one address
+    # may get in a day (so the form cannot fill someone's inbox).
+    member_link_days: int = 90
+    member_copies_per_day: int = 3
     # Where members and recipients reach this server, for links in emails.
     public_url: str = "http://127.0.0.1:8000"
 
@@ -445,6 +449,8 @@ def load_settings(
         digest_after = config("FORMS_DIGEST_AFTER_PER_HOUR", cast=int, default=30)
         digest_every = config("FORMS_DIGEST_EVERY_MINUTES", cast=float, default=5.0)
         acknowledge_days = config("FORMS_ACKNOWLEDGE_LINK_DAYS", cast=int, default=14)
+        member_link_days = config("FORMS_MEMBER_LINK_DAYS", cast=int, default=90)
+        copies_per_day = config("FORMS_MEMBER_COPIES_PER_DAY", cast=int, default=3)
     except ValueError as error:
         raise SettingsError(str(error)) from error
     if not 0 < port < 65536:
@@ -468,6 +474,10 @@ def load_settings(
         )
     if not 1 <= acknowledge_days <= 90:
         raise SettingsError("FORMS_ACKNOWLEDGE_LINK_DAYS must be from 1 to 90.")
+    if not 1 <= member_link_days <= 366:
+        raise SettingsError("FORMS_MEMBER_LINK_DAYS must be from 1 to 366.")
+    if not 1 <= copies_per_day <= 20:
+        raise SettingsError("FORMS_MEMBER_COPIES_PER_DAY must be from 1 to 20.")
     if not 60 <= token_max_age <= 24 * 60 * 60:
         raise SettingsError("FORMS_TOKEN_MAX_AGE_SECONDS must be between 60 and 86400.")
     handbook_config = Path(
@@ -513,5 +523,7 @@ def load_settings(
         digest_after_per_hour=digest_after,
         digest_every_minutes=digest_every,
         acknowledge_link_days=acknowledge_days,
+        member_link_days=member_link_days,
+        member_copies_per_day=copies_per_day,
         public_url=public_url_from(config, environment, port),
     )

@@ -21,6 +21,7 @@ class Purpose(Enum):
     CHECK_ANSWERS = "check-answers"
     DRAFT = "draft"  # one visit to a form (see drafts.py)
     ACKNOWLEDGE = "acknowledge"  # a recipient's private link: "mark as being dealt with"
+    MEMBER_COPY = "member-copy"  # a member's private link to what is kept of their form
 
 
 class TokenError(FormsServerError):

@@ -44,10 +44,14 @@ from forms_server.forms import (
     validate,
     what_happens_next,
 )
-from forms_server.guidelines import GuidelinesVersion
+from forms_server.guidelines import GuidelinesVersion, archived_version
+from forms_server.ledger import ErasureReason
 from forms_server.limits import PostLimits
+from forms_server.member_copy import COPY_REFUSED_ROUTE, COPY_ROUTE
+from forms_server.member_copy import LINK_SALT_KIND as MEMBER_LINK_SALT_KIND
 from forms_server.outbox import Outbox
 from forms_server.reference import normalise_reference
+from forms_server.rights import KEPT, UNDELIVERED, WATCHED, Held, Rights
 from forms_server.settings import PROJECT_ROOT, Settings
 from forms_server.signing import (
     ExpiredTokenError,
@@ -71,7 +75,7 @@ NO_STORE = {"Cache-Control": "no-store"}
 class Receiver(Protocol):
     """Takes a confirmed submission and keeps it safe; a reference already taken is a no-op."""
 
-    async def receive(self, submission: Submission) -> None: ...
+    async def receive(self, submission: Submission) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,7 @@ class FormsContext:
     limits: PostLimits
     drafts: Drafts
     acknowledgements: Acknowledgements
+    rights: Rights
 
 
 def make_templates(settings: Settings, stylesheets: list[str]) -> Jinja2Templates:
@@ -122,8 +127,14 @@ def form_for(kind: str) -> FormDefinition:
 
 
 def render(request: Request, template: str, status_code: int = 200, **values: object) -> Response:
+    return render_values(request, template, values, status_code)
+
+
+def render_values(
+    request: Request, template: str, values: Mapping[str, object], status_code: int = 200
+) -> Response:
     return context_of(request).templates.TemplateResponse(
-        request, template, values, status_code=status_code, headers=NO_STORE
+        request, template, dict(values), status_code=status_code, headers=NO_STORE
     )
 
 
@@ -435,7 +446,7 @@ async def form_confirm(request: Request) -> Response:
     answers: Answers = payload["answers"]
     # Never dropped: a suspected program's form is delivered, with a mark saying so.
     try:
-        await context.receiver.receive(
+        route = await context.receiver.receive(
             Submission(
                 reference=reference,
                 form_kind=form.kind,
@@ -465,7 +476,9 @@ async def form_confirm(request: Request) -> Response:
     context.drafts.record_sent(
         reference,
         form.kind,
-        tuple(route.value for route in recipients_for(form, payload["answers"])),
+        tuple(route.split("+"))
+        if route
+        else tuple(each.value for each in recipients_for(form, payload["answers"])),
     )
     received_url = request.url_for("received", kind=form.kind, reference=reference)
     return RedirectResponse(str(received_url), status_code=303, headers=NO_STORE)
@@ -507,6 +520,9 @@ async def received(request: Request) -> Response:
         readers=readers_of(context.settings, routes),
         about_a_facilitator=Recipients.FACILITATOR_CONCERNS.value in routes,
         facilitator_concern_email=decisions.facilitator_concern_email,
+        copy_sent=COPY_ROUTE in routes,
+        copy_refused=COPY_REFUSED_ROUTE in routes,
+        copies_per_day=context.settings.member_copies_per_day,
     )
 
 
@@ -566,18 +582,12 @@ async def acknowledge(request: Request) -> Response:
         reference = None
     if reference is None:
         days = context.settings.acknowledge_link_days
-        return render(
+        return link_refused(
             request,
-            "problem.html",
-            status_code=400,
-            title="This link no longer works",
-            paragraphs=[
-                f"Links to mark a form as being dealt with work for {days} days, and only "
-                "as they were sent.",
-                "The form is still in your inbox. Tell the others another way that you have "
-                "picked it up.",
-            ],
-            start_again_url=None,
+            f"Links to mark a form as being dealt with work for {days} days, and only as they "
+            "were sent.",
+            "The form is still in your inbox. Tell the others another way that you have "
+            "picked it up.",
         )
     acknowledgement = context.acknowledgements.get(reference)
     response_task = None
@@ -609,6 +619,127 @@ async def acknowledge(request: Request) -> Response:
     )
     response.background = response_task
     return response
+
+
+# -- A member's own link, from their copy ---------------------------------------------------------
+
+
+def link_refused(request: Request, *paragraphs: str) -> Response:
+    """A private link that is altered, expired or for something else: say so, and what to do."""
+    return render(
+        request,
+        "problem.html",
+        status_code=400,
+        title="This link no longer works",
+        paragraphs=list(paragraphs),
+        start_again_url=None,
+    )
+
+
+async def yours(request: Request) -> Response:
+    """A member's private link. Opening it (GET) shows no answer and changes nothing: mail
+    scanners open links as mail arrives. Buttons (POST) show what is kept, ask "are you sure",
+    then withdraw or delete it, ending with a receipt the link shows from then on."""
+    context = context_of(request)
+    token = request.path_params["token"]
+    action = "open"
+    if request.method == "POST":
+        submitted = await read_form(request)
+        posted, asked = submitted.get("token"), submitted.get("action")
+        token = posted if isinstance(posted, str) else ""
+        action = asked if isinstance(asked, str) else ""
+    try:
+        payload = context.signer.verify(MEMBER_LINK_SALT_KIND, Purpose.MEMBER_COPY, token)
+        reference = normalise_reference(str(payload["reference"]))
+        form = FORMS.get(str(payload["kind"]))
+    except (TokenError, KeyError, TypeError):
+        reference, form = None, None
+    if reference is None or form is None:
+        settings = context.settings
+        return link_refused(
+            request,
+            f"The link in your copy works for {settings.member_link_days} days, and only as it "
+            "was sent.",
+            "To ask what we keep, or to withdraw or delete it, email the facilitators at "
+            f"{settings.group['facilitators_email']} and give your reference.",
+        )
+    rights = context.rights
+    erasure = await anyio.to_thread.run_sync(rights.ledger.erasure_of, reference)
+    held = [] if erasure else await anyio.to_thread.run_sync(rights.held_of, reference)
+    values: dict[str, object] = {
+        "form": form,
+        "reference": reference,
+        "token": token,
+        "erasure": erasure,
+        "withdraws": form.binds_guidelines,
+        "title": "Your consent form" if form.binds_guidelines else "Your leave notice",
+    }
+    kept = next((each for each in held if each.where == KEPT), None)
+    if erasure is not None or kept is None:
+        delivering = any(each.where == UNDELIVERED for each in held)
+        return render_values(
+            request, "yours.html", values | {"state": "gone", "delivering": delivering}
+        )
+    version = kept.guidelines_version
+    guidelines = archived_version(rights.data_dir, version) if version else None
+    values |= {"kept": kept, "state": "kept", "guidelines": guidelines}
+    if action == "show":
+        return render_values(
+            request, "yours.html", values | {"rows": rights.rows(kept), "shown": True}
+        )
+    if action == "ask":
+        decided = context.settings.decisions.withdrawing_consent
+        return render_values(
+            request, "yours.html", values | {"asking": True, "withdrawing_means": decided}
+        )
+    if action == "delete" and any(each.where == WATCHED for each in held):
+        # Someone may be at risk and nobody has picked it up: nothing goes before they do.
+        return render_values(request, "yours.html", values | {"held_back": True})
+    if action == "delete":
+        return await delete_yours(request, form, kept, values)
+    return render_values(request, "yours.html", values)
+
+
+def withdrawal_steps(settings: Settings, form: FormDefinition) -> str:
+    """What a withdrawal means, as far as the group decided it; nothing it did not decide."""
+    if not form.binds_guidelines:
+        return ""
+    decided = settings.decisions.withdrawing_consent
+    meaning = f"The group decided: {decided}\n" if decided else ""
+    return (
+        "Their consent to hold information that shows they come to the group is withdrawn.\n"
+        + meaning
+    )
+
+
+async def delete_yours(
+    request: Request, form: FormDefinition, kept: Held, values: dict[str, object]
+) -> Response:
+    context = context_of(request)
+    rights = context.rights
+    reason = ErasureReason.WITHDRAWN if form.binds_guidelines else ErasureReason.MEMBER_ERASED
+    report = await anyio.to_thread.run_sync(rights.erase, [kept], reason)
+    if not report.erased:
+        return render_values(request, "yours.html", values | {"held_back": True})
+    what = "withdrew their consent" if form.binds_guidelines else "deleted their leave notice"
+    told = True
+    try:
+        await anyio.to_thread.run_sync(
+            request.app.state.delivery.notify,
+            form.recipients,
+            f"{form.email_name} {'withdrawn' if form.binds_guidelines else 'deleted'}: "
+            f"ref {kept.reference}",
+            f"The member who sent {form.email_name.lower()} {kept.reference} {what} from "
+            "their own link. The forms server has deleted what it kept about it.\n\n"
+            f"{withdrawal_steps(context.settings, form)}Delete the email with reference "
+            f"{kept.reference} from your mailbox too.\n",
+        )
+    except OSError as error:
+        told = False
+        logger.error("Could not write the notice of a withdrawal: %s", error)
+    erasure = await anyio.to_thread.run_sync(rights.ledger.erasure_of, kept.reference)
+    values |= {"erasure": erasure, "state": "gone", "just_deleted": True, "told": told}
+    return render_values(request, "yours.html", values)
 
 
 async def status(request: Request) -> Response:

@@ -27,6 +27,7 @@ DECIDED: dict[str, Any] = {
         "concern": "Concern basis: safeguarding (wording K1).",
     },
     "consent_renewal_months": 18,
+    "expiring_consents_email_days": 21,
     "withdrawing_consent": "Withdrawing means you stop coming to meetings (wording W1).",
     "removal_procedure": "A facilitator tells you by email, and why (wording R1).",
     "email_stored_where": "Our email is kept by Example Mail in the UK (wording E1).",

@@ -3,6 +3,8 @@ without JavaScript."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
@@ -81,7 +83,7 @@ def test_a_form_works_start_to_finish_without_javascript(browser: Browser, serve
         # Choosing "No" shows the crisis contacts at once, through CSS alone.
         crisis = page.locator(".crisis-reveal")
         expect(crisis).to_be_hidden()
-        page.get_by_label("No", exact=True).check()
+        page.get_by_role("group", name="Are you safe now?").get_by_label("No", exact=True).check()
         expect(crisis).to_be_visible()
 
         fill_in(page, form)
@@ -222,3 +224,61 @@ def test_the_status_page_is_accessible_with_and_without_an_error(
         found["answer"] = axe_violations(page)
         assert record.console_errors == []
     assert {step: v for step, v in found.items() if v} == {}
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js", "no-js"])
+def test_the_members_own_page_is_accessible_at_every_step(
+    browser: Browser, server_url: str, javascript: bool
+) -> None:
+    """From the copy's link: open, show, "are you sure?", deleted; on a small phone. Axe and
+    the width are measured with JavaScript (they need it); the steps work without it."""
+
+    def check(step: str) -> None:
+        if javascript:
+            found[step] = axe_violations(page)
+            width[step] = page.evaluate("document.documentElement.scrollWidth")
+
+    address = f"member-{new_reference().lower()}@example.net"
+    found: dict[str, list[dict[str, Any]]] = {}
+    width: dict[str, int] = {}
+    with visit(
+        browser,
+        server_url,
+        EXIT_URL,
+        java_script_enabled=javascript,
+        viewport={"width": 320, "height": 640},
+    ) as record:
+        page = record.page
+        page.goto(f"{server_url}/forms/leave-missing/")
+        fill_in(page, FORMS["leave-missing"])
+        page.get_by_label("Yes, a short email with a private link").check()
+        page.locator("#copy_email_link").fill(address)
+        page.get_by_role("button", name="Continue").click()
+        page.get_by_role("button", name="Send").click()
+        expect(page.locator("main")).to_contain_text("We are emailing you a copy")
+        link = None
+        for _ in range(50):
+            page.goto(f"{server_url}/dev/mail/")
+            caught = page.locator("section.caught-message", has_text=address)
+            if caught.count():
+                text = caught.first.locator("pre").inner_text()
+                link = next(word for word in text.split() if "/forms/yours/" in word)
+                break
+            page.wait_for_timeout(100)
+        assert link is not None
+        page.goto(server_url + link[link.index("/forms/yours/") :])
+        check("open")
+        page.get_by_role("button", name="Show what we keep").click()
+        expect(page.locator("main")).to_contain_text("the 9th and the 16th")
+        check("shown")
+        page.get_by_role("button", name="Delete my leave notice").click()
+        expect(page.get_by_role("heading", level=1)).to_contain_text("Are you sure")
+        check("ask")
+        page.get_by_role("button", name="Yes, delete my leave notice").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text(
+            "Your leave notice has been deleted"
+        )
+        check("deleted")
+        assert record.requests_elsewhere == []
+    assert {step: v for step, v in found.items() if v} == {}
+    assert {step: w for step, w in width.items() if w > 320} == {}

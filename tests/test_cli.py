@@ -69,7 +69,8 @@ def test_check_talks_to_the_relay_and_sends_a_test(server: SmtpServer, tmp_path:
     assert "Test message accepted for 2 facilitator address(es)" in result.stdout
     # When an old signing key can go: after the longest link lifetime.
     assert "acknowledge 14d" in result.stdout
-    assert "remove an old one no sooner than 14d later" in result.stdout
+    assert "member-copy 90d" in result.stdout
+    assert "remove an old one no sooner than 90d later" in result.stdout
     assert [r.rcpt_tos for r in server.handler.received] == [
         ["f1@example.org"],
         ["f2@example.org"],

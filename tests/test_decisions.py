@@ -215,7 +215,13 @@ WHERE_EACH_DECISION_SHOWS: list[tuple[str, str, str]] = [
 def test_every_decision_has_a_place_where_it_shows() -> None:
     # reply_within_days shows on the confirmation pages (tested below); the escalation
     # decisions show in what the server does (tests/test_escalation.py), not on a page.
-    elsewhere = {"reply_within_days", "escalation_email", "escalate_after_minutes"}
+    # The weekly email of expiring consents shows in that email (tests/test_member_copy.py).
+    elsewhere = {
+        "reply_within_days",
+        "escalation_email",
+        "escalate_after_minutes",
+        "expiring_consents_email_days",
+    }
     assert {key for key, _, _ in WHERE_EACH_DECISION_SHOWS} | elsewhere == {
         spec.key for spec in DECISIONS
     }

@@ -279,6 +279,9 @@ def test_the_whole_journey_without_javascript(
 
     email = caught_email(app, reference)
     for spec in asked:
+        if not spec.for_facilitators:  # the member's own copy is not the facilitators' business
+            assert spec.label not in email.text, spec.name
+            continue
         assert spec.label in email.text, spec.name
         if spec.kind not in {FieldKind.RADIOS, FieldKind.AGREE}:
             assert answers[spec.name] in email.text, spec.name
