@@ -34,6 +34,7 @@ from forms_server.limits import PostLimits
 from forms_server.member_copy import CopyLimit, member_links
 from forms_server.middleware import IncidentPages, StandardHeaders
 from forms_server.outbox import Outbox
+from forms_server.renewals import RENEW_LINK_DAYS, Renewals, renew_links
 from forms_server.rights import Rights
 from forms_server.settings import PROJECT_ROOT, Settings, SmtpSecurity, load_settings
 from forms_server.signing import Purpose, Signer, TokenError
@@ -58,6 +59,7 @@ def routes(settings: Settings) -> list[Route | Mount]:
         Route("/forms/exit", views.quick_exit, methods=["GET"], name="quick_exit"),
         Route("/forms/status/", views.status, methods=["GET", "POST"], name="status"),
         Route("/forms/yours/{token}", views.yours, methods=["GET", "POST"], name="yours"),
+        Route("/forms/renew/{token}", views.renew, methods=["GET"], name="renew"),
         Route(
             "/forms/acknowledge/{token}",
             views.acknowledge,
@@ -121,6 +123,7 @@ def signer_for(settings: Settings) -> Signer:
         {
             Purpose.ACKNOWLEDGE: settings.acknowledge_link_days * 24 * 60 * 60,
             Purpose.MEMBER_COPY: settings.member_link_days * 24 * 60 * 60,
+            Purpose.RENEW: RENEW_LINK_DAYS * 24 * 60 * 60,
         },
     )
 
@@ -151,6 +154,13 @@ def open_delivery(settings: Settings) -> Delivery:
         },
         member_link=member_links(signer_for(settings), settings.public_url),
         copy_limit=CopyLimit(settings.data_dir, store.ledger, settings.member_copies_per_day),
+        renewals=Renewals(
+            store,
+            settings.data_dir,
+            settings.decisions.consent_renewal_months,
+            settings.decisions.expiring_consents_email_days,
+        ),
+        renew_link=renew_links(signer_for(settings), settings.public_url),
     )
 
 

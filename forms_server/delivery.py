@@ -50,6 +50,7 @@ from forms_server.mailer import (
     build_member_copy,
     build_message,
     build_notice,
+    build_renewal_reminder,
     new_message_id,
     send,
 )
@@ -63,6 +64,7 @@ from forms_server.outbox import (
     RecipientState,
     RecipientStatus,
 )
+from forms_server.renewals import Renewals, RenewLink, address_of
 from forms_server.sealing import Sealer
 from forms_server.settings import HealthLimits, MailSettings
 from forms_server.store import SubmissionStore
@@ -217,6 +219,8 @@ class Delivery:
         escalate_after: Mapping[str, timedelta] | None = None,
         member_link: Callable[[str, str, datetime], tuple[str, datetime]] | None = None,
         copy_limit: CopyLimit | None = None,
+        renewals: Renewals | None = None,
+        renew_link: RenewLink | None = None,
     ) -> None:
         self.outbox = outbox
         self.store = store
@@ -263,6 +267,10 @@ class Delivery:
         # What the facilitators must be told (a withdrawal, say), kept until they have it.
         self.notices = Notices(outbox)
         self.oldest_notice_at: datetime | None = None
+        # Consents that lapse: the weekly list for the facilitators, and members' reminders.
+        self.renewals = renewals
+        self.renew_link = renew_link
+        self.last_renewal_check: datetime | None = None
         self.sent_alone_per_hour = sent_alone_per_hour
         self.digest_every = digest_every
         self.sent_log: dict[str, collections.deque[datetime]] = {}
@@ -644,6 +652,46 @@ class Delivery:
                 waiting.append(notice.created_at)
         self.oldest_notice_at = min(waiting, default=None)
 
+    # -- Consents that lapse --------------------------------------------------------------------
+
+    async def check_renewals(self, now: datetime) -> None:
+        """Hourly: the weekly list, if due, becomes a notice; each member due a reminder gets
+        one, written down at once so it is never sent twice."""
+        if self.renewals is None or self.relay is None:
+            return
+        if self.last_renewal_check is not None and now - self.last_renewal_check < PURGE_EVERY:
+            return
+        self.last_renewal_check = now
+        renewals = self.renewals
+        try:
+            weekly = await anyio.to_thread.run_sync(renewals.weekly_due, now)
+            if weekly:
+                text = renewals.weekly_text(weekly)
+                await anyio.to_thread.run_sync(
+                    self.notify, Recipients.FACILITATORS, "Consents that lapse soon", text
+                )
+            if weekly is not None:
+                await anyio.to_thread.run_sync(renewals.weekly_done, now)
+            due = await anyio.to_thread.run_sync(renewals.reminders_due, now)
+        except Exception as error:  # noqa: BLE001 - renewals never stop delivery
+            logger.error("Could not check the consents that lapse (%s)", type(error).__name__)
+            return
+        host, port = self.relay
+        for record, lapses in due:
+            address = address_of(record)
+            if address is None or self.renew_link is None:
+                continue
+            try:
+                message = build_renewal_reminder(
+                    record, lapses, address, self.mail, now, self.renew_link(record.reference)
+                )
+                await send(message, address, self.mail, host, port)
+                await anyio.to_thread.run_sync(self.store.mark_reminded, record.reference, now)
+            except Exception as error:  # noqa: BLE001 - this reminder's fault alone
+                logger.error("Could not remind %s (%s)", record.reference, error)
+                continue
+            logger.info("Reminded %s to sign again", record.reference)
+
     # -- Floods: one digest instead of one message each ------------------------------------------
 
     def flooded(self, address: str, now: datetime) -> bool:
@@ -853,6 +901,7 @@ class Delivery:
                 for reference, item in list(items.items()):
                     items[reference] = self.settle(item, now)
                 await self.escalate_due(now)
+                await self.check_renewals(now)
                 await self.send_notices(now)
             quarantined = await anyio.to_thread.run_sync(self.outbox.quarantined)
         left = [item for item in items.values() if item.status is not ItemStatus.DELIVERED]

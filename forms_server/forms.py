@@ -87,6 +87,8 @@ class Field:
     # Shown to the member and used by the server, but not part of what the facilitators
     # receive (the choice of a copy, the address it goes to).
     for_facilitators: bool = True
+    # A signature: typed afresh each time, never filled in for the member (see renewals.py).
+    signs: bool = False
 
     @property
     def is_single_line(self) -> bool:
@@ -607,6 +609,7 @@ CONSENT = FormDefinition(
             hint="Typing your name here counts as your signature.",
             autocomplete="name",
             kept=True,
+            signs=True,
         ),
         *copy_question(address_asked=True),
     ),

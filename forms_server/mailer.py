@@ -35,6 +35,7 @@ from forms_server.forms import (
     shown_answer,
 )
 from forms_server.settings import MailSettings, SmtpSecurity
+from forms_server.store import StoredRecord
 
 TEMPLATES = Path(__file__).resolve().parent / "templates" / "email"
 # Headers are never folded: RFC 5322 allows lines of up to 998 characters, and folding at 78 can
@@ -290,6 +291,37 @@ def build_member_copy(
         message.set_content(plain)
     except (ValueError, TypeError, IndexError) as error:
         raise MessageBuildError(f"The copy could not be made ({type(error).__name__}).") from error
+    return message
+
+
+RENEWAL_SUBJECT = "Time to renew your form"
+
+
+def build_renewal_reminder(
+    record: StoredRecord,
+    lapses: datetime,
+    recipient: str,
+    mail: MailSettings,
+    sent_at: datetime,
+    link: str,
+) -> EmailMessage:
+    """A member's reminder to sign their consent again: as discreet as their copy."""
+    plain = templates.get_template("renewal.txt").render(record=record, lapses=lapses, link=link)
+    try:
+        message = addressed_message(
+            recipient,
+            RENEWAL_SUBJECT,
+            new_message_id(mail.sender),
+            mail,
+            "",
+            sent_at,
+            sender_name=MEMBER_COPY_SENDER,
+        )
+        message.set_content(plain)
+    except (ValueError, TypeError, IndexError) as error:
+        raise MessageBuildError(
+            f"The reminder could not be made ({type(error).__name__})."
+        ) from error
     return message
 
 

@@ -22,6 +22,7 @@ class Purpose(Enum):
     DRAFT = "draft"  # one visit to a form (see drafts.py)
     ACKNOWLEDGE = "acknowledge"  # a recipient's private link: "mark as being dealt with"
     MEMBER_COPY = "member-copy"  # a member's private link to what is kept of their form
+    RENEW = "renew"  # a member's link to sign their consent again, filled in
 
 
 class TokenError(FormsServerError):

@@ -34,6 +34,7 @@ from forms_server.forms import (
     FORMS,
     LEAVE_KINDS,
     Answers,
+    FieldKind,
     FormDefinition,
     Recipients,
     Submission,
@@ -51,6 +52,8 @@ from forms_server.member_copy import COPY_REFUSED_ROUTE, COPY_ROUTE
 from forms_server.member_copy import LINK_SALT_KIND as MEMBER_LINK_SALT_KIND
 from forms_server.outbox import Outbox
 from forms_server.reference import normalise_reference
+from forms_server.renewals import LINK_SALT_KIND as RENEW_SALT_KIND
+from forms_server.renewals import RENEW_LINK_DAYS
 from forms_server.rights import KEPT, UNDELIVERED, WATCHED, Held, Rights
 from forms_server.settings import PROJECT_ROOT, Settings
 from forms_server.signing import (
@@ -241,8 +244,11 @@ def sign_answers(
     answers: Answers,
     looks_automated: bool,
     reference: str,
+    replaces: str | None = None,
 ) -> str:
     payload: dict[str, Any] = {"reference": reference, "answers": answers}
+    if replaces is not None:
+        payload["replaces"] = replaces
     if form.binds_guidelines:
         payload["guidelines"] = context.guidelines.version
     if looks_automated:
@@ -337,7 +343,14 @@ def form_with_answers(
     errors: Mapping[str, str],
     draft: str,
     status_code: int = 200,
+    replaces: str | None = None,
 ) -> Response:
+    """The form; signing again from a renewal reminder, it carries which record it replaces."""
+    renews = (
+        context_of(request).signer.sign(RENEW_SALT_KIND, Purpose.RENEW, {"reference": replaces})
+        if replaces
+        else None
+    )
     return render(
         request,
         "form.html",
@@ -347,7 +360,19 @@ def form_with_answers(
         answers=answers,
         errors=errors,
         draft=draft,
+        renews=renews,
     )
+
+
+def renewed_reference(context: FormsContext, token: object) -> str | None:
+    """The record a renewal link (or a form opened from one) replaces; None for any other."""
+    if not isinstance(token, str) or not token:
+        return None
+    try:
+        payload = context.signer.verify(RENEW_SALT_KIND, Purpose.RENEW, token)
+        return normalise_reference(str(payload["reference"]))
+    except (TokenError, KeyError, TypeError):
+        return None
 
 
 async def form_page(request: Request) -> Response:
@@ -364,12 +389,17 @@ async def form_answers(request: Request) -> Response:
     if context.drafts.is_cancelled(reference):
         return expired_page(request)
     checked = validate(form, submitted)
+    replaces = (
+        renewed_reference(context, submitted.get("renews")) if form.binds_guidelines else None
+    )
     if not checked.ok:
         return form_with_answers(
-            request, form, checked.answers, checked.errors, draft, status_code=400
+            request, form, checked.answers, checked.errors, draft, 400, replaces
         )
     looks_automated = bool(submitted.get(HONEYPOT_FIELD))
-    return check_answers_page(request, form, checked.answers, looks_automated, reference)
+    return check_answers_page(
+        request, form, checked.answers, looks_automated, reference, replaces=replaces
+    )
 
 
 def check_answers_page(
@@ -379,9 +409,10 @@ def check_answers_page(
     looks_automated: bool,
     reference: str,
     notice: str | None = None,
+    replaces: str | None = None,
 ) -> Response:
     context = context_of(request)
-    token = sign_answers(context, form, answers, looks_automated, reference)
+    token = sign_answers(context, form, answers, looks_automated, reference, replaces)
     rows = answer_rows(form, answers)
     return render(
         request,
@@ -405,7 +436,9 @@ async def form_change(request: Request) -> Response:
     if context.drafts.is_cancelled(reference):
         return expired_page(request)
     draft = context.drafts.token_for(reference)
-    return form_with_answers(request, form, payload["answers"], {}, draft)
+    return form_with_answers(
+        request, form, payload["answers"], {}, draft, replaces=payload.get("replaces")
+    )
 
 
 async def form_confirm(request: Request) -> Response:
@@ -428,6 +461,7 @@ async def form_confirm(request: Request) -> Response:
                 "Your form has not been sent yet: Send was pressed very soon after this page "
                 "opened, which can happen by mistake. Check your answers, then press Send again."
             ),
+            replaces=payload.get("replaces"),
         )
     if form.binds_guidelines and payload.get("guidelines") != context.guidelines.version:
         # The guidelines changed between reading and signing: the member must see the new ones.
@@ -455,6 +489,9 @@ async def form_confirm(request: Request) -> Response:
                 urgent=is_urgent(form, answers),
                 guidelines_version=payload.get("guidelines"),
                 suspected_automated=bool(payload.get("automated")),
+                replaces=normalise_reference(str(payload["replaces"]))
+                if payload.get("replaces")
+                else None,
             )
         )
     except OutboxWriteError:
@@ -470,6 +507,7 @@ async def form_confirm(request: Request) -> Response:
                 "Your form was not sent: we could not save it just now. Nothing was "
                 "kept. Wait a few minutes, then send it again."
             ),
+            replaces=payload.get("replaces"),
         )
         response.status_code = 503
         return response
@@ -740,6 +778,32 @@ async def delete_yours(
     erasure = await anyio.to_thread.run_sync(rights.ledger.erasure_of, kept.reference)
     values |= {"erasure": erasure, "state": "gone", "just_deleted": True, "told": told}
     return render_values(request, "yours.html", values)
+
+
+async def renew(request: Request) -> Response:
+    """A member's reminder link: the consent form again, filled in from what is kept, except
+    what must be given afresh (the agreements and the signature). The link holds only the
+    reference; signing again replaces the old record."""
+    context = context_of(request)
+    reference = renewed_reference(context, request.path_params["token"])
+    record = (
+        await anyio.to_thread.run_sync(context.rights.store.get, reference) if reference else None
+    )
+    form = FORMS.get(record.form_kind) if record else None
+    if record is None or form is None or not form.binds_guidelines:
+        return link_refused(
+            request,
+            f"The link in your reminder works for {RENEW_LINK_DAYS} days, and only while we "
+            "still keep your form.",
+            "You can fill in the consent form again from the start.",
+        )
+    answers: Answers = {
+        spec.name: record.kept[spec.name]
+        for spec in form.fields
+        if spec.name in record.kept and spec.kind is not FieldKind.AGREE and not spec.signs
+    }
+    _, draft = context.drafts.new()
+    return form_with_answers(request, form, answers, {}, draft, replaces=record.reference)
 
 
 async def status(request: Request) -> Response:
