@@ -251,6 +251,22 @@ MEMBER_COPY_SENDER = "Online form"
 MEMBER_COPY_SUBJECT = "Your message was received"
 
 
+def discreet_message(
+    recipient: str, subject: str, message_id: str, mail: MailSettings, sent_at: datetime, plain: str
+) -> EmailMessage:
+    """A message to a member: a neutral sender name, no group name, no Reply-To."""
+    try:
+        message = addressed_message(
+            recipient, subject, message_id, mail, "", sent_at, sender_name=MEMBER_COPY_SENDER
+        )
+        message.set_content(plain)
+    except (ValueError, TypeError, IndexError) as error:
+        raise MessageBuildError(
+            f"The message could not be made ({type(error).__name__})."
+        ) from error
+    return message
+
+
 def build_member_copy(
     submission: Submission,
     recipient: str,
@@ -278,20 +294,7 @@ def build_member_copy(
         rows=rows if with_answers else [],
         title=form.title if with_answers else None,
     )
-    try:
-        message = addressed_message(
-            recipient,
-            MEMBER_COPY_SUBJECT,
-            message_id,
-            mail,
-            "",
-            sent_at,
-            sender_name=MEMBER_COPY_SENDER,
-        )
-        message.set_content(plain)
-    except (ValueError, TypeError, IndexError) as error:
-        raise MessageBuildError(f"The copy could not be made ({type(error).__name__}).") from error
-    return message
+    return discreet_message(recipient, MEMBER_COPY_SUBJECT, message_id, mail, sent_at, plain)
 
 
 RENEWAL_SUBJECT = "Time to renew your form"
@@ -307,22 +310,9 @@ def build_renewal_reminder(
 ) -> EmailMessage:
     """A member's reminder to sign their consent again: as discreet as their copy."""
     plain = templates.get_template("renewal.txt").render(record=record, lapses=lapses, link=link)
-    try:
-        message = addressed_message(
-            recipient,
-            RENEWAL_SUBJECT,
-            new_message_id(mail.sender),
-            mail,
-            "",
-            sent_at,
-            sender_name=MEMBER_COPY_SENDER,
-        )
-        message.set_content(plain)
-    except (ValueError, TypeError, IndexError) as error:
-        raise MessageBuildError(
-            f"The reminder could not be made ({type(error).__name__})."
-        ) from error
-    return message
+    return discreet_message(
+        recipient, RENEWAL_SUBJECT, new_message_id(mail.sender), mail, sent_at, plain
+    )
 
 
 def is_loopback(host: str) -> bool:
