@@ -19,6 +19,8 @@ forms-server erase (--email | --reference | --name) [--yes]
                              erase what is held about a person; says what is held back and why
 forms-server keys new | rotate
                              make new keys; seal everything again with the newest data key
+forms-server records         print the record of processing (UK GDPR Article 30), in Markdown,
+                             from the form definitions, the settings and the group's decisions
 
 Every error the tool expects is one clear line and exit 2; `outbox` exits 1 when a form may not
 reach anyone (the same conditions as /healthz); `find`, `export` and `erase` exit 1 when nothing
@@ -47,6 +49,7 @@ from forms_server.files import write_problem
 from forms_server.handbook import build_handbook
 from forms_server.mailer import DeliveryError, check_relay
 from forms_server.outbox import RecipientStatus
+from forms_server.processing import record_of_processing
 from forms_server.rights import Held, Rights, RightsError
 from forms_server.settings import Settings, load_settings, new_data_key, new_secret_key
 from forms_server.store import SubmissionStore
@@ -408,6 +411,9 @@ def build_parser() -> argparse.ArgumentParser:
     erase_parser.add_argument("--yes", action="store_true", help="erase (otherwise: show what)")
     keys_parser = commands.add_parser("keys", help="make new keys, or rotate the data key")
     keys_parser.add_argument("action", choices=("new", "rotate"))
+    commands.add_parser(
+        "records", help="print the record of processing (UK GDPR Article 30), in Markdown"
+    )
     return parser
 
 
@@ -424,6 +430,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return outbox(settings, arguments.retry, arguments.dismiss)
         if arguments.command == "purge":
             return purge(settings)
+        if arguments.command == "records":
+            sys.stdout.write(
+                record_of_processing(
+                    settings.group, settings.decisions, settings.undelivered_kept_days
+                )
+            )
+            return 0
         commands = {
             "find": find,
             "export": export,

@@ -131,6 +131,12 @@ DECISIONS: tuple[DecisionSpec, ...] = (
         "the privacy notice",
     ),
     DecisionSpec(
+        "mailbox_retention",
+        NOT_DECIDED,
+        "how long the people who receive forms keep the emails in their mailboxes, in a sentence",
+        "the privacy notice",
+    ),
+    DecisionSpec(
         "safeguarding_policy_url",
         NOT_DECIDED,
         "where members can read the safeguarding policy (an address), if it is published",
@@ -171,6 +177,7 @@ class Decisions:
     withdrawing_consent: str | None
     removal_procedure: str | None
     email_stored_where: str | None
+    mailbox_retention: str | None
     safeguarding_policy_url: str | None
     cost: str | None
     places: str | None
@@ -316,6 +323,7 @@ def decisions_from(group: Mapping[str, Any]) -> Decisions:
         withdrawing_consent=text_or_none(f"{where}withdrawing_consent", raw["withdrawing_consent"]),
         removal_procedure=text_or_none(f"{where}removal_procedure", raw["removal_procedure"]),
         email_stored_where=text_or_none(f"{where}email_stored_where", raw["email_stored_where"]),
+        mailbox_retention=text_or_none(f"{where}mailbox_retention", raw["mailbox_retention"]),
         safeguarding_policy_url=text_or_none(
             f"{where}safeguarding_policy_url", raw["safeguarding_policy_url"]
         ),

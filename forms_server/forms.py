@@ -996,13 +996,14 @@ def privacy_retention_after_delivery(group: str, retention_months: Mapping[str, 
         listed = "; ".join(kept)
         return (
             f"Once the email has been delivered, our forms server keeps only this, encrypted, "
-            f"for {period}: {listed}. Everything else is deleted from our server as soon as "
-            "the email has been delivered."
+            f"for {period}: {listed}. With it, not encrypted, it keeps the reference number, "
+            "which form it was, and when it was sent and delivered. Everything else is "
+            "deleted from our server as soon as the email has been delivered."
         )
     return (
         "Our forms server deletes what you wrote as soon as the email has been delivered. "
-        f"It keeps only the reference number, the date and whether the email was delivered, "
-        f"for {period}."
+        "It keeps only the reference number, which form it was, and when it was sent and "
+        f"delivered, not encrypted, for {period}."
     )
 
 

@@ -409,4 +409,7 @@ class SubmissionStore:
                 "expired", moment, 1, how=record["form_kind"], reference=record["reference"]
             )
         logger.info("Purged %d expired records", len(expired))
+        # The audit log goes as the longest-kept record does; an erasure line once no backup
+        # can hold its record.
+        self.ledger.purge(moment, timedelta(days=max(self.retention_days.values())))
         return len(expired)

@@ -9,7 +9,7 @@ has made it. An unknown name stops the build instead of publishing a blank.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,6 +27,8 @@ from forms_server.decisions import (
     fingerprint,
 )
 from forms_server.forms import PRIVACY_GROUPS, privacy_collected, privacy_retention
+from forms_server.processing import holdings_table, record_of_processing
+from forms_server.settings import SettingsError, undelivered_kept_days
 
 
 class Named(dict[str, Any]):
@@ -35,6 +37,16 @@ class Named(dict[str, Any]):
     def __init__(self, label: str, values: Mapping[str, Any]) -> None:
         super().__init__(values)
         self.label = label
+
+
+class Lazy:
+    """Text made only when a page shows it."""
+
+    def __init__(self, make: Callable[[], str]) -> None:
+        self.make = make
+
+    def __str__(self) -> str:
+        return self.make()
 
 
 class NamingUndefined(StrictUndefined):
@@ -96,6 +108,10 @@ def fill_placeholders(markdown: str, facts: Mapping[str, Any], where: str) -> st
         decisions = decisions_from(facts)
     except DecisionsError as error:
         raise PluginError(f"mkdocs.yml: {error}") from error
+    try:
+        undelivered_days = undelivered_kept_days(facts, Path("mkdocs.yml"))
+    except SettingsError as error:
+        raise PluginError(str(error)) from error
     context = {
         "group": Named(
             "group",
@@ -118,6 +134,15 @@ def fill_placeholders(markdown: str, facts: Mapping[str, Any], where: str) -> st
                 },
             ),
         },
+        # What the server holds, and the record of processing: written from the code.
+        "processing": Named(
+            "processing",
+            {
+                "table": holdings_table(decisions, undelivered_days),
+                # Only a page that publishes it needs every fact it names.
+                "record": Lazy(lambda: record_of_processing(facts, decisions, undelivered_days)),
+            },
+        ),
     }
     try:
         return PAGES.from_string(markdown).render(context)

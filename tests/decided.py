@@ -31,6 +31,7 @@ DECIDED: dict[str, Any] = {
     "withdrawing_consent": "Withdrawing means you stop coming to meetings (wording W1).",
     "removal_procedure": "A facilitator tells you by email, and why (wording R1).",
     "email_stored_where": "Our email is kept by Example Mail in the UK (wording E1).",
+    "mailbox_retention": "We delete form emails after 3 months (wording M1).",
     "safeguarding_policy_url": "https://example.net/safeguarding-policy",
     "cost": "Joining costs nothing (wording $1).",
     "places": "There are 12 places (wording P1).",

@@ -206,6 +206,7 @@ WHERE_EACH_DECISION_SHOWS: list[tuple[str, str, str]] = [
     ("withdrawing_consent", "about/privacy.md", DECIDED["withdrawing_consent"]),
     ("removal_procedure", "guidelines/removal.md", DECIDED["removal_procedure"]),
     ("email_stored_where", "about/privacy.md", DECIDED["email_stored_where"]),
+    ("mailbox_retention", "about/privacy.md", DECIDED["mailbox_retention"]),
     ("safeguarding_policy_url", "guidelines/safeguarding.md", "read our safeguarding policy"),
     ("cost", "joining/faq.md", DECIDED["cost"]),
     ("places", "joining/faq.md", DECIDED["places"]),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from mkdocs.exceptions import PluginError
 
+from forms_server.settings import PROJECT_ROOT, group_facts_from
 from hooks.group_facts import fill_placeholders, mark_external_links, without_comments
 
 FACTS = {
@@ -69,3 +70,10 @@ def test_our_scripts_are_served_without_comments_and_strings_are_untouched() -> 
     assert without_comments(source) == (
         '(function () {\nvar url = "https://example.org/a//b"; // kept: not a whole line\n})();\n'
     )
+
+
+def test_a_page_can_publish_the_record_of_processing() -> None:
+    facts = group_facts_from(PROJECT_ROOT / "mkdocs.yml")
+    page = fill_placeholders("{{ processing.record }}", facts, "about/records.md")
+    assert page.startswith("# Record of processing")
+    assert "## What the server holds, and for how long" in page

@@ -285,3 +285,21 @@ def test_the_ledger_skips_a_torn_line_and_keeps_the_rest(tmp_path: Path) -> None
     assert ledger.erasure_of("AAA-BBB-CCC") is not None
     assert ledger.erasure_of("ddd-eee-fff") is not None  # the hash ignores case
     assert ledger.purge(now + timedelta(days=2), timedelta(days=365)) == 2
+
+
+def test_the_audit_log_and_erasure_lines_go_once_nobody_needs_them(tmp_path: Path) -> None:
+    now = datetime(2026, 12, 2, tzinfo=UTC)
+    store = SubmissionStore(tmp_path, KEY)
+    old = consent(now - timedelta(days=400))  # its record would have gone 35 days ago
+    recent = consent(now - timedelta(days=10))
+    store.add_delivered_many([old, recent], now - timedelta(days=9))
+    store.erase([old.reference, recent.reference], "erased on request")
+    store.ledger.audit("find", now - timedelta(days=400), 1, person=PLANTED["email"])
+    store.ledger.audit("find", now - timedelta(days=1), 1, person=PLANTED["email"])
+    store.purge_expired(now)
+    needed = [erasure.form_kind for erasure in store.ledger.erasures()]
+    assert len(needed) == 1  # the recent record's: a backup may still hold it
+    assert store.ledger.erasure_of(recent.reference) is not None
+    assert store.ledger.erasure_of(old.reference) is None
+    finds = [entry for entry in store.ledger.audit_entries() if entry["action"] == "find"]
+    assert [entry["at"] for entry in finds] == [(now - timedelta(days=1)).isoformat()]

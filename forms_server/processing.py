@@ -1,0 +1,315 @@
+"""What the forms server holds, where, for how long, and in what form: one description, from the
+form definitions, the stores' own field lists and the group's decisions.
+
+The privacy notice's tables (through the handbook's hook) and the record of processing
+(`forms-server records`, UK GDPR Article 30) are both written from here, and a test compares
+this description with the keys of the files the server really writes, so none of them can drift
+from what the code does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from forms_server.decisions import ConcernRoute, Decisions
+from forms_server.forms import (
+    PRIVACY_GROUPS,
+    FormDefinition,
+    privacy_collected,
+    unique,
+)
+
+# Each key of a kept record's file (store.py) that is not sealed, in words. The test checks
+# that these are exactly the keys the store writes beside `sealed`.
+RECORD_IN_THE_CLEAR: Mapping[str, str] = {
+    "reference": "the reference number",
+    "form_kind": "which form it was",
+    "received_at": "when it was sent",
+    "delivered_at": "when its email was delivered",
+    "expires_at": "when it will be deleted",
+    "reminded_at": "when we reminded you to sign again, if we did",
+}
+
+# The same for a form on its way (outbox.py): everything you wrote is in `sealed`.
+OUTBOX_IN_THE_CLEAR: Mapping[str, str] = {
+    "format": "",
+    "reference": "the reference number",
+    "form_kind": "which form it was",
+    "received_at": "when it was sent",
+    "urgent": "whether it says someone may be at risk",
+    "retry_from": "",
+    "route": "who it goes to, by role (for example: the facilitators, a copy to you)",
+    "recipients": "each recipient's delivery state (a copy to you is written as 'member-copy', "
+    "never your address)",
+    "recorded": "",
+    "record_attempts": "",
+    "next_record_at": "",
+    "problem": "why it could not be delivered, if it could not",
+    "failed_at": "when it failed, if it did",
+    "content_erased_at": "when its content was deleted, if it failed",
+}
+
+# A concern or urgent notice waiting for someone to pick it up (escalation.py).
+WATCH_IN_THE_CLEAR: Mapping[str, str] = {
+    "reference": "the reference number",
+    "form_kind": "which form it was",
+    "urgent": "whether it says someone may be at risk",
+    "received_at": "when it was sent",
+    "escalate_at": "when it is sent on if nobody picks it up",
+    "escalated_at": "when it was sent on, if it was",
+}
+
+
+@dataclass(frozen=True)
+class Holding:
+    """One kind of thing the server holds."""
+
+    what: str
+    sealed: tuple[str, ...]  # encrypted with the server's data key
+    clear: tuple[str, ...]  # not encrypted
+    kept_for: str
+    file: str
+
+
+def period(months: int) -> str:
+    return "1 month" if months == 1 else f"{months} months"
+
+
+def in_words(mapping: Mapping[str, str], exclude: tuple[str, ...] = ()) -> tuple[str, ...]:
+    return tuple(
+        unique([phrase for key, phrase in mapping.items() if phrase and key not in exclude])
+    )
+
+
+def kept_sealed(group: str) -> tuple[str, ...]:
+    forms = PRIVACY_GROUPS[group]
+    phrases = [spec.privacy for form in forms for spec in form.fields if spec.kept]
+    if any(form.binds_guidelines for form in forms):
+        phrases.append("which version of the guidelines you agreed to")
+    return tuple(unique(phrases))
+
+
+NAMES: Mapping[str, str] = {
+    "consent": "consent forms",
+    "leave": "leave notices",
+    "concern": "concerns",
+}
+
+
+def names_of(group: str) -> str:
+    return NAMES.get(group, group)
+
+
+def holdings(decisions: Decisions, undelivered_kept_days: int) -> list[Holding]:
+    """Everything the server holds about people, in the order a member meets it."""
+    held = [
+        Holding(
+            what="Any form, on its way to the people who receive it",
+            sealed=("everything you wrote", "the address for your copy, if you asked for one"),
+            clear=in_words(OUTBOX_IN_THE_CLEAR),
+            kept_for="until its email is delivered, usually seconds",
+            file="outbox/pending/",
+        ),
+    ]
+    for group in PRIVACY_GROUPS:
+        # Only a consent is ever reminded, and only when the group renews consent.
+        renewed = group == "consent" and decisions.consent_renewal_months is not None
+        held.append(
+            Holding(
+                what=f"The record of {names_of(group)}, once delivered",
+                sealed=kept_sealed(group),
+                clear=in_words(RECORD_IN_THE_CLEAR, () if renewed else ("reminded_at",)),
+                kept_for=f"{period(decisions.retention_months[group])} from when you send it",
+                file="submissions.json",
+            )
+        )
+    longest = max(decisions.retention_months.values())
+    held += [
+        Holding(
+            what="A form whose email could not be delivered",
+            sealed=("everything you wrote",),
+            clear=in_words(OUTBOX_IN_THE_CLEAR),
+            kept_for=f"what you wrote: up to {undelivered_kept_days} days, so it can be sent "
+            "once the problem is fixed; the rest: until someone has dealt with it",
+            file="outbox/pending/",
+        ),
+        Holding(
+            what="A concern, or a form that says someone may be at risk, until someone picks it up",
+            sealed=("everything you wrote",),
+            clear=in_words(WATCH_IN_THE_CLEAR),
+            kept_for="until someone marks it as being dealt with, or it is sent on because "
+            "nobody did in time; then what you wrote is deleted",
+            file="watch/",
+        ),
+        Holding(
+            what="Who marked a form as being dealt with",
+            sealed=(),
+            clear=(
+                "the reference number",
+                "which form it was",
+                "the address of the person who marked it (never yours)",
+                "when",
+            ),
+            kept_for="as long as the form's record",
+            file="acknowledged/",
+        ),
+        Holding(
+            what="A form's reference, once delivered, so it cannot be sent twice",
+            sealed=(),
+            clear=("the reference number",),
+            kept_for="a few hours",
+            file="outbox/delivered/",
+        ),
+        Holding(
+            what="How many copies an email address has had today",
+            sealed=(),
+            clear=("a keyed hash of the address (not the address)", "when each copy was sent"),
+            kept_for="1 day",
+            file="member-copies.json",
+        ),
+        Holding(
+            what="A log of each use of members' rights (find, export, correct, delete, withdraw)",
+            sealed=(),
+            clear=(
+                "what was done",
+                "when",
+                "how many records",
+                "a keyed hash instead of an address, name or reference",
+            ),
+            kept_for=f"{period(longest)}, our longest retention period",
+            file="audit.jsonl",
+        ),
+        Holding(
+            what="A note of each form deleted early (withdrawn, deleted, replaced)",
+            sealed=(),
+            clear=("a keyed hash of its reference", "which form it was", "when", "why"),
+            kept_for="until the form would have been deleted anyway, so it stays deleted if a "
+            "backup is restored",
+            file="erasures.jsonl",
+        ),
+        Holding(
+            what="A message the facilitators must get (for example: you withdrew your consent)",
+            sealed=(),
+            clear=("the reference number", "what happened"),
+            kept_for="until it is delivered",
+            file="outbox/notices/",
+        ),
+    ]
+    return held
+
+
+def holdings_table(decisions: Decisions, undelivered_kept_days: int) -> str:
+    """The privacy notice's table, in Markdown."""
+    rows = [
+        "| What | Encrypted | Not encrypted | How long |",
+        "| --- | --- | --- | --- |",
+    ]
+    for holding in holdings(decisions, undelivered_kept_days):
+        sealed = "; ".join(holding.sealed) or "nothing"
+        rows.append(
+            f"| {holding.what} | {sealed} | {'; '.join(holding.clear)} | {holding.kept_for} |"
+        )
+    return "\n".join(rows)
+
+
+# -- The record of processing (UK GDPR Article 30) ---------------------------------------------
+
+PURPOSES: Mapping[str, tuple[str, ...]] = {
+    "consent": (
+        "to add members to the group and send them the meeting link",
+        "to know who has attended, by the name they use in meetings",
+        "to keep a record that each member agreed to the guidelines that keep the group safe",
+    ),
+    "leave": (
+        "to plan meetings and offer places to others",
+        "to follow the three missed meetings rule fairly",
+        "to check that a member who left a session early is safe",
+    ),
+    "concern": ("to look into concerns and to keep people safe",),
+}
+
+PEOPLE: Mapping[str, str] = {
+    "consent": "people who join the group",
+    "leave": "members of the group",
+    "concern": "anyone who raises a concern, and the people a concern is about",
+}
+
+SECURITY_MEASURES = (
+    "Answers are sealed with AES-256-GCM before they are written to disk; the key is kept "
+    "outside the data folder in production and can be rotated (`forms-server keys rotate`).",
+    "Data files and folders are readable by the server's own user only (0600 and 0700).",
+    "Mail goes to the relay over TLS (STARTTLS or TLS); plain text is refused to any relay "
+    "on another machine.",
+    "Every link in an email is signed and expires; a link for one form never opens another.",
+    "The server's logs hold no IP address, no name, no address and no answer.",
+    "The handbook and the forms make no request to any other website.",
+    "Each use of members' rights leaves a content-free audit line.",
+)
+
+
+def receivers(decisions: Decisions, group: str) -> str:
+    if group != "concern":
+        return "the facilitators, by email"
+    lead = decisions.concern_route is ConcernRoute.SAFEGUARDING_LEAD
+    first = "the safeguarding lead and deputy" if lead else "the facilitators"
+    other = decisions.facilitator_concern_email or "a contact who is not a facilitator"
+    return f"{first}, by email; a concern about a facilitator goes to {other} instead"
+
+
+def special_category(forms: tuple[FormDefinition, ...]) -> bool:
+    return any(form.binds_guidelines or form.shows_crisis_contacts for form in forms)
+
+
+def record_of_processing(
+    group: Mapping[str, Any], decisions: Decisions, undelivered_kept_days: int
+) -> str:
+    """The record of processing activities, in Markdown."""
+    lines = [
+        "# Record of processing",
+        "",
+        f"Controller: {group['organisation']}, for {group['name']}. "
+        f"Contact: {group['privacy_email']}.",
+        "",
+    ]
+    for name, forms in PRIVACY_GROUPS.items():
+        lines += [
+            f"## {names_of(name).capitalize()}",
+            "",
+            "- Purposes: " + "; ".join(PURPOSES[name]) + ".",
+            f"- People: {PEOPLE[name]}.",
+            "- Data: " + "; ".join(privacy_collected(name)) + ".",
+        ]
+        if special_category(forms):
+            lines.append(
+                "- Special category data: health (coming to a mental health group, "
+                "or what a member says about their safety)."
+            )
+        basis = decisions.lawful_basis.get(name)
+        lines += [
+            f"- Lawful basis: {basis or 'not decided yet.'}",
+            f"- Recipients: {receivers(decisions, name)}.",
+            f"- Kept on the forms server: {period(decisions.retention_months[name])} "
+            "(minimal record, see below).",
+            "",
+        ]
+    where = decisions.email_stored_where or "not decided yet."
+    mailboxes = decisions.mailbox_retention or "how long emails are kept is not decided yet."
+    lines += [
+        "## Where the data is",
+        "",
+        f"- Email: {where}",
+        f"- Mailboxes: {mailboxes}",
+        "- Forms server: the data folder of the server that runs it.",
+        "",
+        "## What the server holds, and for how long",
+        "",
+        holdings_table(decisions, undelivered_kept_days),
+        "",
+        "## Security measures",
+        "",
+        *[f"- {measure}" for measure in SECURITY_MEASURES],
+        "",
+    ]
+    return "\n".join(lines)
