@@ -32,8 +32,10 @@ from forms_server.handbook import (
 )
 from forms_server.limits import PostLimits
 from forms_server.member_copy import CopyLimit, member_links
+from forms_server.message_crypto import load_recipient_keys
 from forms_server.middleware import IncidentPages, StandardHeaders
 from forms_server.outbox import Outbox
+from forms_server.reading import ReadingRoom, ReadLimit, read_links
 from forms_server.renewals import RENEW_LINK_DAYS, Renewals, renew_links
 from forms_server.rights import Rights
 from forms_server.settings import PROJECT_ROOT, Settings, SmtpSecurity, load_settings
@@ -60,6 +62,7 @@ def routes(settings: Settings) -> list[Route | Mount]:
         Route("/forms/status/", views.status, methods=["GET", "POST"], name="status"),
         Route("/forms/yours/{token}", views.yours, methods=["GET", "POST"], name="yours"),
         Route("/forms/renew/{token}", views.renew, methods=["GET"], name="renew"),
+        Route("/forms/read/{token}", views.read, methods=["GET", "POST"], name="read"),
         Route(
             "/forms/acknowledge/{token}",
             views.acknowledge,
@@ -124,6 +127,8 @@ def signer_for(settings: Settings) -> Signer:
             Purpose.ACKNOWLEDGE: settings.acknowledge_link_days * 24 * 60 * 60,
             Purpose.MEMBER_COPY: settings.member_link_days * 24 * 60 * 60,
             Purpose.RENEW: RENEW_LINK_DAYS * 24 * 60 * 60,
+            # A read link lives as long as what it shows can (an escalation restarts it).
+            Purpose.READ: 2 * settings.decisions.read_window_days * 24 * 60 * 60,
         },
     )
 
@@ -161,6 +166,9 @@ def open_delivery(settings: Settings) -> Delivery:
             settings.decisions.expiring_consents_email_days,
         ),
         renew_link=renew_links(signer_for(settings), settings.public_url),
+        reading=ReadingRoom(settings.data_dir, timedelta(days=settings.decisions.read_window_days)),
+        read_link=read_links(signer_for(settings), settings.public_url),
+        recipient_keys=load_recipient_keys(dict(settings.mail.recipient_key_files)),
     )
 
 
@@ -206,5 +214,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         acknowledgements=delivery.acknowledgements
         or Acknowledgements(settings.data_dir, settings.decisions.retention_days),
         rights=Rights(delivery.store, settings.data_dir),
+        reading=delivery.reading or ReadingRoom(settings.data_dir),
+        read_limit=ReadLimit(),
     )
     return app

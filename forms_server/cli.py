@@ -41,13 +41,14 @@ import uvicorn
 
 from forms_server.acknowledgements import Acknowledgements
 from forms_server.app import create_app, open_delivery, signer_for
-from forms_server.decisions import unsettled
+from forms_server.decisions import DeliveryMode, unsettled
 from forms_server.delivery import assess, summarise
 from forms_server.errors import FormsServerError
 from forms_server.escalation import Watch
 from forms_server.files import write_problem
 from forms_server.handbook import build_handbook
 from forms_server.mailer import DeliveryError, check_relay
+from forms_server.message_crypto import load_recipient_keys
 from forms_server.outbox import RecipientStatus
 from forms_server.processing import record_of_processing
 from forms_server.rights import Held, Rights, RightsError
@@ -99,6 +100,7 @@ def check(settings: Settings, send_test: bool) -> int:
         f"({len(mail.concerns)} address(es)); concerns about a facilitator to "
         f"{len(mail.facilitator_concerns)} other address(es)."
     )
+    report_delivery_modes(settings, datetime.now(UTC))
     report_unsettled_decisions(settings)
     try:
         asyncio.run(check_relay(mail, send_test, say))
@@ -106,6 +108,44 @@ def check(settings: Settings, send_test: bool) -> int:
         say(f"Mail relay: FAILED ({error}).")
         return 1
     return 0
+
+
+KEY_WARNING = timedelta(days=30)
+
+
+def report_delivery_modes(settings: Settings, now: datetime) -> None:
+    """Each route's mode, and each recipient's key: what it is, when it expires, and a warning
+    a month before. A recipient without a key on an encrypted route gets link-only."""
+    mail = settings.mail
+    keys = load_recipient_keys(dict(mail.recipient_key_files))
+    window = settings.decisions.read_window_days
+    routes = {
+        "facilitators": mail.facilitators,
+        "concerns": tuple(dict.fromkeys((*mail.concerns, *mail.facilitator_concerns))),
+        "escalation": mail.escalation,
+    }
+    for route, addresses in routes.items():
+        mode = mail.modes.get(route, DeliveryMode.FULL)
+        meaning = {
+            DeliveryMode.FULL: "the answers are in the email",
+            DeliveryMode.LINK_ONLY: f"a private link; the answers stay here {window} day(s)",
+            DeliveryMode.ENCRYPTED: "encrypted to each recipient's key; link-only without one",
+        }[mode]
+        say(f"Delivery to {route}: {mode.value} ({meaning}).")
+        if mode is not DeliveryMode.ENCRYPTED:
+            continue
+        for address in addresses:
+            key = keys.get(address.lower())
+            if key is None:
+                say(f"  {address}: no key, so link-only.")
+                continue
+            expiry = f"expires {key.expires_at:%Y-%m-%d}" if key.expires_at else "no expiry"
+            warning = ""
+            if key.expires_at is not None and key.expires_at <= now:
+                warning = " EXPIRED: they get link-only until it is renewed."
+            elif key.expires_at is not None and key.expires_at - now <= KEY_WARNING:
+                warning = " Expires within a month: ask them for a new one."
+            say(f"  {address}: {key.kind.value} {key.describe}, {expiry}.{warning}")
 
 
 def report_unsettled_decisions(settings: Settings) -> None:

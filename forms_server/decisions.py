@@ -35,6 +35,18 @@ class ConcernRoute(StrEnum):
     SAFEGUARDING_LEAD = "safeguarding lead"
 
 
+class DeliveryMode(StrEnum):
+    """How a form reaches a mailbox (see delivery.py and message_crypto.py)."""
+
+    FULL = "full"  # the answers in the email
+    LINK_ONLY = "link-only"  # what arrived and a private link; the answers stay on the server
+    ENCRYPTED = "encrypted"  # the answers encrypted to the recipient's own key (else link-only)
+
+
+# Who receives forms, for the delivery mode: the facilitators (consent and leave notices), whoever
+# receives concerns (and concerns about a facilitator), and the escalation contact.
+DELIVERY_ROUTES = ("facilitators", "concerns", "escalation")
+
 # The forms, in the groups the privacy notice and these decisions describe them by.
 FORM_GROUPS = ("consent", "leave", "concern")
 # Replies the group may promise: to each group of forms, and to a request about your data.
@@ -78,6 +90,21 @@ DECISIONS: tuple[DecisionSpec, ...] = (
         "how long a concern or urgent notice may wait for someone to mark it as being dealt "
         "with before it escalates: urgent ones, and the others",
         "when the escalation email goes; /healthz and forms-server outbox after it",
+    ),
+    DecisionSpec(
+        "delivery_mode",
+        dict.fromkeys(DELIVERY_ROUTES, DeliveryMode.FULL.value),
+        "how forms reach each route's mailboxes: `full` (the answers in the email), "
+        "`link-only` (what arrived and a private link; the answers stay on the server until "
+        "the read window ends) or `encrypted` (to each recipient's own S/MIME or OpenPGP key, "
+        "FORMS_RECIPIENT_KEYS; link-only for anyone without one)",
+        "the privacy notice; the record of processing; forms-server check",
+    ),
+    DecisionSpec(
+        "read_window_days",
+        5,
+        "how many days a link-only form can be read before the server deletes what it said",
+        "the privacy notice; the link-only email and page",
     ),
     DecisionSpec(
         "reply_within_days",
@@ -169,6 +196,8 @@ class Decisions:
     facilitator_concern_email: str | None
     escalation_email: str | None
     escalate_after_minutes: Mapping[str, int]
+    delivery_mode: Mapping[str, DeliveryMode]
+    read_window_days: int
     reply_within_days: Mapping[str, int | None]
     retention_months: Mapping[str, int]
     lawful_basis: Mapping[str, str | None]
@@ -304,11 +333,25 @@ def decisions_from(group: Mapping[str, Any]) -> Decisions:
             f"{where}expiring_consents_email_days must be a whole number of days from 1 to 120, "
             f"or {NOT_DECIDED}."
         )
+    modes: dict[str, DeliveryMode] = {}
+    for route, mode in raw["delivery_mode"].items():
+        try:
+            modes[route] = DeliveryMode(mode)
+        except ValueError as error:
+            choices = ", ".join(repr(str(choice)) for choice in DeliveryMode)
+            raise DecisionsError(
+                f"{where}delivery_mode.{route} must be one of {choices}, not {mode!r}."
+            ) from error
+    window = raw["read_window_days"]
+    if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= 30:
+        raise DecisionsError(f"{where}read_window_days must be a whole number of days, 1 to 30.")
     return Decisions(
         concern_route=concern_route,
         facilitator_concern_email=facilitator_concern_email,
         escalation_email=escalation_email,
         escalate_after_minutes=escalate_after,
+        delivery_mode=modes,
+        read_window_days=window,
         reply_within_days={
             subject: days_or_none(f"{where}reply_within_days.{subject}", value)
             for subject, value in raw["reply_within_days"].items()

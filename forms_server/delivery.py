@@ -31,6 +31,7 @@ from typing import Any
 import anyio.to_thread
 
 from forms_server.acknowledgements import Acknowledgements
+from forms_server.decisions import DeliveryMode
 from forms_server.errors import FormsServerError
 from forms_server.escalation import Watch, Watched
 from forms_server.files import write_problem
@@ -47,6 +48,7 @@ from forms_server.mailer import (
     MessageBuildError,
     PermanentDeliveryError,
     build_digest,
+    build_link_only,
     build_member_copy,
     build_message,
     build_notice,
@@ -55,6 +57,7 @@ from forms_server.mailer import (
     send,
 )
 from forms_server.member_copy import COPY_REFUSED_ROUTE, COPY_ROUTE, CopyLimit
+from forms_server.message_crypto import RecipientKey, RecipientKeyError, encrypt_for
 from forms_server.notices import Notices
 from forms_server.outbox import (
     MEMBER_COPY,
@@ -64,6 +67,7 @@ from forms_server.outbox import (
     RecipientState,
     RecipientStatus,
 )
+from forms_server.reading import ReadingRoom
 from forms_server.renewals import Renewals, RenewLink, address_of
 from forms_server.sealing import Sealer
 from forms_server.settings import HealthLimits, MailSettings
@@ -90,6 +94,15 @@ def backoff_seconds(attempts: int) -> float:
     """30 s, 1 min, 2 min ... up to an hour, with jitter so many items do not retry together."""
     base = min(FIRST_RETRY_SECONDS * 2.0 ** max(attempts - 1, 0), LONGEST_RETRY_SECONDS)
     return base * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not secrecy
+
+
+# The routes forms take, as the group's delivery decision names them.
+ESCALATION_ROUTE = "escalation"
+DELIVERY_ROUTE_OF = {
+    Recipients.FACILITATORS.value: "facilitators",
+    Recipients.CONCERNS.value: "concerns",
+    Recipients.FACILITATOR_CONCERNS.value: "concerns",
+}
 
 
 def recipient_at(item: OutboxItem, address: str) -> RecipientState:
@@ -221,6 +234,9 @@ class Delivery:
         copy_limit: CopyLimit | None = None,
         renewals: Renewals | None = None,
         renew_link: RenewLink | None = None,
+        reading: ReadingRoom | None = None,
+        read_link: Callable[[str, str, str], str] | None = None,
+        recipient_keys: Mapping[str, RecipientKey] | None = None,
     ) -> None:
         self.outbox = outbox
         self.store = store
@@ -271,6 +287,13 @@ class Delivery:
         self.renewals = renewals
         self.renew_link = renew_link
         self.last_renewal_check: datetime | None = None
+        # Link-only and encrypted delivery (decisions.delivery_mode): where link-only content
+        # waits to be read, each recipient's link to it, and recipients' own keys.
+        self.reading = reading
+        self.read_link = read_link
+        self.recipient_keys = {
+            address.lower(): key for address, key in (recipient_keys or {}).items()
+        }
         self.sent_alone_per_hour = sent_alone_per_hour
         self.digest_every = digest_every
         self.sent_log: dict[str, collections.deque[datetime]] = {}
@@ -470,11 +493,17 @@ class Delivery:
         for position, recipient in enumerate(item.recipients, start=1):
             if not recipient.due(now) or self.stopping:
                 continue
-            if recipient.address != MEMBER_COPY and self.flooded(recipient.address, now):
+            # A flood becomes a digest of full forms; link-only and encrypted mail stays one
+            # message each (a digest would put the answers back in the mailbox).
+            if (
+                recipient.address != MEMBER_COPY
+                and self.mode_for(item.route.split("+"), recipient.address) is DeliveryMode.FULL
+                and self.flooded(recipient.address, now)
+            ):
                 self.digest_waiting.setdefault(recipient.address, []).append(item.reference)
                 continue
             try:
-                address, message = self.message_for(submission, recipient)
+                address, message = self.message_for(submission, recipient, item.route, item.sealed)
                 await send(message, address, self.mail, host, port)
             except DeliveryError as error:
                 item = self.recipient_failed(item, recipient, error, now)
@@ -491,11 +520,70 @@ class Delivery:
             )
         return item
 
+    def route_addresses(self, route: str) -> tuple[str, ...]:
+        if route == ESCALATION_ROUTE:
+            return self.mail.escalation
+        try:
+            return recipient_addresses(self.mail, Recipients(route))
+        except ValueError:
+            return ()  # the member's copy, or a route this version does not know
+
+    def mode_for(self, routes: Iterable[str], address: str) -> DeliveryMode:
+        """The mode this address gets: the strictest of the routes it receives the form by;
+        encrypted, for someone without a key, is link-only (never plain text)."""
+        modes = {
+            self.mail.modes.get(DELIVERY_ROUTE_OF.get(route, route), DeliveryMode.FULL)
+            for route in routes
+            if address in self.route_addresses(route)
+        }
+        if DeliveryMode.LINK_ONLY in modes:
+            return DeliveryMode.LINK_ONLY
+        if DeliveryMode.ENCRYPTED in modes:
+            key = self.recipient_keys.get(address.lower())
+            usable = key is not None and (key.expires_at is None or key.expires_at > self.clock())
+            return DeliveryMode.ENCRYPTED if usable else DeliveryMode.LINK_ONLY
+        return DeliveryMode.FULL
+
+    def form_message(
+        self, submission: Submission, address: str, message_id: str, mode: DeliveryMode, sealed: str
+    ) -> EmailMessage:
+        """The form for one recipient, in their route's mode."""
+        now = self.clock()
+        acknowledge_url = (
+            self.acknowledge_link(submission, address) if self.acknowledge_link else None
+        )
+        if mode is DeliveryMode.LINK_ONLY:
+            if self.reading is None or self.read_link is None:
+                raise MessageBuildError("Link-only delivery is set, but nothing can keep the form.")
+            readable = self.reading.keep(
+                submission.reference, submission.form_kind, submission.urgent, now, sealed
+            )
+            return build_link_only(
+                submission,
+                address,
+                message_id,
+                self.mail,
+                self.group_name,
+                now,
+                self.read_link(submission.reference, submission.form_kind, address),
+                readable.until,
+                acknowledge_url,
+            )
+        message = build_message(
+            submission, address, message_id, self.mail, self.group_name, now, acknowledge_url
+        )
+        if mode is DeliveryMode.ENCRYPTED:
+            try:
+                return encrypt_for(message, self.recipient_keys[address.lower()])
+            except RecipientKeyError as error:
+                raise MessageBuildError(str(error)) from error
+        return message
+
     def message_for(
-        self, submission: Submission, recipient: RecipientState
+        self, submission: Submission, recipient: RecipientState, route: str, sealed: str
     ) -> tuple[str, EmailMessage]:
         """The address and message for one recipient: the member's copy is built from the
-        answers it stands for; everyone else gets the form."""
+        answers it stands for; everyone else gets the form, in their route's mode."""
         now = self.clock()
         if recipient.address == MEMBER_COPY:
             wanted = member_copy_wanted(FORMS[submission.form_kind], submission.answers)
@@ -514,14 +602,9 @@ class Delivery:
                 with_answers=kind == COPY_FULL,
             )
             return address, copy
-        message = build_message(
-            submission,
-            recipient.address,
-            recipient.message_id,
-            self.mail,
-            self.group_name,
-            now,
-            self.acknowledge_link(submission, recipient.address) if self.acknowledge_link else None,
+        mode = self.mode_for(route.split("+"), recipient.address)
+        message = self.form_message(
+            submission, recipient.address, recipient.message_id, mode, sealed
         )
         return recipient.address, message
 
@@ -585,14 +668,9 @@ class Delivery:
         host, port = self.relay
         submission = self.submission_of(watched)
         for address in self.mail.escalation:
-            message = build_message(
-                submission,
-                address,
-                new_message_id(self.mail.sender),
-                self.mail,
-                self.group_name,
-                self.clock(),
-                self.acknowledge_link(submission, address) if self.acknowledge_link else None,
+            mode = self.mode_for([ESCALATION_ROUTE], address)
+            message = self.form_message(
+                submission, address, new_message_id(self.mail.sender), mode, watched.sealed
             )
             subject = str(message["Subject"])
             message.replace_header("Subject", f"NOBODY HAS PICKED THIS UP - {subject}")
@@ -948,6 +1026,10 @@ class Delivery:
             return
         self.last_purge = now
         self.store.purge_expired(now)
+        if self.reading is not None:
+            # Content past its read window goes; who read it stays as long as any record.
+            longest = max(self.store.retention_days.values())
+            self.reading.purge(now, timedelta(days=longest))
         if self.acknowledgements is not None:
             self.acknowledgements.purge_expired(now)
         self.outbox.forget_old_markers(now, self.replay_window)

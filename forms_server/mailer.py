@@ -61,6 +61,14 @@ class MessageBuildError(PermanentDeliveryError):
     this: the forms accept only what the mailer can carry)."""
 
 
+def form_of(submission: Submission) -> FormDefinition:
+    """The submission's form; MessageBuildError for a kind no form has (a damaged item)."""
+    form = FORMS.get(submission.form_kind)
+    if form is None:
+        raise MessageBuildError(f"No form is called {submission.form_kind!r}.")
+    return form
+
+
 def new_message_id(sender: str) -> str:
     """Random, so it says nothing about the form or the member; kept with the recipient's
     delivery state, so a retried send is recognisably the same message."""
@@ -129,6 +137,25 @@ def addressed_message(
     return message
 
 
+def form_message_headers(
+    form: FormDefinition,
+    submission: Submission,
+    recipient: str,
+    message_id: str,
+    mail: MailSettings,
+    group_name: str,
+    sent_at: datetime,
+) -> EmailMessage:
+    """A form's message to one recipient, before its body: its subject, and High importance
+    when someone may be at risk."""
+    message = addressed_message(
+        recipient, subject_for(group_name, form, submission), message_id, mail, group_name, sent_at
+    )
+    if submission.urgent:
+        message["Importance"] = "High"
+    return message
+
+
 def build_message(
     submission: Submission,
     recipient: str,
@@ -140,29 +167,53 @@ def build_message(
 ) -> EmailMessage:
     """The message for one recipient; MessageBuildError if it cannot be made. A concern or an
     urgent notice carries the recipient's own link to mark it as being dealt with."""
-    form = FORMS.get(submission.form_kind)
-    if form is None:
-        raise MessageBuildError(f"No form is called {submission.form_kind!r}.")
+    form = form_of(submission)
     reply_to = reply_address(form, submission)
     if reply_to is not None and not is_usable_email_address(reply_to):
         raise MessageBuildError("The member's address cannot be used as a reply address.")
     try:
-        message = addressed_message(
-            recipient,
-            subject_for(group_name, form, submission),
-            message_id,
-            mail,
-            group_name,
-            sent_at,
+        message = form_message_headers(
+            form, submission, recipient, message_id, mail, group_name, sent_at
         )
         if reply_to is not None:
             message["Reply-To"] = Address(addr_spec=reply_to)
-        if submission.urgent:
-            message["Importance"] = "High"
         plain, html = bodies(form, submission, acknowledge_url)
         message.set_content(plain)
         message.add_alternative(html, subtype="html")
     except (ValueError, TypeError, IndexError) as error:  # header defects are ValueErrors
+        raise MessageBuildError(
+            f"The message could not be made ({type(error).__name__})."
+        ) from error
+    return message
+
+
+def build_link_only(
+    submission: Submission,
+    recipient: str,
+    message_id: str,
+    mail: MailSettings,
+    group_name: str,
+    sent_at: datetime,
+    read_url: str,
+    until: datetime,
+    acknowledge_url: str | None = None,
+) -> EmailMessage:
+    """What arrived, how urgent, its reference, what to do first and the recipient's own link:
+    never an answer, never a name, never a Reply-To (the address is on the page)."""
+    form = form_of(submission)
+    plain = templates.get_template("link_only.txt").render(
+        form=form,
+        submission=submission,
+        read_url=read_url,
+        until=until,
+        acknowledge_url=acknowledge_url,
+    )
+    try:
+        message = form_message_headers(
+            form, submission, recipient, message_id, mail, group_name, sent_at
+        )
+        message.set_content(plain)
+    except (ValueError, TypeError, IndexError) as error:
         raise MessageBuildError(
             f"The message could not be made ({type(error).__name__})."
         ) from error
@@ -184,9 +235,7 @@ def build_digest(
     urgent = sum(1 for submission in ordered if submission.urgent)
     parts = []
     for submission in ordered:
-        form = FORMS.get(submission.form_kind)
-        if form is None:
-            raise MessageBuildError(f"No form is called {submission.form_kind!r}.")
+        form = form_of(submission)
         parts.append(bodies(form, submission))
     intro = (
         f"More than {sent_alone_per_hour} forms reached you within an hour, so the next ones "
@@ -279,9 +328,7 @@ def build_member_copy(
 ) -> EmailMessage:
     """The member's own copy: discreet (a private link and nothing else), or with their answers
     when they chose that. Never the group's name; never a Reply-To."""
-    form = FORMS.get(submission.form_kind)
-    if form is None:
-        raise MessageBuildError(f"No form is called {submission.form_kind!r}.")
+    form = form_of(submission)
     rows = [
         (spec, shown)
         for spec, shown in answer_rows(form, submission.answers)

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from forms_server.decisions import ConcernRoute, Decisions
+from forms_server.decisions import ConcernRoute, Decisions, DeliveryMode
 from forms_server.forms import (
     PRIVACY_GROUPS,
     FormDefinition,
@@ -102,6 +102,36 @@ def names_of(group: str) -> str:
     return NAMES.get(group, group)
 
 
+# A link-only form waiting to be read (reading.py): everything you wrote is in `sealed`.
+READABLE_IN_THE_CLEAR: Mapping[str, str] = {
+    "reference": "the reference number",
+    "form_kind": "which form it was",
+    "urgent": "whether it says someone may be at risk",
+    "received_at": "when its email was sent",
+    "until": "when it will be deleted",
+    "erased_at": "when it was deleted, if early",
+    "reads": "who read it (the address of the person it was for, never yours) and when",
+}
+
+
+def link_only_holdings(decisions: Decisions) -> list[Holding]:
+    """Only when some route is link-only, or encrypted (link-only for anyone without a key)."""
+    if all(mode is DeliveryMode.FULL for mode in decisions.delivery_mode.values()):
+        return []
+    window = decisions.read_window_days
+    return [
+        Holding(
+            what="A form sent as a private link, until it has been read",
+            sealed=("everything you wrote",),
+            clear=in_words(READABLE_IN_THE_CLEAR),
+            kept_for=f"what you wrote: {window} day(s) from when its email was sent (sent on "
+            "because nobody picked it up: again from then); who read it: as long as the form's "
+            "record",
+            file="readable/",
+        )
+    ]
+
+
 def holdings(decisions: Decisions, undelivered_kept_days: int) -> list[Holding]:
     """Everything the server holds about people, in the order a member meets it."""
     held = [
@@ -143,6 +173,7 @@ def holdings(decisions: Decisions, undelivered_kept_days: int) -> list[Holding]:
             "nobody did in time; then what you wrote is deleted",
             file="watch/",
         ),
+        *link_only_holdings(decisions),
         Holding(
             what="Who marked a form as being dealt with",
             sealed=(),
@@ -198,6 +229,32 @@ def holdings(decisions: Decisions, undelivered_kept_days: int) -> list[Holding]:
         ),
     ]
     return held
+
+
+ROUTE_NAMES: Mapping[str, str] = {
+    "facilitators": "Consent forms and leave notices, to the facilitators",
+    "concerns": "Concerns, to whoever receives them",
+    "escalation": "A concern or urgent notice sent on because nobody picked it up",
+}
+
+
+def delivery_in_words(decisions: Decisions) -> str:
+    """How each route's email carries what you wrote (decisions.delivery_mode), in Markdown."""
+    window = decisions.read_window_days
+    days = "1 day" if window == 1 else f"{window} days"
+    meaning = {
+        DeliveryMode.FULL: "the email holds your answers.",
+        DeliveryMode.LINK_ONLY: "the email holds no answers, only a private link. Your answers "
+        f"stay on our forms server, encrypted, for {days}, then are deleted. We note who read "
+        "them and when.",
+        DeliveryMode.ENCRYPTED: "the email holds your answers encrypted, so only the person it "
+        "is for can read them with their own key. Anyone without a key gets a private link "
+        f"instead, and then your answers stay on our forms server, encrypted, for {days}.",
+    }
+    return "\n".join(
+        f"- {ROUTE_NAMES[route]}: {meaning[decisions.delivery_mode[route]]}"
+        for route in ROUTE_NAMES
+    )
 
 
 def holdings_table(decisions: Decisions, undelivered_kept_days: int) -> str:
@@ -297,6 +354,10 @@ def record_of_processing(
     where = decisions.email_stored_where or "not decided yet."
     mailboxes = decisions.mailbox_retention or "how long emails are kept is not decided yet."
     lines += [
+        "## How each route's email carries the answers",
+        "",
+        delivery_in_words(decisions),
+        "",
         "## Where the data is",
         "",
         f"- Email: {where}",

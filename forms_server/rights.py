@@ -24,6 +24,7 @@ from forms_server.forms import FORMS, FieldKind, display_value, validate_field
 from forms_server.guidelines import archived_version
 from forms_server.ledger import ErasureReason
 from forms_server.outbox import ItemStatus, Outbox
+from forms_server.reading import ReadingRoom
 from forms_server.reference import normalise_reference
 from forms_server.store import StoredRecord, SubmissionStore
 
@@ -33,6 +34,7 @@ KEPT = "kept record"
 UNDELIVERED = "not yet delivered"
 FAILED = "delivery failed, kept for a retry"
 WATCHED = "waiting for someone to pick it up"
+READABLE = "kept to be read from a link-only email"
 
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -115,6 +117,7 @@ class Rights:
         self.data_dir = data_dir
         self.outbox = Outbox(data_dir)
         self.watch = Watch(data_dir)
+        self.reading = ReadingRoom(data_dir)
         self.clock = clock or store.clock
         self.ledger = store.ledger
 
@@ -151,6 +154,19 @@ class Rights:
                     opened["answers"],
                 )
             )
+        for readable in self.reading.all():
+            if readable.sealed:
+                opened = sealer.open(readable.reference, readable.sealed)
+                held.append(
+                    Held(
+                        readable.reference,
+                        readable.form_kind,
+                        readable.received_at,
+                        READABLE,
+                        opened["answers"],
+                        expires_at=readable.until,
+                    )
+                )
         return held
 
     def held_of(self, reference: str) -> list[Held]:
@@ -163,6 +179,9 @@ class Rights:
         if item is not None and item.sealed:
             where = FAILED if item.status is ItemStatus.FAILED else UNDELIVERED
             held.append(Held(reference, item.form_kind, item.received_at, where, {}))
+        readable = self.reading.get(reference)
+        if readable is not None and readable.sealed:
+            held.append(Held(reference, readable.form_kind, readable.received_at, READABLE, {}))
         watched = self.watch.get(reference)
         if watched is not None and watched.sealed:
             held.append(Held(reference, watched.form_kind, watched.received_at, WATCHED, {}))
@@ -303,6 +322,9 @@ class Rights:
             elif held.where == FAILED:
                 self.erase_failed_content(held.reference)
                 report.erased.append(held)
+            elif held.where == READABLE:
+                self.reading.erase(held.reference, self.clock())
+                report.erased.append(held)
             elif held.where == WATCHED:
                 report.held_back.append(
                     (
@@ -347,6 +369,11 @@ class Rights:
             if watched.sealed:
                 opened = sealer.open(watched.reference, watched.sealed)
                 self.watch.replace(replace(watched, sealed=sealer.seal(watched.reference, opened)))
+                count += 1
+        for readable in self.reading.all():
+            if readable.sealed:
+                opened = sealer.open(readable.reference, readable.sealed)
+                self.reading.reseal(readable.reference, sealer.seal(readable.reference, opened))
                 count += 1
         self.ledger.audit("keys rotate", self.clock(), count)
         return count

@@ -1,4 +1,5 @@
-"""Personal values at rest, sealed with AES-GCM: the only module that uses `cryptography`.
+"""Personal values at rest, sealed with AES-GCM. (Mail encrypted to a recipient's own key is
+message_crypto.py's.)
 
 A value is sealed with the newest data key and bound to its reference (the associated data), so
 a sealed answer moved onto another record no longer opens. Each sealed value starts with a short

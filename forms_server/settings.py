@@ -11,7 +11,7 @@ import base64
 import os
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,14 @@ import yaml
 from starlette.config import Config
 from starlette.datastructures import CommaSeparatedStrings, Secret
 
-from forms_server.decisions import ConcernRoute, Decisions, DecisionsError, decisions_from
+from forms_server.decisions import (
+    DELIVERY_ROUTES,
+    ConcernRoute,
+    Decisions,
+    DecisionsError,
+    DeliveryMode,
+    decisions_from,
+)
 from forms_server.errors import FormsServerError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -68,6 +75,12 @@ class MailSettings:
     retry_hours: float
     # A concern or urgent notice nobody picked up in time: never a facilitator.
     escalation: tuple[str, ...] = ()
+    # How each route's mail is delivered (decisions.delivery_mode): full, link-only, encrypted.
+    modes: Mapping[str, DeliveryMode] = field(
+        default_factory=lambda: dict.fromkeys(DELIVERY_ROUTES, DeliveryMode.FULL)
+    )
+    # Recipients' own S/MIME certificates or OpenPGP keys (FORMS_RECIPIENT_KEYS): address -> file.
+    recipient_key_files: Mapping[str, Path] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -373,7 +386,24 @@ def mail_settings_from(
         facilitator_concerns=facilitator_concerns,
         escalation=escalation,
         retry_hours=retry_hours,
+        modes=decisions.delivery_mode,
+        recipient_key_files=recipient_key_files_from(config),
     )
+
+
+def recipient_key_files_from(config: Config) -> dict[str, Path]:
+    """FORMS_RECIPIENT_KEYS: `address=/path/to/cert.pem,address2=/path/to/key.asc`."""
+    files: dict[str, Path] = {}
+    for entry in config("FORMS_RECIPIENT_KEYS", cast=CommaSeparatedStrings, default=""):
+        address, separator, path = entry.partition("=")
+        if not separator or not address.strip() or not path.strip():
+            raise SettingsError(
+                f"FORMS_RECIPIENT_KEYS: {entry!r} is not address=/path/to/key-or-certificate."
+            )
+        if not Path(path.strip()).is_file():
+            raise SettingsError(f"FORMS_RECIPIENT_KEYS: {path.strip()} does not exist.")
+        files[address.strip().lower()] = Path(path.strip())
+    return files
 
 
 # The worker finishes a pass at least every minute, and reports after every item it sends, so

@@ -23,6 +23,7 @@ class Purpose(Enum):
     ACKNOWLEDGE = "acknowledge"  # a recipient's private link: "mark as being dealt with"
     MEMBER_COPY = "member-copy"  # a member's private link to what is kept of their form
     RENEW = "renew"  # a member's link to sign their consent again, filled in
+    READ = "read"  # a recipient's link to a link-only form
 
 
 class TokenError(FormsServerError):

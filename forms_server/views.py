@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from forms_server.acknowledgements import LINK_SALT_KIND, Acknowledgements
+from forms_server.acknowledgements import LINK_SALT_KIND, Acknowledgements, acknowledge_links
 from forms_server.decisions import ConcernRoute
 from forms_server.delivery import OutboxWriteError, recipient_addresses
 from forms_server.drafts import Drafts
@@ -41,7 +41,9 @@ from forms_server.forms import (
     answer_rows,
     body_limit,
     is_urgent,
+    next_steps_for,
     recipients_for,
+    shown_answer,
     validate,
     what_happens_next,
 )
@@ -51,6 +53,8 @@ from forms_server.limits import PostLimits
 from forms_server.member_copy import COPY_REFUSED_ROUTE, COPY_ROUTE
 from forms_server.member_copy import LINK_SALT_KIND as MEMBER_LINK_SALT_KIND
 from forms_server.outbox import Outbox
+from forms_server.reading import LINK_SALT_KIND as READ_SALT_KIND
+from forms_server.reading import ReadingRoom, ReadLimit
 from forms_server.reference import normalise_reference
 from forms_server.renewals import LINK_SALT_KIND as RENEW_SALT_KIND
 from forms_server.renewals import RENEW_LINK_DAYS
@@ -92,6 +96,9 @@ class FormsContext:
     drafts: Drafts
     acknowledgements: Acknowledgements
     rights: Rights
+    # Link-only forms, and how often one link may show its form (a leaked link is limited).
+    reading: ReadingRoom
+    read_limit: ReadLimit
 
 
 def make_templates(settings: Settings, stylesheets: list[str]) -> Jinja2Templates:
@@ -603,14 +610,21 @@ def readers_of(settings: Settings, routes: tuple[str, ...]) -> str:
     return " and ".join(readers)
 
 
+async def link_token(request: Request) -> tuple[str, dict[str, str | list[str]]]:
+    """A private link's token: from the address when it is opened, from the form when one of
+    its buttons is pressed (with whatever else the form posted)."""
+    if request.method != "POST":
+        return request.path_params["token"], {}
+    submitted = await read_form(request)
+    posted = submitted.get("token")
+    return (posted if isinstance(posted, str) else ""), submitted
+
+
 async def acknowledge(request: Request) -> Response:
     """A recipient's private link. Opening it (GET) changes nothing: mail scanners open links
     as mail arrives. Only the button (POST) records who and when, then tells the others."""
     context = context_of(request)
-    token = request.path_params["token"]
-    if request.method == "POST":
-        posted = (await read_form(request)).get("token")
-        token = posted if isinstance(posted, str) else ""
+    token, _ = await link_token(request)
     try:
         payload = context.signer.verify(LINK_SALT_KIND, Purpose.ACKNOWLEDGE, token)
         reference = normalise_reference(str(payload["reference"]))
@@ -679,13 +693,9 @@ async def yours(request: Request) -> Response:
     scanners open links as mail arrives. Buttons (POST) show what is kept, ask "are you sure",
     then withdraw or delete it, ending with a receipt the link shows from then on."""
     context = context_of(request)
-    token = request.path_params["token"]
-    action = "open"
-    if request.method == "POST":
-        submitted = await read_form(request)
-        posted, asked = submitted.get("token"), submitted.get("action")
-        token = posted if isinstance(posted, str) else ""
-        action = asked if isinstance(asked, str) else ""
+    token, submitted = await link_token(request)
+    asked = submitted.get("action", "open")
+    action = asked if isinstance(asked, str) else ""
     try:
         payload = context.signer.verify(MEMBER_LINK_SALT_KIND, Purpose.MEMBER_COPY, token)
         reference = normalise_reference(str(payload["reference"]))
@@ -804,6 +814,83 @@ async def renew(request: Request) -> Response:
     }
     _, draft = context.drafts.new()
     return form_with_answers(request, form, answers, {}, draft, replaces=record.reference)
+
+
+# -- A recipient's link to a link-only form ---------------------------------------------------
+
+
+async def read(request: Request) -> Response:
+    """Opening the link (GET) shows no answer and changes nothing: mail scanners open links.
+    "Show the submission" (POST) shows the form as the full email would, and records who read
+    it and when; reading deletes nothing, so a second recipient can read it too."""
+    context = context_of(request)
+    token, _ = await link_token(request)
+    try:
+        payload = context.signer.verify(READ_SALT_KIND, Purpose.READ, token)
+        reference = normalise_reference(str(payload["reference"]))
+        form = FORMS.get(str(payload["kind"]))
+        by = str(payload["to"])
+    except (TokenError, KeyError, TypeError):
+        reference, form, by = None, None, ""
+    readable = await anyio.to_thread.run_sync(context.reading.get, reference) if reference else None
+    if reference is None or form is None or readable is None or readable.form_kind != form.kind:
+        window = context.settings.decisions.read_window_days
+        return link_refused(
+            request,
+            f"Links to read a form work for {window} days at most, and only as they were sent.",
+            "If you need what it said, ask the others who received it.",
+        )
+    now = datetime.now(UTC)
+    values: dict[str, object] = {
+        "form": form,
+        "reference": reference,
+        "token": token,
+        "readable": readable,
+        "title": f"{form.email_name}: ref {reference}",
+    }
+    if not readable.sealed or now >= readable.until:
+        return render_values(request, "read.html", values | {"gone": True})
+    if request.method != "POST":
+        return render_values(request, "read.html", values)
+    wait = context.read_limit.wait_seconds(f"{reference}/{by}", now)
+    if wait is not None:
+        raise HTTPException(
+            429,
+            detail=f"This link has shown the form many times. Wait {duration_in_words(wait)}.",
+            headers={"Retry-After": str(wait)},
+        )
+    readable = await anyio.to_thread.run_sync(context.reading.read, reference, by, now)
+    if readable is None or not readable.sealed:
+        return render_values(request, "read.html", values | {"gone": True})
+    opened = context.rights.store.sealer.open(reference, readable.sealed)
+    answers: Answers = opened["answers"]
+    submission = Submission(
+        reference=reference,
+        form_kind=form.kind,
+        answers=answers,
+        received_at=readable.received_at,
+        urgent=readable.urgent,
+        guidelines_version=opened.get("guidelines_version"),
+        suspected_automated=bool(opened.get("suspected_automated")),
+    )
+    settings = context.settings
+    acknowledge_url = acknowledge_links(context.signer, "")(submission, by)
+    return render_values(
+        request,
+        "read.html",
+        values
+        | {
+            "readable": readable,
+            "shown": True,
+            "submission": submission,
+            "rows": [row for row in answer_rows(form, answers) if row[0].for_facilitators],
+            "next_steps": next_steps_for(form, answers),
+            "reply_to": shown_answer(form, answers, "reply_to"),
+            "acknowledge_token": acknowledge_url.rsplit("/", 1)[1] if acknowledge_url else None,
+            "acknowledgement": context.acknowledgements.get(reference),
+            "group_name": settings.group["name"],
+        },
+    )
 
 
 async def status(request: Request) -> Response:

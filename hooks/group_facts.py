@@ -27,7 +27,7 @@ from forms_server.decisions import (
     fingerprint,
 )
 from forms_server.forms import PRIVACY_GROUPS, privacy_collected, privacy_retention
-from forms_server.processing import holdings_table, record_of_processing
+from forms_server.processing import delivery_in_words, holdings_table, record_of_processing
 from forms_server.settings import SettingsError, undelivered_kept_days
 
 
@@ -139,6 +139,7 @@ def fill_placeholders(markdown: str, facts: Mapping[str, Any], where: str) -> st
             "processing",
             {
                 "table": holdings_table(decisions, undelivered_days),
+                "delivery": delivery_in_words(decisions),
                 # Only a page that publishes it needs every fact it names.
                 "record": Lazy(lambda: record_of_processing(facts, decisions, undelivered_days)),
             },

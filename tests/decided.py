@@ -19,6 +19,12 @@ DECIDED: dict[str, Any] = {
     "facilitator_concern_email": "trustees@example.net",
     "escalation_email": "deputy@example.net",
     "escalate_after_minutes": {"urgent": 20, "other": 1440},
+    "delivery_mode": {
+        "facilitators": "encrypted",
+        "concerns": "link-only",
+        "escalation": "link-only",
+    },
+    "read_window_days": 4,
     "reply_within_days": {"consent": 3, "leave": 4, "concern": 2, "rights": 30},
     "retention_months": {"consent": 24, "leave": 9, "concern": 3},
     "lawful_basis": {

@@ -3,13 +3,18 @@ without JavaScript."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from forms_server.forms import FORMS, FieldKind, FormDefinition
+from forms_server.app import signer_for
+from forms_server.forms import FORMS, Answers, FieldKind, FormDefinition
+from forms_server.reading import ReadingRoom, read_links
 from forms_server.reference import new_reference
+from forms_server.sealing import Sealer
+from forms_server.settings import Settings
 from tests.browser import visit
 from tests.test_browser_pages import axe_violations
 from tests.test_browser_quick_exit import EXIT_BUTTON_NAME, EXIT_URL
@@ -282,3 +287,39 @@ def test_the_members_own_page_is_accessible_at_every_step(
         assert record.requests_elsewhere == []
     assert {step: v for step, v in found.items() if v} == {}
     assert {step: w for step, w in width.items() if w > 320} == {}
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js", "no-js"])
+def test_a_link_only_form_reads_well_on_a_small_phone(
+    browser: Browser, server_url: str, settings: Settings, javascript: bool
+) -> None:
+    """A recipient's link: the button, then the form, at 320 px; axe with JavaScript, and the
+    same steps without it. (bench/delivery_modes.py times it.)"""
+    reference = new_reference()
+    answers: Answers = {**valid_answers(FORMS["concern"]), "what_happened": "Read me on a phone."}
+    sealed = Sealer(settings.data_keys_bytes).seal(
+        reference, {"answers": answers, "guidelines_version": None, "suspected_automated": False}
+    )
+    ReadingRoom(settings.data_dir, timedelta(days=5)).keep(
+        reference, "concern", True, datetime.now(UTC), sealed
+    )
+    link = read_links(signer_for(settings), server_url)(reference, "concern", "lead@example.org")
+    found: dict[str, list[dict[str, Any]]] = {}
+    with visit(
+        browser,
+        server_url,
+        EXIT_URL,
+        java_script_enabled=javascript,
+        viewport={"width": 320, "height": 640},
+    ) as record:
+        page = record.page
+        page.goto(link)
+        page.get_by_role("button", name="Show the submission").click()
+        expect(page.locator("main")).to_contain_text("Read me on a phone.")
+        if javascript:
+            found["shown"] = axe_violations(page)
+            assert page.evaluate("document.documentElement.scrollWidth") <= 320
+            page.goto(link)
+            found["opened"] = axe_violations(page)
+        assert record.requests_elsewhere == []
+    assert {step: v for step, v in found.items() if v} == {}

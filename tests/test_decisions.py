@@ -207,6 +207,8 @@ WHERE_EACH_DECISION_SHOWS: list[tuple[str, str, str]] = [
     ("removal_procedure", "guidelines/removal.md", DECIDED["removal_procedure"]),
     ("email_stored_where", "about/privacy.md", DECIDED["email_stored_where"]),
     ("mailbox_retention", "about/privacy.md", DECIDED["mailbox_retention"]),
+    ("delivery_mode", "about/privacy.md", "Concerns, to whoever receives them: the email holds no"),
+    ("read_window_days", "about/privacy.md", "encrypted, for 4 days, then are deleted"),
     ("safeguarding_policy_url", "guidelines/safeguarding.md", "read our safeguarding policy"),
     ("cost", "joining/faq.md", DECIDED["cost"]),
     ("places", "joining/faq.md", DECIDED["places"]),

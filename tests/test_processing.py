@@ -14,10 +14,12 @@ from forms_server.forms import FORMS, PRIVACY_GROUPS, Submission, privacy_collec
 from forms_server.member_copy import CopyLimit, member_links
 from forms_server.processing import (
     OUTBOX_IN_THE_CLEAR,
+    READABLE_IN_THE_CLEAR,
     RECORD_IN_THE_CLEAR,
     WATCH_IN_THE_CLEAR,
     holdings,
 )
+from forms_server.reading import ReadingRoom
 from forms_server.reference import new_reference
 from forms_server.signing import Signer
 from tests.decided import DECIDED, write_group_config
@@ -88,6 +90,17 @@ def test_a_watched_form_holds_in_the_clear_exactly_what_the_notice_says(tmp_path
     watch.start(Watched(reference, "concern", True, NOW, NOW + timedelta(minutes=30), "sealed"))
     stored = json.loads(watch.path(reference).read_text())
     assert set(stored) - {"sealed"} == set(WATCH_IN_THE_CLEAR)
+
+
+def test_a_link_only_form_holds_in_the_clear_exactly_what_the_notice_says(
+    tmp_path: Path,
+) -> None:
+    room = ReadingRoom(tmp_path, timedelta(days=4))
+    reference = new_reference()
+    room.keep(reference, "concern", False, NOW, "sealed")
+    room.read(reference, "lead@example.org", NOW)
+    stored = json.loads(room.path(reference).read_text())
+    assert set(stored) - {"sealed"} == set(READABLE_IN_THE_CLEAR)
 
 
 def test_the_privacy_notice_states_every_holding_from_the_code(site_dir: Path) -> None:

@@ -1,0 +1,402 @@
+"""Link-only and encrypted delivery: no answer reaches a mailbox in readable form. Against a
+real SMTP server (the test relay, or the embedded catcher), with planted values searched for
+in the raw bytes; S/MIME opened with `openssl smime -decrypt`."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes
+from email.policy import default
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
+
+from forms_server.app import create_app
+from forms_server.decisions import DeliveryMode
+from forms_server.delivery import Delivery
+from forms_server.escalation import Watch
+from forms_server.forms import FORMS, Answers, Submission
+from forms_server.message_crypto import load_recipient_key
+from forms_server.reading import ReadingRoom, read_links
+from forms_server.reference import new_reference
+from forms_server.settings import Settings
+from forms_server.signing import Signer
+from tests import test_decisions, test_renewals
+from tests.decided import DECIDED, write_group_config
+from tests.own_loop import in_own_loop
+from tests.smtp_server import SmtpServer
+from tests.test_cli import environment, forms_server
+from tests.test_delivery import CONCERNS, FACILITATORS, mail_settings, make_delivery
+from tests.test_message_crypto import openssl_decrypt, smime_certificate
+from tests.test_renewals import Clock
+from tests.test_views import BASE_URL, post, store_of, token_in, valid_answers
+
+decided_settings = test_decisions.decided_settings
+server = test_renewals.server
+
+PLANTED_ANSWER = "Planted: the kingfisher sings at the weir"
+PLANTED_NAME = "Wrenna Planted-Name"
+NOW = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+READ_LINK = re.compile(rb"https://forms\.example(/forms/read/[A-Za-z0-9_.\-]+)")
+
+
+def concern(urgent: bool = False) -> Submission:
+    answers: Answers = {
+        **valid_answers(FORMS["concern"]),
+        "what_happened": PLANTED_ANSWER,
+        "name": PLANTED_NAME,
+        "immediate_risk": "yes" if urgent else "no",
+    }
+    return Submission(new_reference(), "concern", answers, NOW, urgent, None)
+
+
+def delivery_with_modes(
+    data_dir: Path, server: SmtpServer, clock: Clock, **modes: DeliveryMode
+) -> Delivery:
+    mail = mail_settings(
+        server,
+        modes={
+            "facilitators": DeliveryMode.FULL,
+            "concerns": DeliveryMode.FULL,
+            "escalation": DeliveryMode.FULL,
+        }
+        | modes,
+        escalation=("escalation@example.org",),
+    )
+    delivery = make_delivery(data_dir, mail, clock=clock)
+    delivery.reading = ReadingRoom(data_dir, timedelta(days=4))
+    delivery.read_link = read_links(Signer(["k" * 32], 3600), "https://forms.example")
+    return delivery
+
+
+def raw_to(server: SmtpServer, address: str) -> list[bytes]:
+    return [r.raw for r in server.handler.received if r.rcpt_tos == [address]]
+
+
+@in_own_loop
+async def test_a_link_only_route_sends_no_answer_and_no_name(
+    server: SmtpServer, tmp_path: Path
+) -> None:
+    clock = Clock(NOW)
+    delivery = delivery_with_modes(tmp_path, server, clock, concerns=DeliveryMode.LINK_ONLY)
+    item = concern(urgent=True)
+    await delivery.receive(item)
+    await delivery.deliver_due()
+    for address in CONCERNS:
+        (raw,) = raw_to(server, address)
+        assert PLANTED_ANSWER.encode() not in raw
+        assert b"Planted" not in raw
+        assert b"Wrenna" not in raw
+        assert b"URGENT" in raw
+        assert item.reference.encode() in raw
+        assert b"Open the link now" in raw
+        assert READ_LINK.search(raw)
+        parsed = message_from_bytes(raw, policy=default)
+        assert parsed["Reply-To"] is None
+    # The content waits, sealed, for its window.
+    readable = delivery.reading.get(item.reference)  # type: ignore[union-attr]
+    assert readable is not None
+    assert readable.until == NOW + timedelta(days=4)
+    assert PLANTED_ANSWER not in (tmp_path / "readable" / f"{item.reference}.json").read_text()
+
+
+@in_own_loop
+async def test_a_full_route_beside_it_still_gets_the_answers(
+    server: SmtpServer, tmp_path: Path
+) -> None:
+    clock = Clock(NOW)
+    delivery = delivery_with_modes(tmp_path, server, clock, concerns=DeliveryMode.LINK_ONLY)
+    leave = Submission(
+        new_reference(),
+        "leave-missing",
+        {**valid_answers(FORMS["leave-missing"]), "message": PLANTED_ANSWER},
+        NOW,
+        False,
+        None,
+    )
+    await delivery.receive(leave)
+    await delivery.deliver_due()
+    for address in FACILITATORS:
+        (raw,) = raw_to(server, address)
+        assert b"kingfisher" in raw
+    assert delivery.reading.get(leave.reference) is None  # type: ignore[union-attr]
+
+
+@in_own_loop
+async def test_an_encrypted_route_encrypts_to_each_key_and_links_for_anyone_without(
+    server: SmtpServer, tmp_path: Path
+) -> None:
+    clock = Clock(NOW)
+    delivery = delivery_with_modes(tmp_path, server, clock, concerns=DeliveryMode.ENCRYPTED)
+    cert, key = smime_certificate(tmp_path)
+    delivery.recipient_keys = {CONCERNS[0]: load_recipient_key(CONCERNS[0], cert)}
+    item = concern()
+    await delivery.receive(item)
+    await delivery.deliver_due()
+    (encrypted,) = raw_to(server, CONCERNS[0])
+    (linked,) = raw_to(server, CONCERNS[1])
+    for raw in (encrypted, linked):
+        assert b"kingfisher" not in raw
+        assert b"Wrenna" not in raw
+    assert b"application/pkcs7-mime" in encrypted
+    assert READ_LINK.search(linked)
+    opened = openssl_decrypt(tmp_path, encrypted, cert, key)
+    assert PLANTED_ANSWER.encode() in opened
+    assert PLANTED_NAME.encode() in opened
+
+
+@in_own_loop
+async def test_a_link_only_escalation_holds_no_answer(server: SmtpServer, tmp_path: Path) -> None:
+    clock = Clock(NOW)
+    delivery = delivery_with_modes(tmp_path, server, clock, escalation=DeliveryMode.LINK_ONLY)
+    delivery.watch = Watch(tmp_path)
+    item = concern()
+    await delivery.receive(item)
+    await delivery.deliver_due()
+    assert b"kingfisher" in raw_to(server, CONCERNS[0])[0]  # the concerns route is full
+    clock.now = NOW + timedelta(days=3)
+    await delivery.deliver_due()
+    (raw,) = raw_to(server, "escalation@example.org")
+    assert b"NOBODY HAS PICKED THIS UP" in raw
+    assert b"kingfisher" not in raw
+    assert READ_LINK.search(raw)
+    readable = delivery.reading.get(item.reference)  # type: ignore[union-attr]
+    assert readable is not None
+    assert readable.until == clock.now + timedelta(days=4)  # the escalation's own window
+
+
+@in_own_loop
+async def test_the_content_goes_when_the_window_ends_and_the_reads_stay(
+    server: SmtpServer, tmp_path: Path
+) -> None:
+    clock = Clock(NOW)
+    delivery = delivery_with_modes(tmp_path, server, clock, concerns=DeliveryMode.LINK_ONLY)
+    item = concern()
+    await delivery.receive(item)
+    await delivery.deliver_due()
+    room = delivery.reading
+    assert room is not None
+    room.read(item.reference, CONCERNS[0], NOW + timedelta(hours=1))
+    delivery.housekeeping(NOW + timedelta(days=4, minutes=1))
+    readable = room.get(item.reference)
+    assert readable is not None
+    assert readable.sealed == ""
+    assert [read.by for read in readable.reads] == [CONCERNS[0]]
+
+
+# -- The page, in the app, with the group's decisions set to link-only for concerns ----------
+
+
+@pytest.fixture
+def app(decided_settings: Settings, tmp_path: Path) -> Starlette:
+    # Posts from one client are limited too (limits.py); here only the link's own limit counts.
+    return create_app(replace(decided_settings, data_dir=tmp_path / "data", client_post_burst=1000))
+
+
+@pytest.fixture
+def client(app: Starlette) -> Iterator[TestClient]:
+    with TestClient(app, base_url=BASE_URL, follow_redirects=False) as test_client:
+        yield test_client
+
+
+def send_concern(client: TestClient) -> str:
+    answers = {
+        **valid_answers(FORMS["concern"]),
+        "what_happened": PLANTED_ANSWER,
+        "name": PLANTED_NAME,
+    }
+    check_page = post(client, "/forms/concern/", answers)
+    sent = client.post("/forms/concern/confirm", data={"token": token_in(check_page)})
+    return str(sent.headers["location"]).rsplit("/", 1)[1]
+
+
+def links_from_catcher(app: Starlette, reference: str, count: int) -> dict[str, str]:
+    from forms_server.catcher import caught_messages
+
+    pattern = re.compile(r"https?://[^/\s]+(/forms/read/[A-Za-z0-9_.\-]+)")
+    deadline = time.monotonic() + 10
+    while True:
+        found = {
+            message.to: match.group(1)
+            for message in caught_messages(app.state.catcher.maildir)
+            if reference in message.subject and (match := pattern.search(message.text))
+        }
+        if len(found) >= count:
+            return found
+        assert time.monotonic() < deadline, found
+        time.sleep(0.05)
+
+
+def show(client: TestClient, link: str) -> Any:
+    return client.post(link, data={"token": link.rsplit("/", 1)[1]})
+
+
+def test_opening_shows_nothing_the_button_shows_it_and_records_each_reader(
+    app: Starlette, client: TestClient
+) -> None:
+    reference = send_concern(client)
+    links = links_from_catcher(app, reference, 2)
+    assert set(links) == {"lead@example.org", "deputy@example.org"}
+    room: ReadingRoom = app.state.forms.reading
+    opened = client.get(links["lead@example.org"])
+    assert opened.status_code == 200
+    assert opened.headers["cache-control"] == "no-store"
+    assert "kingfisher" not in opened.text
+    assert "Wrenna" not in opened.text
+    assert "Show the submission" in opened.text
+    readable = room.get(reference)
+    assert readable is not None
+    assert readable.reads == ()
+    shown = show(client, links["lead@example.org"])
+    assert PLANTED_ANSWER in shown.text
+    assert PLANTED_NAME in shown.text
+    assert "Mark as being dealt with" in shown.text
+    # The second recipient can still read it, and both reads are recorded.
+    assert PLANTED_ANSWER in show(client, links["deputy@example.org"]).text
+    readable = room.get(reference)
+    assert readable is not None
+    assert [read.by for read in readable.reads] == ["lead@example.org", "deputy@example.org"]
+
+
+def test_it_stops_working_after_the_window_and_after_erasure(
+    app: Starlette, client: TestClient
+) -> None:
+    reference = send_concern(client)
+    link = links_from_catcher(app, reference, 2)["lead@example.org"]
+    room: ReadingRoom = app.state.forms.reading
+    # The window ends (the file says so; the page believes the file, not the clock).
+    readable = room.get(reference)
+    assert readable is not None
+    past = replace(readable, until=datetime.now(UTC) - timedelta(seconds=1))
+    room.path(reference).write_bytes(room.encoded(past))
+    page = show(client, link)
+    assert "kingfisher" not in page.text
+    assert "has been deleted" in page.text
+    # Another form, erased by a member's request.
+    other = send_concern(client)
+    other_link = links_from_catcher(app, other, 2)["lead@example.org"]
+    rights = app.state.forms.rights
+    report = rights.erase(rights.find(reference=other))
+    assert report.erased
+    page = show(client, other_link)
+    assert "kingfisher" not in page.text
+    assert "has been deleted" in page.text
+    assert PLANTED_ANSWER not in (room.path(other)).read_text()
+
+
+def test_a_link_for_one_form_never_opens_another(app: Starlette, client: TestClient) -> None:
+    first = send_concern(client)
+    second = send_concern(client)
+    link = links_from_catcher(app, first, 2)["lead@example.org"]
+    links_from_catcher(app, second, 2)
+    # A link signed for the second reference, but for another kind of form, is refused.
+    signer = app.state.forms.signer
+    forged = read_links(signer, "")(second, "consent", "lead@example.org")
+    assert client.get(forged).status_code == 400
+    altered = link[:-4] + ("AAAA" if not link.endswith("AAAA") else "BBBB")
+    assert client.get(altered).status_code == 400
+    assert store_of(app) is not None
+
+
+def test_check_shows_each_route_and_each_key_and_warns_a_month_before(tmp_path: Path) -> None:
+    soon, _ = smime_certificate(tmp_path, days=20)
+    config = write_group_config(
+        tmp_path / "config",
+        DECIDED
+        | {
+            "delivery_mode": {
+                "facilitators": "full",
+                "concerns": "encrypted",
+                "escalation": "link-only",
+            }
+        },
+    )
+    env = environment(
+        tmp_path,
+        FORMS_HANDBOOK_CONFIG=str(config),
+        FORMS_SAFEGUARDING="lead@example.org,deputy@example.org",
+        FORMS_RECIPIENT_KEYS=f"lead@example.org={soon}",
+    )
+    result = forms_server(tmp_path, env, "check")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "Delivery to facilitators: full" in out
+    assert "Delivery to concerns: encrypted" in out
+    assert "Delivery to escalation: link-only" in out
+    assert "lead@example.org: S/MIME" in out
+    assert "Expires within a month" in out
+    assert "deputy@example.org: no key, so link-only." in out
+
+
+@in_own_loop
+async def test_an_expired_key_means_link_only_never_plain_text(
+    server: SmtpServer, tmp_path: Path
+) -> None:
+    clock = Clock(NOW)
+    delivery = delivery_with_modes(tmp_path, server, clock, concerns=DeliveryMode.ENCRYPTED)
+    cert, _ = smime_certificate(tmp_path, days=1)
+    key = load_recipient_key(CONCERNS[0], cert)
+    assert key.expires_at is not None
+    clock.now = key.expires_at + timedelta(hours=1)
+    delivery.recipient_keys = {CONCERNS[0]: key}
+    item = replace(concern(), received_at=clock.now)
+    await delivery.receive(item)
+    await delivery.deliver_due()
+    (raw,) = raw_to(server, CONCERNS[0])
+    assert b"kingfisher" not in raw
+    assert READ_LINK.search(raw)
+
+
+ROUTE_FORMS = {"facilitators": "leave-missing", "concerns": "concern"}
+
+
+@pytest.mark.parametrize("mode", list(DeliveryMode))
+@pytest.mark.parametrize("route", list(ROUTE_FORMS))
+@in_own_loop
+async def test_each_mode_on_each_route(
+    server: SmtpServer, tmp_path: Path, route: str, mode: DeliveryMode
+) -> None:
+    clock = Clock(NOW)
+    delivery = delivery_with_modes(tmp_path, server, clock, **{route: mode})
+    cert, _ = smime_certificate(tmp_path)
+    addresses = FACILITATORS if route == "facilitators" else CONCERNS
+    delivery.recipient_keys = {addresses[0]: load_recipient_key(addresses[0], cert)}
+    kind = ROUTE_FORMS[route]
+    answers: Answers = {
+        **valid_answers(FORMS[kind]),
+        "message" if kind == "leave-missing" else "what_happened": PLANTED_ANSWER,
+    }
+    await delivery.receive(Submission(new_reference(), kind, answers, NOW, False, None))
+    await delivery.deliver_due()
+    for position, address in enumerate(addresses):
+        (raw,) = raw_to(server, address)
+        readable = b"kingfisher" in raw
+        assert readable is (mode is DeliveryMode.FULL), address
+        encrypted = b"application/pkcs7-mime" in raw
+        assert encrypted is (mode is DeliveryMode.ENCRYPTED and position == 0), address
+        linked = READ_LINK.search(raw) is not None
+        expect_link = mode is DeliveryMode.LINK_ONLY or (
+            mode is DeliveryMode.ENCRYPTED and position == 1
+        )
+        assert linked is expect_link, address
+
+
+def test_a_leaked_link_shows_the_form_only_so_often(app: Starlette, client: TestClient) -> None:
+    reference = send_concern(client)
+    link = links_from_catcher(app, reference, 2)["lead@example.org"]
+    for _ in range(20):
+        assert show(client, link).status_code == 200
+    refused = show(client, link)
+    assert refused.status_code == 429
+    assert "kingfisher" not in refused.text
+    assert int(refused.headers["retry-after"]) > 0
+    # The other recipient's link is not affected.
+    other = links_from_catcher(app, reference, 2)["deputy@example.org"]
+    assert PLANTED_ANSWER in show(client, other).text
