@@ -528,13 +528,19 @@ class Delivery:
         except ValueError:
             return ()  # the member's copy, or a route this version does not know
 
-    def mode_for(self, routes: Iterable[str], address: str) -> DeliveryMode:
-        """The mode this address gets: the strictest of the routes it receives the form by;
-        encrypted, for someone without a key, is link-only (never plain text)."""
+    def mode_for(
+        self, routes: Iterable[str], address: str, also: Iterable[str] = ()
+    ) -> DeliveryMode:
+        """The mode this address gets: the strictest of the routes it receives the form by (and
+        of the routes in `also`, whoever they go to); encrypted, for someone without a key, is
+        link-only (never plain text)."""
         modes = {
             self.mail.modes.get(DELIVERY_ROUTE_OF.get(route, route), DeliveryMode.FULL)
             for route in routes
             if address in self.route_addresses(route)
+        } | {
+            self.mail.modes.get(DELIVERY_ROUTE_OF.get(route, route), DeliveryMode.FULL)
+            for route in also
         }
         if DeliveryMode.LINK_ONLY in modes:
             return DeliveryMode.LINK_ONLY
@@ -667,8 +673,13 @@ class Delivery:
             raise DeliveryError("No mail relay yet.")
         host, port = self.relay
         submission = self.submission_of(watched)
+        # Never less private than the route the form first took: a concern sent link-only is
+        # escalated link-only (or encrypted) whatever the escalation route says.
+        form_routes = [
+            route.value for route in recipients_for(FORMS[submission.form_kind], submission.answers)
+        ]
         for address in self.mail.escalation:
-            mode = self.mode_for([ESCALATION_ROUTE], address)
+            mode = self.mode_for([ESCALATION_ROUTE], address, also=form_routes)
             message = self.form_message(
                 submission, address, new_message_id(self.mail.sender), mode, watched.sealed
             )

@@ -58,7 +58,7 @@ from forms_server.reading import ReadingRoom, ReadLimit
 from forms_server.reference import normalise_reference
 from forms_server.renewals import LINK_SALT_KIND as RENEW_SALT_KIND
 from forms_server.renewals import RENEW_LINK_DAYS
-from forms_server.rights import KEPT, UNDELIVERED, WATCHED, Held, Rights
+from forms_server.rights import KEPT, READABLE, UNDELIVERED, WATCHED, Held, Rights
 from forms_server.settings import PROJECT_ROOT, Settings
 from forms_server.signing import (
     ExpiredTokenError,
@@ -744,7 +744,7 @@ async def yours(request: Request) -> Response:
         # Someone may be at risk and nobody has picked it up: nothing goes before they do.
         return render_values(request, "yours.html", values | {"held_back": True})
     if action == "delete":
-        return await delete_yours(request, form, kept, values)
+        return await delete_yours(request, form, kept, held, values)
     return render_values(request, "yours.html", values)
 
 
@@ -761,12 +761,18 @@ def withdrawal_steps(settings: Settings, form: FormDefinition) -> str:
 
 
 async def delete_yours(
-    request: Request, form: FormDefinition, kept: Held, values: dict[str, object]
+    request: Request,
+    form: FormDefinition,
+    kept: Held,
+    held: list[Held],
+    values: dict[str, object],
 ) -> Response:
     context = context_of(request)
     rights = context.rights
     reason = ErasureReason.WITHDRAWN if form.binds_guidelines else ErasureReason.MEMBER_ERASED
-    report = await anyio.to_thread.run_sync(rights.erase, [kept], reason)
+    # The kept record, and a link-only copy still waiting to be read, if there is one.
+    readable = [each for each in held if each.where == READABLE]
+    report = await anyio.to_thread.run_sync(rights.erase, [kept, *readable], reason)
     if not report.erased:
         return render_values(request, "yours.html", values | {"held_back": True})
     what = "withdrew their consent" if form.binds_guidelines else "deleted their leave notice"

@@ -400,3 +400,54 @@ def test_a_leaked_link_shows_the_form_only_so_often(app: Starlette, client: Test
     # The other recipient's link is not affected.
     other = links_from_catcher(app, reference, 2)["deputy@example.org"]
     assert PLANTED_ANSWER in show(client, other).text
+
+
+@in_own_loop
+async def test_an_escalation_is_never_less_private_than_the_forms_route(
+    server: SmtpServer, tmp_path: Path
+) -> None:
+    clock = Clock(NOW)
+    delivery = delivery_with_modes(
+        tmp_path,
+        server,
+        clock,
+        concerns=DeliveryMode.LINK_ONLY,
+        escalation=DeliveryMode.FULL,
+    )
+    delivery.watch = Watch(tmp_path)
+    item = concern()
+    await delivery.receive(item)
+    await delivery.deliver_due()
+    clock.now = NOW + timedelta(days=3)
+    await delivery.deliver_due()
+    (raw,) = raw_to(server, "escalation@example.org")
+    assert b"NOBODY HAS PICKED THIS UP" in raw
+    assert b"kingfisher" not in raw
+    assert READ_LINK.search(raw)
+
+
+def test_a_member_who_deletes_their_form_deletes_its_link_only_copy_too(
+    app: Starlette, client: TestClient
+) -> None:
+    from tests.test_member_copy import link_in, press, raw_messages_to
+
+    member = "member.reader@example.net"
+    answers = {
+        **valid_answers(FORMS["leave-missing"]),
+        "message": PLANTED_ANSWER,
+        "copy": "link",
+        "copy_email_link": member,
+    }
+    check_page = post(client, "/forms/leave-missing/", answers)
+    sent = client.post("/forms/leave-missing/confirm", data={"token": token_in(check_page)})
+    reference = str(sent.headers["location"]).rsplit("/", 1)[1]
+    links_from_catcher(app, reference, 1)  # the facilitators' link-only email (no keys here)
+    room: ReadingRoom = app.state.forms.reading
+    readable = room.get(reference)
+    assert readable is not None
+    assert readable.sealed
+    link = link_in(raw_messages_to(app, member)[0])
+    assert "Your leave notice has been deleted" in press(client, link, "delete")
+    readable = room.get(reference)
+    assert readable is not None
+    assert readable.sealed == ""
