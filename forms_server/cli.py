@@ -33,6 +33,7 @@ import argparse
 import asyncio
 import logging
 import os
+import socket
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -62,7 +63,26 @@ def say(line: str = "") -> None:
     sys.stdout.write(line + "\n")
 
 
+class PortInUseError(FormsServerError):
+    """The port the server should listen on is taken; the message names FORMS_PORT."""
+
+
+def refuse_a_taken_port(host: str, port: int) -> None:
+    """Before anything starts: uvicorn's own "address already in use" names no setting."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise PortInUseError(
+                f"Port {port} on {host} is already in use ({error.strerror}): another server, "
+                "perhaps an earlier `make run`, is listening there. Stop it, or set FORMS_PORT "
+                f"to a free port, for example FORMS_PORT={port + 1}."
+            ) from error
+
+
 def serve(settings: Settings) -> int:
+    refuse_a_taken_port(settings.host, settings.port)
     if settings.build_handbook_on_start:
         build_handbook(settings.handbook_config, settings.site_dir)
     app = create_app(settings)

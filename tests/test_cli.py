@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -198,3 +199,16 @@ def test_purge_says_how_many(tmp_path: Path) -> None:
     result = forms_server(tmp_path, environment(tmp_path), "purge")
     assert result.returncode == 0
     assert "Deleted 0 record(s)" in result.stdout
+
+
+def test_a_taken_port_is_named_with_the_setting_that_moves_it(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = environment(tmp_path, FORMS_PORT=str(port))
+        result = forms_server(tmp_path, env, "serve")
+    assert result.returncode == 2
+    assert f"Port {port} on 127.0.0.1 is already in use" in result.stderr
+    assert f"FORMS_PORT={port + 1}" in result.stderr
+    assert "Traceback" not in result.stderr

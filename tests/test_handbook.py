@@ -122,3 +122,34 @@ def test_the_leave_choices_the_handbook_names_exist() -> None:
         named |= set(re.findall(r'choose "([^"]+)"', page.read_text("utf-8")))
     assert named, "the handbook tells members which leave notice to choose"
     assert named <= labels
+
+
+# A number someone may need to ring in a hurry: emergency services, NHS 111, Samaritans, Shout,
+# or a UK landline or mobile number (the regulator's, for example).
+PHONE_NUMBER = re.compile(r"(?<!NHS )\b(999|111|116 123|85258|0\d{3} \d{3} \d{4})\b")
+
+
+def test_every_phone_number_can_be_tapped_to_call(site_dir: Path) -> None:
+    untappable = []
+    for path in sorted(site_dir.rglob("*.html")):
+        soup = BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser")
+        main = soup.select_one("article") or soup.body
+        assert main is not None
+        for text in main.find_all(string=PHONE_NUMBER):
+            if text.parent is not None and not PHONE_NUMBER.search(text.parent.get_text()):
+                continue  # a service's name, like <abbr>NHS</abbr> 111, beside its own link
+            link = text.find_parent("a")
+            href = str(link.get("href", "")) if isinstance(link, Tag) else ""
+            if not href.startswith(("tel:", "sms:")):
+                untappable.append(f"{path.relative_to(site_dir)}: {text.strip()[:60]}")
+    assert untappable == []
+
+
+def test_the_page_not_found_says_so_in_its_title(site_dir: Path) -> None:
+    soup = BeautifulSoup((site_dir / "404.html").read_text(encoding="utf-8"), "html.parser")
+    title = soup.title
+    assert title is not None
+    assert title.get_text() == "Page not found - Harbour Peer Support handbook"
+    heading = soup.select_one("article h1")
+    assert heading is not None
+    assert heading.get_text() == "Page not found"
