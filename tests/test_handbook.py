@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -153,3 +155,55 @@ def test_the_page_not_found_says_so_in_its_title(site_dir: Path) -> None:
     heading = soup.select_one("article h1")
     assert heading is not None
     assert heading.get_text() == "Page not found"
+
+
+def test_the_build_is_quiet(tmp_path: Path) -> None:
+    """Only MkDocs' own three progress lines: anything else would bury a real problem."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            "-f",
+            str(PROJECT_ROOT / "mkdocs.yml"),
+            "-d",
+            str(tmp_path / "site"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    progress = ("Cleaning site directory", "Building documentation to", "Documentation built in")
+    said = [
+        line
+        for line in (result.stdout + result.stderr).splitlines()
+        if re.match(r"(INFO|WARNING|ERROR)\b", line) and not any(p in line for p in progress)
+    ]
+    assert said == []
+
+
+def test_each_menu_label_is_its_pages_heading(pages: list[HandbookPage], site_dir: Path) -> None:
+    """The menu and the page say the same thing (the home page is "Home" everywhere)."""
+    text = (PROJECT_ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    config = yaml.safe_load("nav:" + text.split("\nnav:", 1)[1])
+    differ = []
+
+    def walk(items: list[object]) -> None:
+        for item in items:
+            if not isinstance(item, dict):
+                continue
+            for label, target in item.items():
+                if isinstance(target, list):
+                    walk(target)
+                elif target != "index.md":
+                    html = (site_dir / str(target).replace(".md", "") / "index.html").read_text(
+                        encoding="utf-8"
+                    )
+                    heading = BeautifulSoup(html, "html.parser").select_one("article h1")
+                    assert heading is not None
+                    if heading.get_text(strip=True) != label:
+                        differ.append(f"{label!r} != {heading.get_text(strip=True)!r}")
+
+    walk(config["nav"])
+    assert differ == []
