@@ -68,8 +68,8 @@ PAGES = Environment(
 )
 
 BLOCK_COMMENT = re.compile(r"/\*.*?\*/", re.S)
-# The handbook's own scripts (the theme's come minified already).
-OWN_SCRIPTS = ("assets/quick-exit.js",)
+# The handbook's own script and stylesheet (the theme's come minified already).
+OWN_SCRIPTS = ("assets/quick-exit.js", "assets/handbook.css")
 LINK_TAG = re.compile(r"<a\s[^>]*>", re.IGNORECASE)
 HREF = re.compile(r'\bhref="([^"]*)"', re.IGNORECASE)
 REL = re.compile(r'\srel="[^"]*"', re.IGNORECASE)
@@ -179,9 +179,9 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
 
 
 def without_comments(script: str) -> str:
-    """Our own scripts as served: comments and indentation are for people reading the source,
-    not for a cheap phone's first download. Block comments and whole-line `//` comments only,
-    so nothing inside a string is touched."""
+    """Our own script and stylesheet as served: comments and indentation are for people
+    reading the source, not for a cheap phone's first download. Block comments and whole-line
+    `//` comments only, so nothing inside a string is touched."""
     script = BLOCK_COMMENT.sub("", script)
     lines = (line.strip() for line in script.splitlines())
     return "\n".join(line for line in lines if line and not line.startswith("//")) + "\n"

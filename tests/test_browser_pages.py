@@ -111,3 +111,50 @@ def test_the_first_view_of_the_home_page_is_small(browser: Browser, server_url: 
         encoding == "gzip" for url, encoding in encodings.items() if url.endswith((".css", ".js"))
     ), encodings
     assert transferred <= FIRST_VIEW_BUDGET_BYTES, f"{transferred} bytes"
+
+
+FOCUSED = """() => {
+  const element = document.activeElement;
+  return {
+    inDrawer: !!element.closest('.md-sidebar--primary'),
+    inMain: !!element.closest('main .md-content'),
+    role: element.getAttribute('role'),
+    name: element.getAttribute('aria-label') || element.textContent.trim().slice(0, 40),
+    expanded: element.getAttribute('aria-expanded'),
+  };
+}"""
+
+
+def test_at_phone_width_the_closed_menu_is_out_of_the_tab_order_and_its_button_works(
+    browser: Browser, server_url: str
+) -> None:
+    with visit(browser, server_url, EXIT_URL, viewport={"width": 320, "height": 640}) as record:
+        page = record.page
+        page.goto(f"{server_url}/guidelines/")
+        before_content: list[dict[str, Any]] = []
+        for _ in range(30):
+            page.keyboard.press("Tab")
+            focused = page.evaluate(FOCUSED)
+            if focused["inMain"]:
+                break
+            before_content.append(focused)
+        assert [f["name"] for f in before_content if f["inDrawer"]] == []
+        assert len(before_content) <= 8  # skip link, logo, menu, quick exit: not 23 to 29 links
+        menus = [f for f in before_content if f["role"] == "button" and f["name"] == "Menu"]
+        assert menus == [{**menus[0], "expanded": "false"}]
+        # The menu button opens the drawer, and focus goes into it.
+        page.keyboard.press("Shift+Tab")
+        while page.evaluate(FOCUSED)["name"] != "Menu":
+            page.keyboard.press("Shift+Tab")
+        page.keyboard.press("Enter")
+        expect(page.locator('.md-header label[for="__drawer"]')).to_have_attribute(
+            "aria-expanded", "true"
+        )
+        expect(page.locator(".md-sidebar--primary a[href]").first).to_be_focused()
+        # Escape closes it and returns to the button.
+        page.keyboard.press("Escape")
+        expect(page.locator('.md-header label[for="__drawer"]')).to_be_focused()
+        expect(page.locator('.md-header label[for="__drawer"]')).to_have_attribute(
+            "aria-expanded", "false"
+        )
+        assert record.console_errors == []

@@ -120,3 +120,60 @@
   document.addEventListener("keyup", onKeyUp, true);
   document.addEventListener("click", onClick);
 })();
+
+/*
+ * The navigation drawer on a phone, for the keyboard (here, so the first view costs no extra
+ * request). Material opens it with a checkbox label,
+ * which a keyboard cannot reach, and its closed drawer still holds two dozen links in the tab
+ * order. Here the menu button can be reached and pressed (Enter or Space), says whether the
+ * menu is open, and Escape closes it; handbook.css takes the closed drawer out of the tab order
+ * once this has run (without JavaScript nothing changes).
+ */
+(function () {
+  "use strict";
+
+  var toggle = document.getElementById("__drawer");
+  var button = document.querySelector('.md-header label[for="__drawer"]');
+  var drawer = document.querySelector(".md-sidebar--primary");
+  if (!toggle || !button || !drawer) {
+    return;
+  }
+  document.documentElement.classList.add("drawer-keyboard");
+  button.setAttribute("role", "button");
+  button.setAttribute("tabindex", "0");
+  button.setAttribute("aria-label", "Menu");
+
+  function show() {
+    button.setAttribute("aria-expanded", toggle.checked ? "true" : "false");
+  }
+
+  function set(open) {
+    toggle.checked = open;
+    toggle.dispatchEvent(new Event("change"));
+    show();
+  }
+
+  show();
+  toggle.addEventListener("change", show);
+  button.addEventListener("keydown", function (event) {
+    if (event.key !== "Enter" && event.key !== " ") {
+      return;
+    }
+    // Material's own keyboard handling would press the label a second time.
+    event.preventDefault();
+    event.stopPropagation();
+    set(!toggle.checked);
+    if (toggle.checked) {
+      var first = drawer.querySelector("a[href]");
+      if (first) {
+        window.setTimeout(function () { first.focus(); }, 0);
+      }
+    }
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape" && toggle.checked) {
+      set(false);
+      button.focus();
+    }
+  });
+})();
