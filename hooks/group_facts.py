@@ -198,8 +198,54 @@ def on_post_build(config: MkDocsConfig) -> None:
         path.write_text(without_comments(path.read_text(encoding="utf-8")), encoding="utf-8")
 
 
+# The guidelines' own pages, in the menu's order, as the printable page gathers them.
+GUIDELINES_SECTION = "Our guidelines"
+PRINTABLE_GUIDELINES = "guidelines/print.md"
+FENCE = re.compile(r"^\s*(```|~~~)")
+
+
+def guideline_pages(nav: Any) -> list[str]:
+    for item in nav or []:
+        if isinstance(item, Mapping) and GUIDELINES_SECTION in item:
+            return [
+                target
+                for entry in item[GUIDELINES_SECTION]
+                for target in (entry.values() if isinstance(entry, Mapping) else [entry])
+                if isinstance(target, str)
+                and target not in {"guidelines/index.md", PRINTABLE_GUIDELINES}
+            ]
+    return []
+
+
+def one_level_down(markdown: str) -> str:
+    """Each page's headings, one level down, so the gathered page keeps a single h1."""
+    lines, in_code = [], False
+    for line in markdown.splitlines():
+        if FENCE.match(line):
+            in_code = not in_code
+        lines.append("#" + line if line.startswith("#") and not in_code else line)
+    return "\n".join(lines)
+
+
+def all_guidelines(config: MkDocsConfig) -> str:
+    """Every guidelines page, filled in, one after the other: the printable page's body."""
+    docs = Path(config.docs_dir)
+    parts = []
+    for source in guideline_pages(config.nav):
+        filled = fill_placeholders(
+            (docs / source).read_text(encoding="utf-8"), group_facts(config), source
+        )
+        parts.append(one_level_down(filled))
+    if not parts:
+        raise PluginError(f"The menu has no '{GUIDELINES_SECTION}' pages to gather.")
+    return "\n\n".join(parts)
+
+
 def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files) -> str:
-    return fill_placeholders(markdown, group_facts(config), page.file.src_path)
+    filled = fill_placeholders(markdown, group_facts(config), page.file.src_path)
+    if page.file.src_path == PRINTABLE_GUIDELINES:
+        filled = filled.replace("<!-- every guidelines page -->", all_guidelines(config))
+    return filled
 
 
 def on_page_content(html: str, page: Page, config: MkDocsConfig, files: Files) -> str:

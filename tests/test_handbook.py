@@ -207,3 +207,25 @@ def test_each_menu_label_is_its_pages_heading(pages: list[HandbookPage], site_di
 
     walk(config["nav"])
     assert differ == []
+
+
+def test_one_printable_page_holds_every_guidelines_page_whole(site_dir: Path) -> None:
+    def words(source: str) -> str:
+        html = (site_dir / source / "index.html").read_text(encoding="utf-8")
+        article = BeautifulSoup(html, "html.parser").select_one("article")
+        assert article is not None
+        for anchor in article.select("a.headerlink"):
+            anchor.decompose()
+        return " ".join(article.get_text(" ").split())
+
+    printable = words("guidelines/print")
+    pages = sorted(
+        path.parent.name
+        for path in (site_dir / "guidelines").glob("*/index.html")
+        if path.parent.name != "print"
+    )
+    assert len(pages) == 7
+    for name in pages:
+        assert words(f"guidelines/{name}") in printable, name
+    html = (site_dir / "guidelines/print/index.html").read_text(encoding="utf-8")
+    assert html.count("<h1") == 1
