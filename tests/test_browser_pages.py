@@ -158,3 +158,21 @@ def test_at_phone_width_the_closed_menu_is_out_of_the_tab_order_and_its_button_w
             "aria-expanded", "false"
         )
         assert record.console_errors == []
+
+
+def test_the_help_now_box_is_as_large_as_the_text_around_it(
+    browser: Browser, server_url: str
+) -> None:
+    with visit(browser, server_url, EXIT_URL) as record:
+        page = record.page
+        page.goto(f"{server_url}/")
+        sizes = page.evaluate(
+            """() => {
+              const size = (selector) =>
+                parseFloat(getComputedStyle(document.querySelector(selector)).fontSize);
+              return {box: size('article .admonition p:last-child'),
+                      text: size('article > p')};
+            }"""
+        )
+        assert sizes["box"] >= sizes["text"]
+        expect(page.locator("article .admonition").first).to_contain_text("call 999")
