@@ -8,6 +8,7 @@ has made it. An unknown name stops the build instead of publishing a blank.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -172,9 +173,23 @@ def mark_external_links(html: str, site_host: str) -> str:
     return LINK_TAG.sub(mark, html)
 
 
+# Where the handbook is published, when it is not the development default in mkdocs.yml.
+SITE_URL_VARIABLE = "FORMS_SITE_URL"
+
+
 def on_config(config: MkDocsConfig) -> MkDocsConfig:
-    """The site's title comes from the group's name, so the name is set in one place only."""
+    """The site's title comes from the group's name, so the name is set in one place only; its
+    address from FORMS_SITE_URL when set, so one mkdocs.yml serves development and production."""
     config.site_name = f"{group_facts(config)['name']} handbook"
+    published = os.environ.get(SITE_URL_VARIABLE, "").strip()
+    if published:
+        parts = urlsplit(published)
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            raise PluginError(
+                f"{SITE_URL_VARIABLE} must be a full address like https://handbook.example.org/, "
+                f"not {published!r}."
+            )
+        config.site_url = published if published.endswith("/") else published + "/"
     return config
 
 

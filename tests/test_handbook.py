@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -229,3 +230,44 @@ def test_one_printable_page_holds_every_guidelines_page_whole(site_dir: Path) ->
         assert words(f"guidelines/{name}") in printable, name
     html = (site_dir / "guidelines/print/index.html").read_text(encoding="utf-8")
     assert html.count("<h1") == 1
+
+
+def test_the_published_address_comes_from_the_environment(tmp_path: Path) -> None:
+    environment = {**os.environ, "FORMS_SITE_URL": "https://handbook.example.org"}
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            "-q",
+            "-f",
+            str(PROJECT_ROOT / "mkdocs.yml"),
+            "-d",
+            str(tmp_path / "site"),
+        ],
+        env=environment,
+        capture_output=True,
+        check=True,
+    )
+    home = (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
+    assert '<link rel="canonical" href="https://handbook.example.org/">' in home
+    refused = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            "-q",
+            "-f",
+            str(PROJECT_ROOT / "mkdocs.yml"),
+            "-d",
+            str(tmp_path / "other"),
+        ],
+        env={**os.environ, "FORMS_SITE_URL": "handbook.example.org"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert "FORMS_SITE_URL must be a full address" in refused.stderr
