@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, Protocol
 
 import anyio.to_thread
 
@@ -103,6 +103,35 @@ DELIVERY_ROUTE_OF = {
     Recipients.CONCERNS.value: "concerns",
     Recipients.FACILITATOR_CONCERNS.value: "concerns",
 }
+
+
+class SealedForm(Protocol):
+    """Anything that holds a sealed submission: an outbox item, a watched form, a link-only one."""
+
+    @property
+    def reference(self) -> str: ...
+    @property
+    def form_kind(self) -> str: ...
+    @property
+    def received_at(self) -> datetime: ...
+    @property
+    def urgent(self) -> bool: ...
+    @property
+    def sealed(self) -> str: ...
+
+
+def open_submission(sealer: Sealer, item: SealedForm) -> Submission:
+    opened = sealer.open(item.reference, item.sealed)
+    return Submission(
+        reference=item.reference,
+        form_kind=item.form_kind,
+        answers=opened["answers"],
+        received_at=item.received_at,
+        urgent=item.urgent,
+        guidelines_version=opened.get("guidelines_version"),
+        suspected_automated=bool(opened.get("suspected_automated")),
+        replaces=opened.get("replaces"),
+    )
 
 
 def recipient_at(item: OutboxItem, address: str) -> RecipientState:
@@ -385,19 +414,9 @@ class Delivery:
             self.wake.set()
         return route
 
-    def submission_of(self, item: OutboxItem | Watched) -> Submission:
-        """The submission a pending item or a watched one holds, unsealed."""
-        opened = self.sealer.open(item.reference, item.sealed)
-        return Submission(
-            reference=item.reference,
-            form_kind=item.form_kind,
-            answers=opened["answers"],
-            received_at=item.received_at,
-            urgent=item.urgent,
-            guidelines_version=opened.get("guidelines_version"),
-            suspected_automated=bool(opened.get("suspected_automated")),
-            replaces=opened.get("replaces"),
-        )
+    def submission_of(self, item: SealedForm) -> Submission:
+        """The submission a pending, watched or link-only item holds, unsealed."""
+        return open_submission(self.sealer, item)
 
     # -- One item ----------------------------------------------------------------------------
 
@@ -753,7 +772,8 @@ class Delivery:
         self.last_renewal_check = now
         renewals = self.renewals
         try:
-            weekly = await anyio.to_thread.run_sync(renewals.weekly_due, now)
+            consents = await anyio.to_thread.run_sync(renewals.consents)
+            weekly = await anyio.to_thread.run_sync(renewals.weekly_due, now, consents)
             if weekly:
                 text = renewals.weekly_text(weekly)
                 await anyio.to_thread.run_sync(
@@ -761,7 +781,7 @@ class Delivery:
                 )
             if weekly is not None:
                 await anyio.to_thread.run_sync(renewals.weekly_done, now)
-            due = await anyio.to_thread.run_sync(renewals.reminders_due, now)
+            due = renewals.reminders_due(now, consents)
         except Exception as error:  # noqa: BLE001 - renewals never stop delivery
             logger.error("Could not check the consents that lapse (%s)", type(error).__name__)
             return

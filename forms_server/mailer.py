@@ -9,12 +9,13 @@ or in a shared inbox.
 
 from __future__ import annotations
 
+import contextlib
 import email.policy
 import ipaddress
 import secrets
 import socket
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -34,6 +35,7 @@ from forms_server.forms import (
     next_steps_for,
     shown_answer,
 )
+from forms_server.member_copy import MEMBER_COPY_SENDER, MEMBER_COPY_SUBJECT
 from forms_server.settings import MailSettings, SmtpSecurity
 from forms_server.store import StoredRecord
 
@@ -67,6 +69,18 @@ def form_of(submission: Submission) -> FormDefinition:
     if form is None:
         raise MessageBuildError(f"No form is called {submission.form_kind!r}.")
     return form
+
+
+@contextlib.contextmanager
+def message_building(what: str) -> Iterator[None]:
+    """A header or part the email library refuses (its defects are ValueErrors) becomes a
+    MessageBuildError naming what could not be made: that one recipient's failure."""
+    try:
+        yield
+    except (ValueError, TypeError, IndexError) as error:
+        raise MessageBuildError(
+            f"The {what} could not be made ({type(error).__name__})."
+        ) from error
 
 
 def new_message_id(sender: str) -> str:
@@ -171,7 +185,7 @@ def build_message(
     reply_to = reply_address(form, submission)
     if reply_to is not None and not is_usable_email_address(reply_to):
         raise MessageBuildError("The member's address cannot be used as a reply address.")
-    try:
+    with message_building("message"):
         message = form_message_headers(
             form, submission, recipient, message_id, mail, group_name, sent_at
         )
@@ -180,10 +194,6 @@ def build_message(
         plain, html = bodies(form, submission, acknowledge_url)
         message.set_content(plain)
         message.add_alternative(html, subtype="html")
-    except (ValueError, TypeError, IndexError) as error:  # header defects are ValueErrors
-        raise MessageBuildError(
-            f"The message could not be made ({type(error).__name__})."
-        ) from error
     return message
 
 
@@ -208,15 +218,11 @@ def build_link_only(
         until=until,
         acknowledge_url=acknowledge_url,
     )
-    try:
+    with message_building("message"):
         message = form_message_headers(
             form, submission, recipient, message_id, mail, group_name, sent_at
         )
         message.set_content(plain)
-    except (ValueError, TypeError, IndexError) as error:
-        raise MessageBuildError(
-            f"The message could not be made ({type(error).__name__})."
-        ) from error
     return message
 
 
@@ -253,7 +259,7 @@ def build_digest(
         + "</body></html>"
     )
     urgent_words = f" - {urgent} URGENT" if urgent else ""
-    try:
+    with message_building("digest"):
         message = addressed_message(
             recipient,
             f"{group_name}: {len(ordered)} forms in one email{urgent_words}",
@@ -266,10 +272,6 @@ def build_digest(
             message["Importance"] = "High"
         message.set_content(plain)
         message.add_alternative(html, subtype="html")
-    except (ValueError, TypeError, IndexError) as error:
-        raise MessageBuildError(
-            f"The digest could not be made ({type(error).__name__})."
-        ) from error
     return message
 
 
@@ -277,7 +279,7 @@ def build_notice(
     subject: str, text: str, recipient: str, mail: MailSettings, group_name: str, sent_at: datetime
 ) -> EmailMessage:
     """A short message with no member's content: "in hand", for example."""
-    try:
+    with message_building("notice"):
         message = addressed_message(
             recipient,
             f"{group_name}: {subject}",
@@ -287,32 +289,18 @@ def build_notice(
             sent_at,
         )
         message.set_content(text)
-    except (ValueError, TypeError, IndexError) as error:
-        raise MessageBuildError(
-            f"The notice could not be made ({type(error).__name__})."
-        ) from error
     return message
-
-
-# A member's own copy names nothing that shows what it is about: not the group, not the form,
-# not the reference (a lock screen or a shared inbox shows the sender and the subject).
-MEMBER_COPY_SENDER = "Online form"
-MEMBER_COPY_SUBJECT = "Your message was received"
 
 
 def discreet_message(
     recipient: str, subject: str, message_id: str, mail: MailSettings, sent_at: datetime, plain: str
 ) -> EmailMessage:
     """A message to a member: a neutral sender name, no group name, no Reply-To."""
-    try:
+    with message_building("message"):
         message = addressed_message(
             recipient, subject, message_id, mail, "", sent_at, sender_name=MEMBER_COPY_SENDER
         )
         message.set_content(plain)
-    except (ValueError, TypeError, IndexError) as error:
-        raise MessageBuildError(
-            f"The message could not be made ({type(error).__name__})."
-        ) from error
     return message
 
 

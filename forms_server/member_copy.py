@@ -24,7 +24,7 @@ from forms_server.ledger import Ledger
 from forms_server.outbox import MEMBER_COPY
 from forms_server.signing import Purpose, Signer
 
-__all__ = ["MEMBER_COPY", "CopyLimit", "member_links"]
+__all__ = ["MEMBER_COPY", "MEMBER_COPY_SENDER", "MEMBER_COPY_SUBJECT", "CopyLimit", "member_links"]
 
 # Member links belong to no one form.
 LINK_SALT_KIND = "member-copy"
@@ -32,6 +32,10 @@ LINK_SALT_KIND = "member-copy"
 COPY_ROUTE = "member-copy"
 COPY_REFUSED_ROUTE = "member-copy-refused"
 WINDOW = timedelta(days=1)
+# A member's own copy names nothing that shows what it is about: not the group, not the form,
+# not the reference (a lock screen or a shared inbox shows the sender and the subject).
+MEMBER_COPY_SENDER = "Online form"
+MEMBER_COPY_SUBJECT = "Your message was received"
 
 
 def within_a_day(times: object, now: datetime) -> list[str]:

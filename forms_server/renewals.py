@@ -23,7 +23,7 @@ from pathlib import Path
 
 from forms_server.files import replace_atomically
 from forms_server.forms import FORMS
-from forms_server.rights import consent_lapses_at
+from forms_server.rights import lapsing_consents
 from forms_server.signing import Purpose, Signer
 from forms_server.store import StoredRecord, SubmissionStore
 
@@ -36,6 +36,8 @@ WEEK = timedelta(days=7)
 LINK_SALT_KIND = "renew"
 
 RenewLink = Callable[[str], str]
+# A consent, and when it lapses.
+Lapsing = tuple[StoredRecord, datetime]
 
 
 def renew_links(signer: Signer, public_url: str) -> RenewLink:
@@ -71,28 +73,23 @@ class Renewals:
         self.expiring_email_days = expiring_email_days
         self.weekly_path = data_dir / "expiring-email.json"
 
-    def consents(self) -> list[tuple[StoredRecord, datetime]]:
-        """Every kept consent, with when it lapses, soonest first."""
-        found = [
-            (record, consent_lapses_at(record, self.renewal_months))
-            for record in self.store.all()
-            if record.form_kind in FORMS and FORMS[record.form_kind].binds_guidelines
-        ]
-        return sorted(found, key=lambda pair: pair[1])
+    def consents(self) -> list[Lapsing]:
+        """Every kept consent, with when it lapses, soonest first: read once per check."""
+        return lapsing_consents(self.store.all(), self.renewal_months)
 
-    def reminders_due(self, now: datetime) -> list[tuple[StoredRecord, datetime]]:
+    def reminders_due(self, now: datetime, consents: list[Lapsing]) -> list[Lapsing]:
         """Consents to remind now: only when the group renews consent, once each."""
         if self.renewal_months is None:
             return []
         return [
             (record, lapses)
-            for record, lapses in self.consents()
+            for record, lapses in consents
             if record.reminded_at is None
             and lapses - timedelta(days=REMIND_DAYS_BEFORE) <= now < lapses
             and address_of(record) is not None
         ]
 
-    def weekly_due(self, now: datetime) -> list[tuple[StoredRecord, datetime]] | None:
+    def weekly_due(self, now: datetime, consents: list[Lapsing]) -> list[Lapsing] | None:
         """The consents for this week's email, or None when no email is due (not decided, or
         sent less than a week ago). An empty week sends nothing."""
         if self.expiring_email_days is None:
@@ -106,12 +103,12 @@ class Renewals:
         except (OSError, ValueError, KeyError, TypeError):
             pass  # never sent, or unreadable: due now
         horizon = now + timedelta(days=self.expiring_email_days)
-        return [(record, lapses) for record, lapses in self.consents() if lapses <= horizon]
+        return [(record, lapses) for record, lapses in consents if lapses <= horizon]
 
     def weekly_done(self, now: datetime) -> None:
         replace_atomically(self.weekly_path, json.dumps({"sent_at": now.isoformat()}).encode())
 
-    def weekly_text(self, due: list[tuple[StoredRecord, datetime]]) -> str:
+    def weekly_text(self, due: list[Lapsing]) -> str:
         lines = [
             f"{len(due)} consent(s) lapse within {self.expiring_email_days} days. References "
             "and dates only: search your inbox for a reference to find the member.",

@@ -19,12 +19,12 @@ from typing import Any
 
 from forms_server.decisions import days_in_months
 from forms_server.errors import FormsServerError
-from forms_server.escalation import Watch
+from forms_server.escalation import Watch, Watched
 from forms_server.forms import FORMS, FieldKind, display_value, validate_field
 from forms_server.guidelines import archived_version
 from forms_server.ledger import ErasureReason
-from forms_server.outbox import ItemStatus, Outbox
-from forms_server.reading import ReadingRoom
+from forms_server.outbox import ItemStatus, Outbox, OutboxItem
+from forms_server.reading import Readable, ReadingRoom
 from forms_server.reference import normalise_reference
 from forms_server.store import StoredRecord, SubmissionStore
 
@@ -95,6 +95,10 @@ def matches(
     return tuple(found)
 
 
+def outbox_place(item: OutboxItem) -> str:
+    return FAILED if item.status is ItemStatus.FAILED else UNDELIVERED
+
+
 def kept_record(record: StoredRecord) -> Held:
     return Held(
         record.reference,
@@ -123,51 +127,40 @@ class Rights:
 
     # -- Everything held ---------------------------------------------------------------------
 
+    def opened(
+        self,
+        item: OutboxItem | Watched | Readable,
+        where: str,
+        expires_at: datetime | None = None,
+    ) -> Held:
+        values = self.store.sealer.open(item.reference, item.sealed)
+        return Held(
+            item.reference,
+            item.form_kind,
+            item.received_at,
+            where,
+            values["answers"],
+            values.get("guidelines_version"),
+            expires_at,
+        )
+
     def everything(self) -> list[Held]:
-        held = [kept_record(record) for record in self.store.all()]
-        sealer = self.store.sealer
-        for item in self.outbox.pending().items:
-            if not item.sealed:
-                continue
-            opened = sealer.open(item.reference, item.sealed)
-            where = FAILED if item.status is ItemStatus.FAILED else UNDELIVERED
-            held.append(
-                Held(
-                    item.reference,
-                    item.form_kind,
-                    item.received_at,
-                    where,
-                    opened["answers"],
-                    opened.get("guidelines_version"),
-                )
-            )
-        for watched in self.watch.all():
-            if not watched.sealed:
-                continue
-            opened = sealer.open(watched.reference, watched.sealed)
-            held.append(
-                Held(
-                    watched.reference,
-                    watched.form_kind,
-                    watched.received_at,
-                    WATCHED,
-                    opened["answers"],
-                )
-            )
-        for readable in self.reading.all():
-            if readable.sealed:
-                opened = sealer.open(readable.reference, readable.sealed)
-                held.append(
-                    Held(
-                        readable.reference,
-                        readable.form_kind,
-                        readable.received_at,
-                        READABLE,
-                        opened["answers"],
-                        expires_at=readable.until,
-                    )
-                )
-        return held
+        """Every kept record, and every sealed form still on its way, failed, watched or
+        waiting to be read, opened."""
+        return [
+            *(kept_record(record) for record in self.store.all()),
+            *(
+                self.opened(item, outbox_place(item))
+                for item in self.outbox.pending().items
+                if item.sealed
+            ),
+            *(self.opened(watched, WATCHED) for watched in self.watch.all() if watched.sealed),
+            *(
+                self.opened(readable, READABLE, readable.until)
+                for readable in self.reading.all()
+                if readable.sealed
+            ),
+        ]
 
     def held_of(self, reference: str) -> list[Held]:
         """What is held under one reference, opening only that reference's files."""
@@ -177,8 +170,7 @@ class Rights:
             held.append(kept_record(record))
         item = self.outbox.read(reference)
         if item is not None and item.sealed:
-            where = FAILED if item.status is ItemStatus.FAILED else UNDELIVERED
-            held.append(Held(reference, item.form_kind, item.received_at, where, {}))
+            held.append(Held(reference, item.form_kind, item.received_at, outbox_place(item), {}))
         readable = self.reading.get(reference)
         if readable is not None and readable.sealed:
             held.append(Held(reference, readable.form_kind, readable.received_at, READABLE, {}))
@@ -385,15 +377,24 @@ class Rights:
     ) -> list[tuple[StoredRecord, datetime]]:
         """Each consent whose record is deleted, or whose renewal falls due, within `within`:
         the record, and that date."""
-        now = self.clock()
-        due = []
-        for record in self.store.all():
-            if FORMS.get(record.form_kind) is None or not FORMS[record.form_kind].binds_guidelines:
-                continue
-            lapses = consent_lapses_at(record, renewal_months)
-            if lapses <= now + within:
-                due.append((record, lapses))
-        return sorted(due, key=lambda pair: pair[1])
+        horizon = self.clock() + within
+        return [
+            (record, lapses)
+            for record, lapses in lapsing_consents(self.store.all(), renewal_months)
+            if lapses <= horizon
+        ]
+
+
+def lapsing_consents(
+    records: Iterable[StoredRecord], renewal_months: int | None
+) -> list[tuple[StoredRecord, datetime]]:
+    """Every consent among the records, with when it lapses, soonest first."""
+    found = [
+        (record, consent_lapses_at(record, renewal_months))
+        for record in records
+        if record.form_kind in FORMS and FORMS[record.form_kind].binds_guidelines
+    ]
+    return sorted(found, key=lambda pair: pair[1])
 
 
 def consent_lapses_at(record: StoredRecord, renewal_months: int | None) -> datetime:

@@ -28,7 +28,7 @@ from starlette.templating import Jinja2Templates
 
 from forms_server.acknowledgements import LINK_SALT_KIND, Acknowledgements, acknowledge_links
 from forms_server.decisions import ConcernRoute
-from forms_server.delivery import OutboxWriteError, recipient_addresses
+from forms_server.delivery import OutboxWriteError, open_submission, recipient_addresses
 from forms_server.drafts import Drafts
 from forms_server.forms import (
     FORMS,
@@ -50,7 +50,12 @@ from forms_server.forms import (
 from forms_server.guidelines import GuidelinesVersion, archived_version
 from forms_server.ledger import ErasureReason
 from forms_server.limits import PostLimits
-from forms_server.member_copy import COPY_REFUSED_ROUTE, COPY_ROUTE
+from forms_server.member_copy import (
+    COPY_REFUSED_ROUTE,
+    COPY_ROUTE,
+    MEMBER_COPY_SENDER,
+    MEMBER_COPY_SUBJECT,
+)
 from forms_server.member_copy import LINK_SALT_KIND as MEMBER_LINK_SALT_KIND
 from forms_server.outbox import Outbox
 from forms_server.reading import LINK_SALT_KIND as READ_SALT_KIND
@@ -568,6 +573,8 @@ async def received(request: Request) -> Response:
         copy_sent=COPY_ROUTE in routes,
         copy_refused=COPY_REFUSED_ROUTE in routes,
         copies_per_day=context.settings.member_copies_per_day,
+        copy_sender=MEMBER_COPY_SENDER,
+        copy_subject=MEMBER_COPY_SUBJECT,
     )
 
 
@@ -720,6 +727,8 @@ async def yours(request: Request) -> Response:
         "token": token,
         "erasure": erasure,
         "withdraws": form.binds_guidelines,
+        # What erasing it deletes, from the form's own definition.
+        "kept_phrases": "; ".join(spec.privacy for spec in form.fields if spec.kept),
         "title": "Your consent form" if form.binds_guidelines else "Your leave notice",
     }
     kept = next((each for each in held if each.where == KEPT), None)
@@ -868,17 +877,8 @@ async def read(request: Request) -> Response:
     readable = await anyio.to_thread.run_sync(context.reading.read, reference, by, now)
     if readable is None or not readable.sealed:
         return render_values(request, "read.html", values | {"gone": True})
-    opened = context.rights.store.sealer.open(reference, readable.sealed)
-    answers: Answers = opened["answers"]
-    submission = Submission(
-        reference=reference,
-        form_kind=form.kind,
-        answers=answers,
-        received_at=readable.received_at,
-        urgent=readable.urgent,
-        guidelines_version=opened.get("guidelines_version"),
-        suspected_automated=bool(opened.get("suspected_automated")),
-    )
+    submission = open_submission(context.rights.store.sealer, readable)
+    answers = submission.answers
     settings = context.settings
     acknowledge_url = acknowledge_links(context.signer, "")(submission, by)
     return render_values(

@@ -28,6 +28,7 @@ from forms_server.decisions import (
     fingerprint,
 )
 from forms_server.forms import PRIVACY_GROUPS, privacy_collected, privacy_retention
+from forms_server.member_copy import MEMBER_COPY_SENDER, MEMBER_COPY_SUBJECT
 from forms_server.processing import delivery_in_words, holdings_table, record_of_processing
 from forms_server.settings import SettingsError, undelivered_kept_days
 
@@ -141,6 +142,9 @@ def fill_placeholders(markdown: str, facts: Mapping[str, Any], where: str) -> st
             {
                 "table": holdings_table(decisions, undelivered_days),
                 "delivery": delivery_in_words(decisions),
+                # The member's copy, named as the mailer names it.
+                "copy_sender": MEMBER_COPY_SENDER,
+                "copy_subject": MEMBER_COPY_SUBJECT,
                 # Only a page that publishes it needs every fact it names.
                 "record": Lazy(lambda: record_of_processing(facts, decisions, undelivered_days)),
             },

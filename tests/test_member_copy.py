@@ -24,8 +24,12 @@ from starlette.testclient import TestClient
 
 from forms_server.delivery import Delivery
 from forms_server.forms import FORMS, Submission
-from forms_server.mailer import MEMBER_COPY_SENDER, MEMBER_COPY_SUBJECT
-from forms_server.member_copy import CopyLimit, member_links
+from forms_server.member_copy import (
+    MEMBER_COPY_SENDER,
+    MEMBER_COPY_SUBJECT,
+    CopyLimit,
+    member_links,
+)
 from forms_server.outbox import MEMBER_COPY, ItemStatus, RecipientStatus
 from forms_server.signing import Purpose, Signer
 from tests import test_acknowledgements

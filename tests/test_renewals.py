@@ -16,7 +16,8 @@ from starlette.testclient import TestClient
 from forms_server.delivery import Delivery
 from forms_server.forms import FORMS, Submission
 from forms_server.ledger import ErasureReason
-from forms_server.mailer import MEMBER_COPY_SENDER, RENEWAL_SUBJECT
+from forms_server.mailer import RENEWAL_SUBJECT
+from forms_server.member_copy import MEMBER_COPY_SENDER
 from forms_server.reference import new_reference
 from forms_server.renewals import REMIND_DAYS_BEFORE, Renewals, renew_links
 from forms_server.signing import Signer
