@@ -47,6 +47,7 @@ from forms_server.mailer import (
     DeliveryError,
     MessageBuildError,
     PermanentDeliveryError,
+    TransientDeliveryError,
     build_digest,
     build_link_only,
     build_member_copy,
@@ -359,7 +360,13 @@ class Delivery:
         reference = submission.reference
         if self.outbox.read(reference) is not None or self.outbox.is_delivered(reference):
             return route, recipients  # a replay: its copy, if any, was counted the first time
-        if not self.copy_limit.take(wanted[1], submission.received_at):
+        try:
+            allowed = self.copy_limit.take(wanted[1], submission.received_at)
+        except OSError as error:
+            # The copy is a courtesy: a count that cannot be written never stops the form.
+            logger.error("A member's copy was not sent: its count could not be written (%s)", error)
+            return route, recipients
+        if not allowed:
             logger.warning("A member's copy was not sent: its address had its copies today")
             return f"{route}+{COPY_REFUSED_ROUTE}", recipients
         copy = RecipientState(address=MEMBER_COPY, message_id=new_message_id(self.mail.sender))
@@ -580,9 +587,15 @@ class Delivery:
         if mode is DeliveryMode.LINK_ONLY:
             if self.reading is None or self.read_link is None:
                 raise MessageBuildError("Link-only delivery is set, but nothing can keep the form.")
-            readable = self.reading.keep(
-                submission.reference, submission.form_kind, submission.urgent, now, sealed
-            )
+            try:
+                readable = self.reading.keep(
+                    submission.reference, submission.form_kind, submission.urgent, now, sealed
+                )
+            except OSError as error:
+                # This recipient's message waits and is tried again; the others go now.
+                raise TransientDeliveryError(
+                    f"The form could not be kept for its link ({type(error).__name__})."
+                ) from error
             return build_link_only(
                 submission,
                 address,

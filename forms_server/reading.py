@@ -12,6 +12,7 @@ the content goes and only the reads stay (no content) until the form's record go
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -20,6 +21,8 @@ from typing import Any
 
 from forms_server.files import create_exclusively, exclusive_lock, replace_atomically
 from forms_server.signing import Purpose, Signer
+
+logger = logging.getLogger(__name__)
 
 LINK_SALT_KIND = "read"
 
@@ -152,11 +155,16 @@ class ReadingRoom:
         """Content past its window goes; reads go once the form's record would have."""
         changed = 0
         for readable in self.all():
-            if readable.sealed and now >= readable.until:
-                changed += self.erase(readable.reference, now)
-            elif now - readable.received_at > keep_reads_for:
-                self.path(readable.reference).unlink(missing_ok=True)
-                changed += 1
+            try:
+                if readable.sealed and now >= readable.until:
+                    changed += self.erase(readable.reference, now)
+                elif now - readable.received_at > keep_reads_for:
+                    self.path(readable.reference).unlink(missing_ok=True)
+                    changed += 1
+            except OSError as error:  # this file's fault alone: the others still go
+                logger.error(
+                    "Could not delete the readable copy of %s: %s", readable.reference, error
+                )
         return changed
 
 

@@ -24,6 +24,7 @@ from forms_server.delivery import Delivery
 from forms_server.escalation import Watch
 from forms_server.forms import FORMS, Answers, Submission
 from forms_server.message_crypto import load_recipient_key
+from forms_server.outbox import ItemStatus, RecipientStatus
 from forms_server.reading import ReadingRoom, read_links
 from forms_server.reference import new_reference
 from forms_server.settings import Settings
@@ -451,3 +452,52 @@ def test_a_member_who_deletes_their_form_deletes_its_link_only_copy_too(
     readable = room.get(reference)
     assert readable is not None
     assert readable.sealed == ""
+
+
+@in_own_loop
+async def test_a_link_only_copy_that_cannot_be_kept_holds_back_only_its_own_recipients(
+    server: SmtpServer, tmp_path: Path
+) -> None:
+    clock = Clock(NOW)
+    # The facilitators (addressed first) are link-only; whoever receives concerns gets it in full.
+    delivery = delivery_with_modes(tmp_path, server, clock, facilitators=DeliveryMode.LINK_ONLY)
+    answers: Answers = {
+        **valid_answers(FORMS["leave-left-early"]),
+        "safe_now": "no",
+        "reach_unsafe": "07700 900982",
+        "message": PLANTED_ANSWER,
+    }
+    item = Submission(new_reference(), "leave-left-early", answers, NOW, True, None)
+    (tmp_path / "readable" / f"{item.reference}.json").mkdir()  # cannot be written or read
+    await delivery.receive(item)
+    await delivery.deliver_due()
+    for address in CONCERNS:  # full: sent now, though the recipients before them could not be
+        assert b"kingfisher" in raw_to(server, address)[0]
+    for address in FACILITATORS:  # link-only: waiting, not failed, nothing sent in the clear
+        assert raw_to(server, address) == []
+    pending = delivery.outbox.read(item.reference)
+    assert pending is not None
+    assert pending.status is ItemStatus.PENDING
+    waiting = [r for r in pending.recipients if r.address in FACILITATORS]
+    assert all(r.status is RecipientStatus.PENDING and r.last_error for r in waiting)
+
+
+def test_one_readable_file_that_cannot_be_deleted_leaves_the_others_to_go(tmp_path: Path) -> None:
+    room = ReadingRoom(tmp_path, timedelta(days=1))
+    stuck, fine = new_reference(), new_reference()
+    for reference in (stuck, fine):
+        room.keep(reference, "concern", False, NOW, "sealed")
+    # Running as root, no file permission makes a real write fail here: the fault is injected
+    # at the one write, and everything else is real files.
+    original = room.erase
+
+    def erase(reference: str, at: datetime) -> bool:
+        if reference == stuck:
+            raise OSError("read-only file system")
+        return original(reference, at)
+
+    room.erase = erase  # type: ignore[method-assign]
+    room.purge(NOW + timedelta(days=2), timedelta(days=365))
+    gone = room.get(fine)
+    assert gone is not None
+    assert gone.sealed == ""

@@ -330,3 +330,16 @@ def test_the_copy_limit_forgets_after_a_day(tmp_path: Path) -> None:
     assert not limit.take(MEMBER, start + timedelta(hours=2))
     assert limit.take("someone.else@example.net", start + timedelta(hours=2))
     assert limit.take(MEMBER, start + timedelta(days=1, minutes=1))
+
+
+@in_own_loop
+async def test_a_copy_count_that_cannot_be_written_never_stops_the_form(
+    server: SmtpServer, tmp_path: Path
+) -> None:
+    delivery = delivery_with_copies(tmp_path, server)
+    (tmp_path / "member-copies.json").mkdir()  # the count's file cannot be replaced
+    item = submission("leave-missing", copy="link", copy_email_link=MEMBER)
+    route = await delivery.receive(item)
+    assert route == "facilitators"  # received, without its copy
+    await delivery.deliver_due()
+    assert delivery.outbox.is_delivered(item.reference)
