@@ -267,6 +267,35 @@ def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Fil
     return filled
 
 
+# Material 9.x writes three kinds of invalid HTML into its layout (the W3C validator counts them
+# on every page): an empty tabindex on section labels, `autocomplete` on its hidden checkbox
+# toggles, and a "Table of contents" label pointing at a toggle that a section's index page does
+# not have. Zensical's templates differ, so this repairs the output rather than copying the theme.
+EMPTY_TABINDEX = re.compile(r'(<label\b[^>]*?)\s+tabindex=""')
+TOGGLE_AUTOCOMPLETE = re.compile(r'(<input\b[^>]*\btype="checkbox"[^>]*?)\s+autocomplete="off"')
+LABEL_FOR = re.compile(r'(<label\b[^>]*?)\s+for="([^"]*)"')
+
+
+def valid_layout(html: str) -> str:
+    html = EMPTY_TABINDEX.sub(r"\1", html)
+    html = TOGGLE_AUTOCOMPLETE.sub(r"\1", html)
+    ids = set(re.findall(r'\bid="([^"]*)"', html))
+
+    def unless_dangling(match: re.Match[str]) -> str:
+        return match.group(0) if match.group(2) in ids else match.group(1)
+
+    return LABEL_FOR.sub(unless_dangling, html)
+
+
+def on_post_page(output: str, page: Page, config: MkDocsConfig) -> str:
+    return valid_layout(output)
+
+
+def on_post_template(output_content: str, template_name: str, config: MkDocsConfig) -> str:
+    """The theme's pages without a Markdown source, such as 404.html."""
+    return valid_layout(output_content) if template_name.endswith(".html") else output_content
+
+
 def on_page_content(html: str, page: Page, config: MkDocsConfig, files: Files) -> str:
     site_host = urlsplit(config.site_url or "").hostname or ""
     return mark_external_links(html, site_host)
