@@ -38,6 +38,7 @@ from forms_server.outbox import Outbox
 from forms_server.reading import ReadingRoom, ReadLimit, read_links
 from forms_server.renewals import RENEW_LINK_DAYS, Renewals, renew_links
 from forms_server.rights import Rights
+from forms_server.search import read_index
 from forms_server.settings import PROJECT_ROOT, Settings, SmtpSecurity, load_settings
 from forms_server.signing import Purpose, Signer, TokenError
 from forms_server.store import SubmissionStore
@@ -58,6 +59,7 @@ def routes(settings: Settings) -> list[Route | Mount]:
     return [
         Route("/healthz", views.healthz, methods=["GET"]),
         *development,
+        Route("/search", views.search_page, methods=["GET"], name="search"),
         Route("/forms/exit", views.quick_exit, methods=["GET"], name="quick_exit"),
         Route("/forms/status/", views.status, methods=["GET", "POST"], name="status"),
         Route("/forms/yours/{token}", views.yours, methods=["GET", "POST"], name="yours"),
@@ -216,5 +218,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         rights=Rights(delivery.store, settings.data_dir),
         reading=delivery.reading or ReadingRoom(settings.data_dir),
         read_limit=ReadLimit(),
+        search_sections=read_index(site_dir),
     )
     return app

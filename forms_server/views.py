@@ -12,7 +12,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -64,6 +64,7 @@ from forms_server.reference import normalise_reference
 from forms_server.renewals import LINK_SALT_KIND as RENEW_SALT_KIND
 from forms_server.renewals import RENEW_LINK_DAYS
 from forms_server.rights import KEPT, READABLE, UNDELIVERED, WATCHED, Held, Rights
+from forms_server.search import Section, marked, search
 from forms_server.settings import PROJECT_ROOT, Settings
 from forms_server.signing import (
     ExpiredTokenError,
@@ -104,6 +105,8 @@ class FormsContext:
     # Link-only forms, and how often one link may show its form (a leaked link is limited).
     reading: ReadingRoom
     read_limit: ReadLimit
+    # Every section of every handbook page, from the built site's search.json.
+    search_sections: Sequence[Section] = ()
 
 
 def make_templates(settings: Settings, stylesheets: list[str]) -> Jinja2Templates:
@@ -984,6 +987,37 @@ async def http_error(request: Request, error: Exception) -> Response:
     if error.headers:
         response.headers.update(error.headers)
     return response
+
+
+# -- Searching the handbook without JavaScript ----------------------------------------------------
+
+# Longer than any question a member types; a longer one is cut, not refused.
+SEARCH_QUERY_LIMIT = 200
+
+
+async def search_page(request: Request) -> Response:
+    """The handbook's search form posts here when the browser runs no JavaScript: the same
+    index and ranking as the handbook's own script. The query is never logged or kept."""
+    query = " ".join(request.query_params.get("q", "").split())[:SEARCH_QUERY_LIMIT]
+    results = search(context_of(request).search_sections, query) if query else []
+    return render(
+        request,
+        "search.html",
+        # Not the query: a tab's title shows on a shared screen and stays in the history.
+        title="Search results" if query else "Search the handbook",
+        query=query,
+        results=[
+            {
+                "url": result.section.location,
+                "title": marked(result.section.title, query),
+                "page": result.section.page_title
+                if result.section.page_title != result.section.title
+                else "",
+                "snippet": marked(result.snippet, query),
+            }
+            for result in results
+        ],
+    )
 
 
 # -- Operations ---------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import Files
 from mkdocs.structure.pages import Page
+from mkdocs.utils.meta import get_data
 
 from forms_server.decisions import (
     DECISIONS_FINGERPRINT_FILE,
@@ -30,6 +31,7 @@ from forms_server.decisions import (
 from forms_server.forms import PRIVACY_GROUPS, privacy_collected, privacy_retention
 from forms_server.member_copy import MEMBER_COPY_SENDER, MEMBER_COPY_SUBJECT
 from forms_server.processing import delivery_in_words, holdings_table, record_of_processing
+from forms_server.search import page_locations, source_location, write_index
 from forms_server.settings import SettingsError, undelivered_kept_days
 
 
@@ -71,7 +73,12 @@ PAGES = Environment(
 
 BLOCK_COMMENT = re.compile(r"/\*.*?\*/", re.S)
 # The handbook's own script and stylesheet (the theme's come minified already).
-OWN_SCRIPTS = ("assets/quick-exit.js", "assets/handbook.css")
+OWN_SCRIPTS = (
+    "assets/quick-exit.js",
+    "assets/search.js",
+    "assets/handbook.css",
+    "assets/search.css",
+)
 LINK_TAG = re.compile(r"<a\s[^>]*>", re.IGNORECASE)
 HREF = re.compile(r'\bhref="([^"]*)"', re.IGNORECASE)
 REL = re.compile(r'\srel="[^"]*"', re.IGNORECASE)
@@ -215,6 +222,20 @@ def on_post_build(config: MkDocsConfig) -> None:
     for script in OWN_SCRIPTS:
         path = site_dir / script
         path.write_text(without_comments(path.read_text(encoding="utf-8")), encoding="utf-8")
+    # What the search page and GET /search read (Zensical writes its own, in the same shape).
+    write_index(site_dir, page_locations(config.nav), excluded_from_search(Path(config.docs_dir)))
+
+
+def excluded_from_search(docs_dir: Path) -> set[str]:
+    """Pages whose front matter says `search: exclude: true`, as Material and Zensical read it
+    (the search page itself, and the printable page that repeats every guideline)."""
+    excluded = set()
+    for source in docs_dir.rglob("*.md"):
+        _, meta = get_data(source.read_text(encoding="utf-8"))
+        search = meta.get("search")
+        if isinstance(search, Mapping) and search.get("exclude") is True:
+            excluded.add(source_location(source.relative_to(docs_dir).as_posix()))
+    return excluded
 
 
 # The guidelines' own pages, in the menu's order, as the printable page gathers them.

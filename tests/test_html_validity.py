@@ -33,6 +33,12 @@ def test_every_state_of_every_form_page_is_valid_html(site_dir: Path, tmp_path: 
             received = client.post(f"/forms/{kind}/confirm", data={"token": token_in(check_page)})
             states[f"{kind}-received"] = client.get(received.headers["location"]).text
         states["not-found"] = client.get("/forms/no-such-form/").text
+        for name, query in {
+            "search": "",
+            "search-results": "camera",
+            "search-none": "zzqx",
+        }.items():
+            states[name] = client.get("/search", params={"q": query}).text
     files = []
     for name, html in states.items():
         path = tmp_path / f"{name}.html"

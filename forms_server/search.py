@@ -1,0 +1,257 @@
+"""Searching the handbook: one index of every section of every built page, read by the
+handbook's own script in the browser and by the server's `GET /search?q=` page without
+JavaScript. Both rank the same way (assets/search.js is this module, line for line).
+
+The index is `search.json` at the site's root, in the shape Zensical writes it
+(`{"items": [{"location", "level", "title", "text"}]}`), so the same script works on a
+handbook built by MkDocs (the hook calls `write_index`) or by Zensical (which writes its own).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+SEARCH_INDEX = "search.json"
+# Pages without a source, so without front matter to say `search: exclude: true`.
+NOT_INDEXED = {"404.html"}
+SECTION_HEADINGS = {"h1", "h2", "h3"}
+SKIPPED_ELEMENTS = {"script", "style", "template"}
+# A word: letters and digits, and apostrophes inside a word ("don't", "member's").
+WORD = re.compile(r"[0-9a-z]+(?:'[0-9a-z]+)*")
+TAG = re.compile(r"<[^>]+>")
+MOST_RESULTS = 20
+SNIPPET_WORDS = 24
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """One heading of one page, and the text under it up to the next heading."""
+
+    location: str  # relative to the site's root, e.g. "joining/faq/#how-do-i-join"
+    level: int
+    title: str
+    text: str
+    page_title: str
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    section: Section
+    score: int
+    snippet: str  # plain text; the caller escapes it and marks the words
+
+
+class ArticleText(HTMLParser):
+    """The text of a built page's article, cut at each h1, h2 and h3 with an id."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.article_depth = 0
+        self.skipped_depth = 0
+        self.heading: tuple[str, str] | None = None  # (tag, id) while inside a heading
+        self.heading_text: list[str] = []
+        self.sections: list[tuple[str, int, str, list[str]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        if self.article_depth:
+            if tag == "article":
+                self.article_depth += 1
+            if tag in SKIPPED_ELEMENTS:
+                self.skipped_depth += 1
+            if tag in SECTION_HEADINGS:
+                self.heading = (tag, attributes.get("id") or "")
+                self.heading_text = []
+            return
+        if tag == "article" and "md-content__inner" in (attributes.get("class") or ""):
+            self.article_depth = 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.article_depth:
+            return
+        if tag in SKIPPED_ELEMENTS and self.skipped_depth:
+            self.skipped_depth -= 1
+        elif tag == "article":
+            self.article_depth -= 1
+        elif self.heading is not None and tag == self.heading[0]:
+            name, anchor = self.heading
+            title = " ".join("".join(self.heading_text).split())
+            self.sections.append((anchor, int(name[1]), title, []))
+            self.heading = None
+
+    def handle_data(self, data: str) -> None:
+        if not self.article_depth or self.skipped_depth:
+            return
+        if self.heading is not None:
+            self.heading_text.append(data)
+        elif self.sections:
+            self.sections[-1][3].append(data)
+
+
+def page_location(site_dir: Path, page: Path) -> str:
+    relative = page.relative_to(site_dir).as_posix()
+    return relative.removesuffix("index.html")
+
+
+def page_sections(site_dir: Path, page: Path) -> list[Section]:
+    parser = ArticleText()
+    parser.feed(page.read_text(encoding="utf-8"))
+    parser.close()
+    location = page_location(site_dir, page)
+    page_title = parser.sections[0][2] if parser.sections else location
+    sections = []
+    for number, (anchor, level, title, text) in enumerate(parser.sections):
+        # The page's own heading is the page: its address has no anchor.
+        where = location if number == 0 or not anchor else f"{location}#{anchor}"
+        sections.append(Section(where, level, title, " ".join("".join(text).split()), page_title))
+    return sections
+
+
+def menu_order(site_dir: Path, page: Path, order: Sequence[str]) -> tuple[int, str]:
+    location = page_location(site_dir, page)
+    return (order.index(location) if location in order else len(order), location)
+
+
+def site_sections(
+    site_dir: Path, order: Sequence[str] = (), excluded: Collection[str] = ()
+) -> list[Section]:
+    """Every page's sections, pages in the menu's order (`order` lists their locations),
+    then any page the menu does not list; none of the `excluded` locations."""
+    pages = [
+        page
+        for page in site_dir.rglob("*.html")
+        if page.relative_to(site_dir).as_posix() not in NOT_INDEXED
+        and page_location(site_dir, page) not in excluded
+    ]
+    sections = []
+    for page in sorted(pages, key=lambda page: menu_order(site_dir, page, order)):
+        sections.extend(page_sections(site_dir, page))
+    return sections
+
+
+def source_location(source: str) -> str:
+    """ "index.md" is "", "guidelines/index.md" is "guidelines/", "forms.md" is "forms/"."""
+    stem = source.removesuffix(".md")
+    if stem == "index" or stem.endswith("/index"):
+        return stem.removesuffix("index")
+    return stem + "/"
+
+
+def page_locations(nav: object) -> list[str]:
+    """The menu's pages (mkdocs.yml's `nav`), in order, as the addresses the site gives them."""
+    found: list[str] = []
+    if isinstance(nav, str) and nav.endswith(".md"):
+        found.append(source_location(nav))
+    elif isinstance(nav, dict):
+        for value in nav.values():
+            found.extend(page_locations(value))
+    elif isinstance(nav, list):
+        for item in nav:
+            found.extend(page_locations(item))
+    return found
+
+
+def write_index(site_dir: Path, order: Sequence[str] = (), excluded: Collection[str] = ()) -> Path:
+    """search.json for the browser: every section's address, level, heading and text."""
+    # Escaped as Zensical's HTML is, so "<" in the text is never read as the start of a tag.
+    items = [
+        {
+            "location": section.location,
+            "level": section.level,
+            "title": html.escape(section.title, quote=False),
+            "text": html.escape(section.text, quote=False),
+        }
+        for section in site_sections(site_dir, order, excluded)
+    ]
+    path = site_dir / SEARCH_INDEX
+    path.write_text(json.dumps({"items": items}, separators=(",", ":")), encoding="utf-8")
+    return path
+
+
+def plain_text(text: str) -> str:
+    """Zensical's index keeps each section's HTML; ours is already plain text."""
+    return " ".join(html.unescape(TAG.sub(" ", text)).split())
+
+
+def read_index(site_dir: Path) -> list[Section]:
+    """The sections in the site's search.json, each with its page's title."""
+    path = site_dir / SEARCH_INDEX
+    if not path.is_file():
+        return []
+    items: list[dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))["items"]
+    sections, page_title = [], ""
+    for item in items:
+        location, title = str(item["location"]), plain_text(str(item["title"]))
+        if "#" not in location:
+            page_title = title
+        sections.append(
+            Section(location, int(item["level"]), title, plain_text(str(item["text"])), page_title)
+        )
+    return sections
+
+
+def words(text: str) -> list[str]:
+    return WORD.findall(text.lower().replace("\u2019", "'"))
+
+
+def matches(term: str, candidates: Iterable[str]) -> int:
+    """How many of the words start with the term: "cam" finds "camera" as the member types."""
+    return sum(1 for word in candidates if word.startswith(term))
+
+
+def snippet(text: str, terms: Sequence[str]) -> str:
+    """About two dozen words of the section, starting a little before the first match."""
+    tokens = text.split()
+    first = next(
+        (
+            index
+            for index, token in enumerate(tokens)
+            if any(word.startswith(term) for word in words(token) for term in terms)
+        ),
+        0,
+    )
+    start = max(0, first - 4)
+    chosen = tokens[start : start + SNIPPET_WORDS]
+    prefix = "… " if start else ""
+    suffix = " …" if start + SNIPPET_WORDS < len(tokens) else ""
+    return prefix + " ".join(chosen) + suffix
+
+
+def search(sections: Sequence[Section], query: str) -> list[Result]:
+    """Sections that contain every word of the query (as the start of a word), best first: a
+    match in the heading counts ten times a match in the text; ties keep the handbook's order."""
+    terms = list(dict.fromkeys(words(query)))
+    if not terms:
+        return []
+    results = []
+    for section in sections:
+        title_words, text_words = words(section.title), words(section.text)
+        score = 0
+        for term in terms:
+            found = 10 * matches(term, title_words) + matches(term, text_words)
+            if not found:
+                break
+            score += found
+        else:
+            results.append(Result(section, score, snippet(section.text, terms)))
+    results.sort(key=lambda result: -result.score)
+    return results[:MOST_RESULTS]
+
+
+def marked(text: str, query: str) -> str:
+    """The text, escaped for HTML, with each word that starts with a query word in <mark>."""
+    terms = words(query)
+    pieces = []
+    for piece in re.split(r"([\w'\u2019]+)", text):
+        escaped = html.escape(piece)
+        if piece and any(word.startswith(term) for word in words(piece) for term in terms):
+            escaped = f"<mark>{escaped}</mark>"
+        pieces.append(escaped)
+    return "".join(pieces)
