@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import uvicorn
 from playwright.sync_api import Browser, Playwright, sync_playwright
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
 
 from forms_server.app import create_app
 from forms_server.handbook import build_handbook
@@ -79,13 +87,11 @@ def free_port() -> int:
         return port
 
 
-@pytest.fixture(scope="session")
-def server_url(settings: Settings) -> Iterator[str]:
-    """The real app under uvicorn on loopback, as `make run` serves it."""
+@contextmanager
+def serving(app: Starlette) -> Iterator[str]:
+    """An app under uvicorn on loopback, in a thread, for as long as the block runs."""
     port = free_port()
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", access_log=False
-    )
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -97,6 +103,43 @@ def server_url(settings: Settings) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def server_url(settings: Settings) -> Iterator[str]:
+    """The real app under uvicorn on loopback, as `make run` serves it."""
+    with serving(create_app(settings)) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def zensical_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same sources built by Zensical, Material's successor, which runs no MkDocs hook: its
+    pages get the group's facts through our Markdown extension alone."""
+    project = copy_project(tmp_path_factory.mktemp("zensical"))
+    zensical = Path(sys.executable).with_name("zensical")
+    result = subprocess.run(
+        [str(zensical), "build", "--clean"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No issues found" in result.stdout + result.stderr, result.stdout + result.stderr
+    return project / "site"
+
+
+@pytest.fixture(scope="session")
+def zensical_url(zensical_site: Path) -> Iterator[str]:
+    """Zensical's build on a plain static host (gzip, as any host does)."""
+    static = Starlette(
+        routes=[Mount("/", app=StaticFiles(directory=zensical_site, html=True))],
+        middleware=[Middleware(GZipMiddleware)],
+    )
+    with serving(static) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -1,12 +1,23 @@
-"""The MkDocs hook that fills in group facts and marks external links."""
+"""The Markdown extension that fills in group facts and marks external links, and the MkDocs
+hook around it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import markdown
 import pytest
+import yaml
 from mkdocs.exceptions import PluginError
 
+from forms_server.handbook_markdown import (
+    fill_placeholders,
+    makeExtension,
+    mark_external_links,
+    read_handbook_source,
+)
 from forms_server.settings import PROJECT_ROOT, group_facts_from
-from hooks.group_facts import fill_placeholders, mark_external_links, without_comments
+from hooks.group_facts import without_comments
 
 FACTS = {
     "name": "Harbour",
@@ -77,3 +88,38 @@ def test_a_page_can_publish_the_record_of_processing() -> None:
     page = fill_placeholders("{{ processing.record }}", facts, "about/records.md")
     assert page.startswith("# Record of processing")
     assert "## What the server holds, and for how long" in page
+
+
+def test_a_site_name_that_does_not_name_the_group_stops_the_build(tmp_path: Path) -> None:
+    config = tmp_path / "mkdocs.yml"
+    config.write_text(
+        "site_name: handbook\nextra:\n  group:\n    name: Harbour\n", encoding="utf-8"
+    )
+    with pytest.raises(PluginError, match=r"site_name must be 'Harbour handbook'"):
+        read_handbook_source(config)
+
+
+def test_the_extension_fills_a_page_as_either_generator_runs_it(tmp_path: Path) -> None:
+    config = tmp_path / "mkdocs.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "site_name": "Harbour handbook",
+                "site_url": "https://handbook.example.org/",
+                "extra": {"group": FACTS},
+            }
+        ),
+        encoding="utf-8",
+    )
+    html = markdown.markdown(
+        "# Hi\n\nWelcome to {{ group.name }}. [Out](https://elsewhere.example/)",
+        extensions=[makeExtension(config_file=str(config))],
+    )
+    assert html == (
+        "<h1>Hi</h1>\n<p>Welcome to Harbour. "
+        '<a href="https://elsewhere.example/" rel="noopener noreferrer">Out</a></p>'
+    )
+    with pytest.raises(PluginError, match=r"the page 'Hi': `group.nope` is not set"):
+        markdown.markdown(
+            "# Hi\n\n{{ group.nope }}", extensions=[makeExtension(config_file=str(config))]
+        )

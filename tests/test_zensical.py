@@ -1,0 +1,94 @@
+"""The handbook outlives its generator: the same mkdocs.yml builds the same pages with MkDocs
+(and Material, which reaches its end of life on 5 May 2027) and with Zensical, its successor."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from bs4 import BeautifulSoup
+from playwright.sync_api import Browser
+
+from forms_server.search import SEARCH_INDEX, read_index
+from tests.browser import visit
+from tests.handbook_pages import HandbookPage
+from tests.test_browser_pages import axe_violations
+from tests.test_browser_quick_exit import EXIT_URL
+
+UNFILLED = re.compile(r"\{\{|\{%|%\}|\}\}")
+
+
+def built_pages(site: Path) -> set[str]:
+    return {path.relative_to(site).as_posix() for path in site.rglob("*.html")}
+
+
+def article_text(page: Path) -> str:
+    soup = BeautifulSoup(page.read_text(encoding="utf-8"), "html.parser")
+    article = soup.select_one("article.md-content__inner")
+    assert article is not None, page
+    return " ".join(article.get_text(" ").split())
+
+
+def title(page: Path) -> str:
+    soup = BeautifulSoup(page.read_text(encoding="utf-8"), "html.parser")
+    assert soup.title is not None, page
+    return soup.title.get_text()
+
+
+def test_both_generators_build_the_same_pages_with_the_same_text(
+    site_dir: Path, zensical_site: Path
+) -> None:
+    pages = built_pages(site_dir)
+    assert pages == built_pages(zensical_site)
+    different = {
+        page: (article_text(site_dir / page)[:200], article_text(zensical_site / page)[:200])
+        for page in pages
+        if page != "404.html"
+        and article_text(site_dir / page) != article_text(zensical_site / page)
+    }
+    assert different == {}
+
+
+def test_both_generators_give_each_page_the_same_title(site_dir: Path, zensical_site: Path) -> None:
+    # The home page alone differs: Material titles it with the site's name only, Zensical adds
+    # "Home - " in front. Both name the group.
+    for page in built_pages(site_dir) - {"index.html"}:
+        assert title(site_dir / page) == title(zensical_site / page), page
+    assert title(zensical_site / "index.html").endswith(title(site_dir / "index.html"))
+
+
+def test_zensical_leaves_nothing_unfilled(zensical_site: Path) -> None:
+    unfilled = {
+        page: UNFILLED.findall(article_text(zensical_site / page))
+        for page in built_pages(zensical_site)
+        if page != "404.html" and UNFILLED.search(article_text(zensical_site / page))
+    }
+    assert unfilled == {}
+    for page in zensical_site.rglob("*.html"):
+        assert "{{ group" not in page.read_text(encoding="utf-8"), page
+
+
+def test_zensicals_own_search_index_serves_our_search(zensical_site: Path) -> None:
+    sections = read_index(zensical_site)
+    assert (zensical_site / SEARCH_INDEX).is_file()
+    assert any("camera" in section.title.lower() for section in sections)
+    text = " ".join(section.text for section in sections)
+    assert "{{" not in text
+    assert "Harbour Peer Support" in text
+
+
+@pytest.mark.browser
+def test_zensicals_pages_pass_axe_and_ask_no_other_host(
+    browser: Browser, zensical_url: str, pages: list[HandbookPage]
+) -> None:
+    found = {}
+    with visit(browser, zensical_url, EXIT_URL) as record:
+        for handbook_page in pages:
+            record.page.goto(f"{zensical_url}/{handbook_page.url_path}")
+            record.page.wait_for_load_state("networkidle")
+            violations = axe_violations(record.page)
+            if violations:
+                found[handbook_page.source] = violations
+        assert record.requests_elsewhere == []
+    assert found == {}
