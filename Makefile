@@ -30,6 +30,6 @@ lint: $(VENV)/.installed-dev
 test: lint
 	$(BIN)/python -m pytest
 
-# While working: lint, types and every test but the browser ones (about a minute).
+# While working: lint, types and every test but the browser ones and the wheel (about a minute).
 quick: lint
-	$(BIN)/python -m pytest -m "not browser" -q
+	$(BIN)/python -m pytest -m "not browser and not slow" -q

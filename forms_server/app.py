@@ -39,13 +39,13 @@ from forms_server.reading import ReadingRoom, ReadLimit, read_links
 from forms_server.renewals import RENEW_LINK_DAYS, Renewals, renew_links
 from forms_server.rights import Rights
 from forms_server.search import read_index
-from forms_server.settings import PROJECT_ROOT, Settings, SmtpSecurity, load_settings
+from forms_server.settings import PACKAGE_DIR, Settings, SmtpSecurity, load_settings
 from forms_server.signing import Purpose, Signer, TokenError
 from forms_server.store import SubmissionStore
 
 logger = logging.getLogger(__name__)
 
-FORMS_STATIC = PROJECT_ROOT / "forms_server" / "static"
+FORMS_STATIC = PACKAGE_DIR / "static"
 
 
 def routes(settings: Settings) -> list[Route | Mount]:

@@ -283,25 +283,26 @@ def page_name(markdown: str) -> str:
 class FillFacts(Preprocessor):
     """First of all, before any other extension reads the page."""
 
-    def __init__(self, md: Markdown, handbook: HandbookSource) -> None:
+    def __init__(self, md: Markdown, config_file: Path) -> None:
         super().__init__(md)
-        self.handbook = handbook
+        self.config_file = config_file
 
     def run(self, lines: list[str]) -> list[str]:
+        handbook = read_handbook_source(self.config_file)
         markdown = "\n".join(lines)
-        filled = fill_placeholders(markdown, self.handbook.facts, page_name(markdown))
+        filled = fill_placeholders(markdown, handbook.facts, page_name(markdown))
         if ALL_GUIDELINES_MARKER in filled:
-            filled = filled.replace(ALL_GUIDELINES_MARKER, all_guidelines(self.handbook))
+            filled = filled.replace(ALL_GUIDELINES_MARKER, all_guidelines(handbook))
         return filled.split("\n")
 
 
 class SafeExternalLinks(Postprocessor):
-    def __init__(self, md: Markdown, site_host: str) -> None:
+    def __init__(self, md: Markdown, config_file: Path) -> None:
         super().__init__(md)
-        self.site_host = site_host
+        self.config_file = config_file
 
     def run(self, text: str) -> str:
-        return mark_external_links(text, self.site_host)
+        return mark_external_links(text, read_handbook_source(self.config_file).site_host)
 
 
 class GroupFactsExtension(Extension):
@@ -316,10 +317,12 @@ class GroupFactsExtension(Extension):
         super().__init__(**kwargs)
 
     def extendMarkdown(self, md: Markdown) -> None:  # noqa: N802 (Python-Markdown's name)
-        handbook = read_handbook_source(Path(self.getConfig("config_file")))
+        # mkdocs.yml is read when a page is converted, not here: MkDocs loads every extension
+        # once while it checks its configuration, before its hook has said where the file is.
+        config_file = Path(self.getConfig("config_file"))
         # Above every built-in preprocessor (the highest is 30), so each sees the filled page.
-        md.preprocessors.register(FillFacts(md, handbook), "group_facts", 100)
-        md.postprocessors.register(SafeExternalLinks(md, handbook.site_host), "safe_links", 0)
+        md.preprocessors.register(FillFacts(md, config_file), "group_facts", 100)
+        md.postprocessors.register(SafeExternalLinks(md, config_file), "safe_links", 0)
 
 
 def makeExtension(**kwargs: str) -> GroupFactsExtension:  # noqa: N802 (the name Markdown calls)

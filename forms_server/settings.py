@@ -30,7 +30,28 @@ from forms_server.decisions import (
 )
 from forms_server.errors import FormsServerError
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_DIR = Path(__file__).resolve().parent
+# In a checkout (and an editable install) the handbook's sources sit beside the package.
+PROJECT_ROOT = PACKAGE_DIR.parent
+# A wheel carries a copy of them inside the package instead (setup.py puts it there).
+PACKAGED_HANDBOOK = PACKAGE_DIR / "handbook"
+
+
+def is_checkout() -> bool:
+    return (PROJECT_ROOT / "mkdocs.yml").is_file() and (PROJECT_ROOT / "docs").is_dir()
+
+
+def default_handbook_config() -> Path:
+    """The checkout's mkdocs.yml, or the copy in the installed package."""
+    return (PROJECT_ROOT if is_checkout() else PACKAGED_HANDBOOK) / "mkdocs.yml"
+
+
+def default_work_folder() -> Path:
+    """Where the built site and the data go unless configured: the checkout, or, for an
+    installed package (whose folder may not be writable), the folder the server starts in."""
+    return PROJECT_ROOT if is_checkout() else Path.cwd()
+
+
 MINIMUM_SECRET_BYTES = 32
 ENVIRONMENTS = ("development", "production")
 
@@ -510,14 +531,12 @@ def load_settings(
         raise SettingsError("FORMS_MEMBER_COPIES_PER_DAY must be from 1 to 20.")
     if not 60 <= token_max_age <= 24 * 60 * 60:
         raise SettingsError("FORMS_TOKEN_MAX_AGE_SECONDS must be between 60 and 86400.")
-    handbook_config = Path(
-        config("FORMS_HANDBOOK_CONFIG", default=str(PROJECT_ROOT / "mkdocs.yml"))
-    )
+    handbook_config = Path(config("FORMS_HANDBOOK_CONFIG", default=str(default_handbook_config())))
     if not handbook_config.is_file():
         raise SettingsError(
             f"FORMS_HANDBOOK_CONFIG points to {handbook_config}, which does not exist."
         )
-    data_dir = Path(config("FORMS_DATA_DIR", default=str(PROJECT_ROOT / "data")))
+    data_dir = Path(config("FORMS_DATA_DIR", default=str(default_work_folder() / "data")))
     group = group_facts_from(handbook_config)
     try:
         decisions = decisions_from(group)
@@ -528,7 +547,7 @@ def load_settings(
         host=config("FORMS_HOST", default="127.0.0.1"),
         port=port,
         handbook_config=handbook_config,
-        site_dir=Path(config("FORMS_SITE_DIR", default=str(PROJECT_ROOT / "site"))),
+        site_dir=Path(config("FORMS_SITE_DIR", default=str(default_work_folder() / "site"))),
         build_handbook_on_start=build,
         data_dir=data_dir,
         secret_keys=secret_keys_from(config, environment, data_dir),

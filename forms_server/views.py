@@ -65,7 +65,7 @@ from forms_server.renewals import LINK_SALT_KIND as RENEW_SALT_KIND
 from forms_server.renewals import RENEW_LINK_DAYS
 from forms_server.rights import KEPT, READABLE, UNDELIVERED, WATCHED, Held, Rights
 from forms_server.search import Section, marked, search
-from forms_server.settings import PROJECT_ROOT, Settings
+from forms_server.settings import PACKAGE_DIR, Settings
 from forms_server.signing import (
     ExpiredTokenError,
     FutureTokenError,
@@ -113,9 +113,9 @@ def make_templates(settings: Settings, stylesheets: list[str]) -> Jinja2Template
     environment = Environment(
         loader=ChoiceLoader(
             [
-                FileSystemLoader(PROJECT_ROOT / "forms_server" / "templates"),
+                FileSystemLoader(PACKAGE_DIR / "templates"),
                 # The handbook's own quick exit partial, so both use the very same markup.
-                FileSystemLoader(PROJECT_ROOT / "overrides"),
+                FileSystemLoader(settings.handbook_config.parent / "overrides"),
             ]
         ),
         autoescape=select_autoescape(default=True, default_for_string=True),

@@ -35,6 +35,11 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
     """The extension finds mkdocs.yml wherever the build runs; the address comes from
     FORMS_SITE_URL when set, so one mkdocs.yml serves development and production."""
     config.mdx_configs.setdefault(EXTENSION_NAME, {})["config_file"] = config.config_file_path
+    # Snippets are found from the folder the build runs in; make them the handbook's own, so an
+    # installed server can build its handbook from any folder.
+    snippets = config.mdx_configs.get("pymdownx.snippets", {})
+    folder = Path(config.config_file_path).parent
+    snippets["base_path"] = [str(folder / path) for path in snippets.get("base_path", ["."])]
     config.site_url = published_url(config.site_url or "")
     return config
 
