@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import re
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 SEARCH_INDEX = "search.json"
 # Pages without a source, so without front matter to say `search: exclude: true`.
@@ -181,19 +184,21 @@ def plain_text(text: str) -> str:
 
 
 def read_index(site_dir: Path) -> list[Section]:
-    """The sections in the site's search.json, each with its page's title."""
+    """The sections in the site's search.json, each with its page's title. A missing or broken
+    index leaves search empty (and says so in the log); it never stops the forms."""
     path = site_dir / SEARCH_INDEX
-    if not path.is_file():
+    try:
+        items: list[dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))["items"]
+        sections, page_title = [], ""
+        for item in items:
+            location, title = str(item["location"]), plain_text(str(item["title"]))
+            if "#" not in location:
+                page_title = title
+            text = plain_text(str(item["text"]))
+            sections.append(Section(location, int(item["level"]), title, text, page_title))
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        logger.warning("Search is empty: %s cannot be read (%s)", path, type(error).__name__)
         return []
-    items: list[dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))["items"]
-    sections, page_title = [], ""
-    for item in items:
-        location, title = str(item["location"]), plain_text(str(item["title"]))
-        if "#" not in location:
-            page_title = title
-        sections.append(
-            Section(location, int(item["level"]), title, plain_text(str(item["text"])), page_title)
-        )
     return sections
 
 

@@ -999,10 +999,12 @@ async def search_page(request: Request) -> Response:
     """The handbook's search form posts here when the browser runs no JavaScript: the same
     index and ranking as the handbook's own script. The query is never logged or kept."""
     query = " ".join(request.query_params.get("q", "").split())[:SEARCH_QUERY_LIMIT]
-    results = search(context_of(request).search_sections, query) if query else []
+    sections = context_of(request).search_sections
+    results = search(sections, query) if query else []
     return render(
         request,
         "search.html",
+        available=bool(sections),
         # Not the query: a tab's title shows on a shared screen and stays in the history.
         title="Search results" if query else "Search the handbook",
         query=query,

@@ -4,6 +4,7 @@ browser without JavaScript."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -135,6 +136,26 @@ def test_an_index_written_by_zensical_reads_the_same(tmp_path: Path) -> None:
     assert camera == Section(
         "faq/#camera", 2, "Do I need my camera ?", "No & never. Really", "Questions"
     )
+
+
+@pytest.mark.parametrize(
+    "content", [None, "{not json", '{"items": [{"location": "a/"}]}', '{"items": 3}']
+)
+def test_a_missing_or_broken_index_leaves_search_empty_and_the_server_up(
+    site_dir: Path, tmp_path: Path, content: str | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    copied = tmp_path / "site"
+    shutil.copytree(site_dir, copied)
+    (copied / SEARCH_INDEX).unlink()
+    if content is not None:
+        (copied / SEARCH_INDEX).write_text(content, encoding="utf-8")
+    assert read_index(copied) == []
+    assert "Search is empty" in caplog.text
+    with TestClient(make_app(copied, tmp_path / "data"), base_url=BASE_URL) as client:
+        response = client.get("/search", params={"q": "camera"})
+        assert response.status_code == 200
+        assert "Search is not working right now" in response.text
+        assert client.get("/forms/consent/").status_code == 200
 
 
 def test_the_menus_sources_become_the_sites_addresses() -> None:
