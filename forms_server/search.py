@@ -1,6 +1,7 @@
 """Searching the handbook: one index of every section of every built page, read by the
 handbook's own script in the browser and by the server's `GET /search?q=` page without
-JavaScript. Both rank the same way (assets/search.js is this module, line for line).
+JavaScript. Both rank the same way: assets/search.js mirrors this module, and a browser test
+compares their results.
 
 The index is `search.json` at the site's root, in the shape Zensical writes it
 (`{"items": [{"location", "level", "title", "text"}]}`), so the same script works on a
