@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.delivery import KEY, mail
 from forms_server.forms import FORMS, Answers, Submission
-from forms_server.mailer import WIRE_POLICY, build_member_copy, new_message_id
+from forms_server.mailer import WIRE_POLICY, Envelope, build_member_copy, new_message_id
 from forms_server.reference import new_reference
 from forms_server.rights import Rights
 from forms_server.store import SubmissionStore
@@ -81,10 +81,7 @@ def copy_bytes(full: bool) -> int:
     submission = Submission(new_reference(), form.kind, answers, NOW, False, None)
     message = build_member_copy(
         submission,
-        "member@example.org",
-        new_message_id("forms@bench.example"),
-        mail(25),
-        NOW,
+        Envelope("member@example.org", new_message_id("forms@bench.example"), mail(25), "", NOW),
         "https://forms.example/forms/yours/" + "x" * 120,
         NOW + timedelta(days=90),
         with_answers=full,

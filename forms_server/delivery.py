@@ -45,6 +45,7 @@ from forms_server.forms import (
 )
 from forms_server.mailer import (
     DeliveryError,
+    Envelope,
     MessageBuildError,
     PermanentDeliveryError,
     TransientDeliveryError,
@@ -576,6 +577,19 @@ class Delivery:
             return DeliveryMode.ENCRYPTED if usable else DeliveryMode.LINK_ONLY
         return DeliveryMode.FULL
 
+    def envelope(
+        self, address: str, message_id: str | None = None, sent_at: datetime | None = None
+    ) -> Envelope:
+        """One message to `address` from this service: a new identity unless the outbox
+        already gave it one (so a retry is the same message), made now unless said."""
+        return Envelope(
+            recipient=address,
+            message_id=message_id or new_message_id(self.mail.sender),
+            mail=self.mail,
+            group_name=self.group_name,
+            sent_at=sent_at or self.clock(),
+        )
+
     def form_message(
         self, submission: Submission, address: str, message_id: str, mode: DeliveryMode, sealed: str
     ) -> EmailMessage:
@@ -598,17 +612,13 @@ class Delivery:
                 ) from error
             return build_link_only(
                 submission,
-                address,
-                message_id,
-                self.mail,
-                self.group_name,
-                now,
+                self.envelope(address, message_id, now),
                 self.read_link(submission.reference, submission.form_kind, address),
                 readable.until,
                 acknowledge_url,
             )
         message = build_message(
-            submission, address, message_id, self.mail, self.group_name, now, acknowledge_url
+            submission, self.envelope(address, message_id, now), acknowledge_url
         )
         if mode is DeliveryMode.ENCRYPTED:
             try:
@@ -631,10 +641,7 @@ class Delivery:
             link, until = self.member_link(submission.reference, submission.form_kind, now)
             copy = build_member_copy(
                 submission,
-                address,
-                recipient.message_id,
-                self.mail,
-                now,
+                self.envelope(address, recipient.message_id, now),
                 link,
                 until,
                 with_answers=kind == COPY_FULL,
@@ -727,9 +734,7 @@ class Delivery:
         host, port = self.relay
         for address in addresses:
             try:
-                message = build_notice(
-                    subject, text, address, self.mail, self.group_name, self.clock()
-                )
+                message = build_notice(subject, text, self.envelope(address))
                 await send(message, address, self.mail, host, port)
             except DeliveryError as error:
                 logger.error("Could not send a notice (%s): %s", subject, error)
@@ -758,7 +763,7 @@ class Delivery:
                     if address in notice.sent_to:
                         continue
                     message = build_notice(
-                        notice.subject, notice.text, address, self.mail, self.group_name, now
+                        notice.subject, notice.text, self.envelope(address, sent_at=now)
                     )
                     await send(message, address, self.mail, host, port)
                     notice = await anyio.to_thread.run_sync(self.notices.sent, notice, address)
@@ -805,7 +810,10 @@ class Delivery:
                 continue
             try:
                 message = build_renewal_reminder(
-                    record, lapses, address, self.mail, now, self.renew_link(record.reference)
+                    record,
+                    lapses,
+                    self.envelope(address, sent_at=now),
+                    self.renew_link(record.reference),
                 )
                 await send(message, address, self.mail, host, port)
                 await anyio.to_thread.run_sync(self.store.mark_reminded, record.reference, now)
@@ -849,11 +857,7 @@ class Delivery:
             try:
                 message = build_digest(
                     [self.submission_of(item) for item in waiting],
-                    address,
-                    new_message_id(self.mail.sender),
-                    self.mail,
-                    self.group_name,
-                    self.clock(),
+                    self.envelope(address),
                     self.sent_alone_per_hour,
                 )
                 await send(message, address, self.mail, host, port)

@@ -16,6 +16,7 @@ import secrets
 import socket
 import ssl
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -128,56 +129,49 @@ def bodies(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """What every message from the service has: one recipient, its own identity, the relay's
+    settings (the sender), the group it speaks for and when it was made."""
+
+    recipient: str
+    message_id: str
+    mail: MailSettings
+    group_name: str
+    sent_at: datetime
+
+
 def addressed_message(
-    recipient: str,
-    subject: str,
-    message_id: str,
-    mail: MailSettings,
-    group_name: str,
-    sent_at: datetime,
-    sender_name: str | None = None,
+    envelope: Envelope, subject: str, sender_name: str | None = None
 ) -> EmailMessage:
     """The headers every message from the service has: from the service, to one person."""
     message = EmailMessage()
     message["From"] = Address(
-        display_name=sender_name or f"{group_name} forms", addr_spec=mail.sender
+        display_name=sender_name or f"{envelope.group_name} forms",
+        addr_spec=envelope.mail.sender,
     )
-    message["To"] = Address(addr_spec=recipient)
+    message["To"] = Address(addr_spec=envelope.recipient)
     message["Subject"] = subject
-    message["Date"] = format_datetime(sent_at)
-    message["Message-ID"] = message_id
+    message["Date"] = format_datetime(envelope.sent_at)
+    message["Message-ID"] = envelope.message_id
     # Out-of-office replies and autoresponders must not answer the service's address.
     message["Auto-Submitted"] = "auto-generated"
     return message
 
 
 def form_message_headers(
-    form: FormDefinition,
-    submission: Submission,
-    recipient: str,
-    message_id: str,
-    mail: MailSettings,
-    group_name: str,
-    sent_at: datetime,
+    form: FormDefinition, submission: Submission, envelope: Envelope
 ) -> EmailMessage:
     """A form's message to one recipient, before its body: its subject, and High importance
     when someone may be at risk."""
-    message = addressed_message(
-        recipient, subject_for(group_name, form, submission), message_id, mail, group_name, sent_at
-    )
+    message = addressed_message(envelope, subject_for(envelope.group_name, form, submission))
     if submission.urgent:
         message["Importance"] = "High"
     return message
 
 
 def build_message(
-    submission: Submission,
-    recipient: str,
-    message_id: str,
-    mail: MailSettings,
-    group_name: str,
-    sent_at: datetime,
-    acknowledge_url: str | None = None,
+    submission: Submission, envelope: Envelope, acknowledge_url: str | None = None
 ) -> EmailMessage:
     """The message for one recipient; MessageBuildError if it cannot be made. A concern or an
     urgent notice carries the recipient's own link to mark it as being dealt with."""
@@ -186,9 +180,7 @@ def build_message(
     if reply_to is not None and not is_usable_email_address(reply_to):
         raise MessageBuildError("The member's address cannot be used as a reply address.")
     with message_building("message"):
-        message = form_message_headers(
-            form, submission, recipient, message_id, mail, group_name, sent_at
-        )
+        message = form_message_headers(form, submission, envelope)
         if reply_to is not None:
             message["Reply-To"] = Address(addr_spec=reply_to)
         plain, html = bodies(form, submission, acknowledge_url)
@@ -199,11 +191,7 @@ def build_message(
 
 def build_link_only(
     submission: Submission,
-    recipient: str,
-    message_id: str,
-    mail: MailSettings,
-    group_name: str,
-    sent_at: datetime,
+    envelope: Envelope,
     read_url: str,
     until: datetime,
     acknowledge_url: str | None = None,
@@ -219,21 +207,13 @@ def build_link_only(
         acknowledge_url=acknowledge_url,
     )
     with message_building("message"):
-        message = form_message_headers(
-            form, submission, recipient, message_id, mail, group_name, sent_at
-        )
+        message = form_message_headers(form, submission, envelope)
         message.set_content(plain)
     return message
 
 
 def build_digest(
-    submissions: list[Submission],
-    recipient: str,
-    message_id: str,
-    mail: MailSettings,
-    group_name: str,
-    sent_at: datetime,
-    sent_alone_per_hour: int,
+    submissions: list[Submission], envelope: Envelope, sent_alone_per_hour: int
 ) -> EmailMessage:
     """Many forms in one message, for a recipient receiving more than `sent_alone_per_hour`:
     a flood cannot bury the inbox, and nothing in it is lost. Urgent forms come first."""
@@ -261,12 +241,7 @@ def build_digest(
     urgent_words = f" - {urgent} URGENT" if urgent else ""
     with message_building("digest"):
         message = addressed_message(
-            recipient,
-            f"{group_name}: {len(ordered)} forms in one email{urgent_words}",
-            message_id,
-            mail,
-            group_name,
-            sent_at,
+            envelope, f"{envelope.group_name}: {len(ordered)} forms in one email{urgent_words}"
         )
         if urgent:
             message["Importance"] = "High"
@@ -275,41 +250,25 @@ def build_digest(
     return message
 
 
-def build_notice(
-    subject: str, text: str, recipient: str, mail: MailSettings, group_name: str, sent_at: datetime
-) -> EmailMessage:
+def build_notice(subject: str, text: str, envelope: Envelope) -> EmailMessage:
     """A short message with no member's content: "in hand", for example."""
     with message_building("notice"):
-        message = addressed_message(
-            recipient,
-            f"{group_name}: {subject}",
-            new_message_id(mail.sender),
-            mail,
-            group_name,
-            sent_at,
-        )
+        message = addressed_message(envelope, f"{envelope.group_name}: {subject}")
         message.set_content(text)
     return message
 
 
-def discreet_message(
-    recipient: str, subject: str, message_id: str, mail: MailSettings, sent_at: datetime, plain: str
-) -> EmailMessage:
+def discreet_message(envelope: Envelope, subject: str, plain: str) -> EmailMessage:
     """A message to a member: a neutral sender name, no group name, no Reply-To."""
     with message_building("message"):
-        message = addressed_message(
-            recipient, subject, message_id, mail, "", sent_at, sender_name=MEMBER_COPY_SENDER
-        )
+        message = addressed_message(envelope, subject, sender_name=MEMBER_COPY_SENDER)
         message.set_content(plain)
     return message
 
 
 def build_member_copy(
     submission: Submission,
-    recipient: str,
-    message_id: str,
-    mail: MailSettings,
-    sent_at: datetime,
+    envelope: Envelope,
     link: str,
     link_until: datetime,
     with_answers: bool,
@@ -329,25 +288,18 @@ def build_member_copy(
         rows=rows if with_answers else [],
         title=form.title if with_answers else None,
     )
-    return discreet_message(recipient, MEMBER_COPY_SUBJECT, message_id, mail, sent_at, plain)
+    return discreet_message(envelope, MEMBER_COPY_SUBJECT, plain)
 
 
 RENEWAL_SUBJECT = "Time to renew your form"
 
 
 def build_renewal_reminder(
-    record: StoredRecord,
-    lapses: datetime,
-    recipient: str,
-    mail: MailSettings,
-    sent_at: datetime,
-    link: str,
+    record: StoredRecord, lapses: datetime, envelope: Envelope, link: str
 ) -> EmailMessage:
     """A member's reminder to sign their consent again: as discreet as their copy."""
     plain = templates.get_template("renewal.txt").render(record=record, lapses=lapses, link=link)
-    return discreet_message(
-        recipient, RENEWAL_SUBJECT, new_message_id(mail.sender), mail, sent_at, plain
-    )
+    return discreet_message(envelope, RENEWAL_SUBJECT, plain)
 
 
 def is_loopback(host: str) -> bool:

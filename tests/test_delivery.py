@@ -18,7 +18,7 @@ from starlette.datastructures import Secret
 
 from forms_server.delivery import Delivery
 from forms_server.forms import FORMS, Submission
-from forms_server.mailer import PermanentDeliveryError, build_message, send
+from forms_server.mailer import Envelope, PermanentDeliveryError, build_message, send
 from forms_server.outbox import ItemStatus, Outbox
 from forms_server.reference import new_reference
 from forms_server.sealing import Sealer
@@ -306,7 +306,7 @@ async def test_without_starttls_nothing_is_sent_in_plain_text(tmp_path: Path) ->
 async def test_plain_text_to_another_machine_is_refused_before_connecting() -> None:
     item = submission("consent")
     mail = mail_settings(None, security=SmtpSecurity.NONE)
-    message = build_message(item, FACILITATORS[0], "<1@x.example>", mail, "Harbour", NOW)
+    message = build_message(item, Envelope(FACILITATORS[0], "<1@x.example>", mail, "Harbour", NOW))
     with pytest.raises(PermanentDeliveryError, match="plain text"):
         await send(message, FACILITATORS[0], mail, "192.0.2.10", 25)
 

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from forms_server.forms import FORMS, FieldKind, FormDefinition, Submission, is_shown, validate
-from forms_server.mailer import WIRE_POLICY, build_message, new_message_id
+from forms_server.mailer import WIRE_POLICY, Envelope, build_message, new_message_id
 from tests.test_delivery import mail_settings, submission
 
 SENT_AT = datetime(2026, 11, 25, 18, 30, tzinfo=UTC)
@@ -21,7 +21,8 @@ RECIPIENT = "f1@example.org"
 
 def built(item: Submission, group_name: str = "Harbour") -> EmailMessage:
     message_id = new_message_id("forms@harbour.example")
-    return build_message(item, RECIPIENT, message_id, mail_settings(None), group_name, SENT_AT)
+    envelope = Envelope(RECIPIENT, message_id, mail_settings(None), group_name, SENT_AT)
+    return build_message(item, envelope)
 
 
 def on_the_wire(message: EmailMessage) -> bytes:

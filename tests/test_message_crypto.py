@@ -17,17 +17,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from forms_server.mailer import WIRE_POLICY, build_message, new_message_id
+from forms_server.mailer import WIRE_POLICY
 from forms_server.message_crypto import (
     KeyKind,
     RecipientKeyError,
     encrypt_for,
     load_recipient_key,
 )
-from tests.test_delivery import mail_settings, submission
+from tests.test_delivery import submission
+from tests.test_mailer import RECIPIENT, built
 
-RECIPIENT = "f1@example.org"
-SENT_AT = dt.datetime(2026, 12, 2, 10, 0, tzinfo=dt.UTC)
 PLANTED = "Planted answer: the blue heron flies at dawn"
 
 
@@ -112,15 +111,7 @@ def openssl_decrypt(folder: Path, raw: bytes, cert: Path, key: Path) -> bytes:
 
 
 def the_message() -> EmailMessage:
-    item = submission("concern", about="member", what_happened=PLANTED)
-    return build_message(
-        item,
-        RECIPIENT,
-        new_message_id("forms@harbour.example"),
-        mail_settings(None),
-        "Harbour",
-        SENT_AT,
-    )
+    return built(submission("concern", about="member", what_happened=PLANTED))
 
 
 def plain_of(entity: bytes) -> str:
