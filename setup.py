@@ -1,5 +1,5 @@
 """Puts a copy of the handbook's sources into the wheel, so an installed package can build and
-serve the handbook from any folder (forms_server/settings.py looks there when there is no
+serve the handbook from any folder (forms_server/config/env.py looks there when there is no
 checkout). Everything else about the package is in pyproject.toml."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ class BuildWithHandbook(build_py):
         if self.editable_mode:
             return  # an editable install reads the checkout itself
         root = Path(__file__).resolve().parent
-        target = Path(self.build_lib) / "forms_server" / "handbook"
+        target = Path(self.build_lib) / "forms_server" / "handbook_sources"
         target.mkdir(parents=True, exist_ok=True)
         for name in HANDBOOK_SOURCES:
             source = root / name

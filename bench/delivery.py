@@ -28,13 +28,13 @@ from pathlib import Path
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from forms_server.catcher import free_loopback_port
-from forms_server.delivery import Delivery
-from forms_server.forms import Submission
-from forms_server.outbox import Outbox
-from forms_server.reference import new_reference
-from forms_server.settings import PROJECT_ROOT, HealthLimits, MailSettings, SmtpSecurity
-from forms_server.store import SubmissionStore
+from forms_server.config.env import PROJECT_ROOT, HealthLimits, MailSettings, SmtpSecurity
+from forms_server.delivery.worker import Delivery
+from forms_server.forms.definitions import Submission
+from forms_server.forms.reference import new_reference
+from forms_server.mail.catcher import free_loopback_port
+from forms_server.storage.outbox import Outbox
+from forms_server.storage.records import SubmissionStore
 
 KEY = bytes(range(32))
 ANSWERS = {"name": "Bench Member", "dates": "2 and 9 December", "message": "Benchmark."}

@@ -27,17 +27,17 @@ import uvicorn
 from playwright.sync_api import sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from forms_server.app import create_app, signer_for
-from forms_server.decisions import DeliveryMode
-from forms_server.delivery import Delivery
-from forms_server.forms import FORMS, Answers, Submission
-from forms_server.handbook import build_handbook
-from forms_server.mailer import WIRE_POLICY, new_message_id
-from forms_server.message_crypto import load_recipient_key
-from forms_server.reading import ReadingRoom, read_links
-from forms_server.reference import new_reference
+from forms_server.config.decisions import DeliveryMode
+from forms_server.config.env import PROJECT_ROOT, load_settings
+from forms_server.delivery.worker import Delivery
+from forms_server.forms.definitions import FORMS, Answers, Submission
+from forms_server.forms.reference import new_reference
+from forms_server.handbook.build import build_handbook
+from forms_server.mail.crypto import load_recipient_key
+from forms_server.mail.messages import WIRE_POLICY, new_message_id
 from forms_server.sealing import Sealer
-from forms_server.settings import PROJECT_ROOT, load_settings
+from forms_server.storage.reading import ReadingRoom, read_links
+from forms_server.web.app import create_app, signer_for
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS, free_port
 from tests.test_delivery import mail_settings, make_delivery
 from tests.test_message_crypto import openpgp_key, smime_certificate

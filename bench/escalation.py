@@ -27,15 +27,15 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 # Run as a script from the project folder: the relay and settings of bench/delivery.py.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.delivery import KEY, LIMITS, mail
-from forms_server.acknowledgements import Acknowledgements
-from forms_server.catcher import free_loopback_port
-from forms_server.decisions import default_retention_days
-from forms_server.delivery import Delivery
-from forms_server.escalation import Watch
-from forms_server.forms import Submission
-from forms_server.outbox import Outbox
-from forms_server.reference import new_reference
-from forms_server.store import SubmissionStore
+from forms_server.config.decisions import default_retention_days
+from forms_server.delivery.worker import Delivery
+from forms_server.forms.definitions import Submission
+from forms_server.forms.reference import new_reference
+from forms_server.mail.catcher import free_loopback_port
+from forms_server.storage.acknowledgements import Acknowledgements
+from forms_server.storage.outbox import Outbox
+from forms_server.storage.records import SubmissionStore
+from forms_server.storage.watch import Watch
 
 ESCALATION = "deputy@bench.example"
 ANSWERS = {

@@ -38,10 +38,10 @@ import httpx2
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope
 
-from forms_server.handbook import build_handbook
-from forms_server.reference import new_reference
-from forms_server.settings import PROJECT_ROOT
-from forms_server.store import SubmissionStore
+from forms_server.config.env import PROJECT_ROOT
+from forms_server.forms.reference import new_reference
+from forms_server.handbook.build import build_handbook
+from forms_server.storage.records import SubmissionStore
 
 KIND = "leave-missing"
 REFERENCE_IN_SUBJECT = re.compile(r"ref ([0-9A-Z]{3}-[0-9A-Z]{3}-[0-9A-Z]{3})")
@@ -254,7 +254,9 @@ def main() -> None:
                     # Throughput, not flood protection: every form in its own email.
                     "FORMS_DIGEST_AFTER_PER_HOUR": "1000000",
                 }
-                server, url = start_server("forms_server.app:create_app", environment, factory=True)
+                server, url = start_server(
+                    "forms_server.web.app:create_app", environment, factory=True
+                )
                 try:
                     if stored == 0:
                         results |= asyncio.run(

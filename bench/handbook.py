@@ -24,9 +24,9 @@ from pathlib import Path
 
 import uvicorn
 
-from forms_server.app import create_app
-from forms_server.handbook import build_handbook
-from forms_server.settings import PROJECT_ROOT, load_settings
+from forms_server.config.env import PROJECT_ROOT, load_settings
+from forms_server.handbook.build import build_handbook
+from forms_server.web.app import create_app
 
 RUNS = 5
 CHROME_FLAGS = (

@@ -24,11 +24,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.delivery import KEY, mail
-from forms_server.forms import FORMS, Answers, Submission
-from forms_server.mailer import WIRE_POLICY, Envelope, build_member_copy, new_message_id
-from forms_server.reference import new_reference
+from forms_server.forms.definitions import FORMS, Answers, Submission
+from forms_server.forms.reference import new_reference
+from forms_server.mail.messages import WIRE_POLICY, Envelope, build_member_copy, new_message_id
 from forms_server.rights import Rights
-from forms_server.store import SubmissionStore
+from forms_server.storage.records import SubmissionStore
 from tests.test_views import valid_answers
 
 NOW = datetime(2026, 12, 2, tzinfo=UTC)

@@ -41,10 +41,10 @@ import uvicorn
 from playwright.sync_api import Browser, BrowserContext, Page, Request, Response, sync_playwright
 
 from bench.handbook import first_view_bytes
-from forms_server.app import create_app
-from forms_server.handbook import build_handbook
-from forms_server.search import SEARCH_INDEX
-from forms_server.settings import PROJECT_ROOT, load_settings
+from forms_server.config.env import PROJECT_ROOT, load_settings
+from forms_server.handbook.build import build_handbook
+from forms_server.handbook.search import SEARCH_INDEX
+from forms_server.web.app import create_app
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS, free_port
 from tests.test_browser_pages import FIRST_VIEW_BUDGET_BYTES
 

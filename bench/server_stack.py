@@ -51,8 +51,8 @@ from starlette.routing import Route
 # Run as a script from the project folder too: the helpers of bench/forms.py.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.forms import ArrivalClock, free_port, peak_memory_mb, rate, start_server, submit_to_smtp
-from forms_server.handbook import build_handbook
-from forms_server.settings import PROJECT_ROOT
+from forms_server.config.env import PROJECT_ROOT
+from forms_server.handbook.build import build_handbook
 
 BARE_PAGE = "<!doctype html><html lang=en><title>Bare</title><p>Hello.</p></html>"
 CELLS = {"bare": "/", "form": "/forms/consent/", "handbook": "/guidelines/"}
@@ -209,7 +209,7 @@ def main() -> None:
                 )
                 environment = forms_environment(Path(folder) / stack.loop, site, relay.port)
                 servers[stack.name, "forms"] = start_server(
-                    "forms_server.app:create_app",
+                    "forms_server.web.app:create_app",
                     {**environment, **stack.environment},
                     factory=True,
                 )

@@ -17,16 +17,16 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from forms_server.decisions import days_in_months
+from forms_server.config.decisions import days_in_months
 from forms_server.errors import FormsServerError
-from forms_server.escalation import Watch, Watched
-from forms_server.forms import FORMS, FieldKind, display_value, validate_field
-from forms_server.guidelines import archived_version
-from forms_server.ledger import ErasureReason
-from forms_server.outbox import ItemStatus, Outbox, OutboxItem
-from forms_server.reading import Readable, ReadingRoom
-from forms_server.reference import normalise_reference
-from forms_server.store import StoredRecord, SubmissionStore
+from forms_server.forms.definitions import FORMS, FieldKind, display_value, validate_field
+from forms_server.forms.reference import normalise_reference
+from forms_server.handbook.guidelines import archived_version
+from forms_server.storage.ledger import ErasureReason
+from forms_server.storage.outbox import ItemStatus, Outbox, OutboxItem
+from forms_server.storage.reading import Readable, ReadingRoom
+from forms_server.storage.records import StoredRecord, SubmissionStore
+from forms_server.storage.watch import Watch, Watched
 
 Clock = Callable[[], datetime]
 

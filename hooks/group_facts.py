@@ -1,7 +1,7 @@
 """MkDocs hook: what only an MkDocs build needs, around the pages themselves.
 
 The pages' content (the group's facts and decisions, the printable guidelines, safe external
-links) comes from the Markdown extension `forms_server.handbook_markdown`, which Zensical runs
+links) comes from the Markdown extension `forms_server.handbook.markdown_ext`, which Zensical runs
 too. This hook only tells that extension where mkdocs.yml is, takes the published address from
 FORMS_SITE_URL, and after the build writes the decisions' fingerprint and the search index,
 serves our own script and stylesheet without comments, and repairs Material's invalid markup.
@@ -17,9 +17,9 @@ from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.structure.pages import Page
 from mkdocs.utils.meta import get_data
 
-from forms_server.decisions import DECISIONS_FINGERPRINT_FILE, fingerprint
-from forms_server.handbook_markdown import EXTENSION_NAME, published_url, read_handbook_source
-from forms_server.search import page_locations, source_location, write_index
+from forms_server.config.decisions import DECISIONS_FINGERPRINT_FILE, fingerprint
+from forms_server.handbook.markdown_ext import EXTENSION_NAME, published_url, read_handbook_source
+from forms_server.handbook.search import page_locations, source_location, write_index
 
 BLOCK_COMMENT = re.compile(r"/\*.*?\*/", re.S)
 # The handbook's own script and stylesheet (the theme's come minified already).

@@ -21,9 +21,9 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
-from forms_server.app import create_app
-from forms_server.handbook import build_handbook
-from forms_server.settings import PROJECT_ROOT, Settings, load_settings
+from forms_server.config.env import PROJECT_ROOT, Settings, load_settings
+from forms_server.handbook.build import build_handbook
+from forms_server.web.app import create_app
 from tests.decided import DECIDED, copy_project
 from tests.handbook_pages import HandbookPage, handbook_pages
 

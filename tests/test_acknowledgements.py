@@ -13,12 +13,12 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from forms_server.acknowledgements import LINK_SALT_KIND, Acknowledgements
-from forms_server.catcher import caught_messages
-from forms_server.decisions import default_retention_days
-from forms_server.forms import FORMS
-from forms_server.reference import new_reference
+from forms_server.config.decisions import default_retention_days
+from forms_server.forms.definitions import FORMS
+from forms_server.forms.reference import new_reference
+from forms_server.mail.catcher import caught_messages
 from forms_server.signing import Purpose, Signer
+from forms_server.storage.acknowledgements import LINK_SALT_KIND, Acknowledgements
 from tests.test_views import (
     BASE_URL,
     caught_email,

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from starlette.testclient import TestClient
 
-from forms_server.app import create_app
-from forms_server.handbook import inline_script_hashes
-from forms_server.settings import Settings
+from forms_server.config.env import Settings
+from forms_server.handbook.build import inline_script_hashes
+from forms_server.web.app import create_app
 
 
 def test_pages_carry_the_privacy_and_security_headers(settings: Settings) -> None:

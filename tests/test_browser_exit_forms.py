@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 from playwright.sync_api import Browser, Error, Page, expect
 
-from forms_server.forms import FORMS
+from forms_server.forms.definitions import FORMS
 from tests.browser import visit
 from tests.test_browser_forms import fill_in
 from tests.test_browser_quick_exit import EXIT_BUTTON_NAME, EXIT_URL

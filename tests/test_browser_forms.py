@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from forms_server.app import signer_for
-from forms_server.forms import FORMS, Answers, FieldKind, FormDefinition
-from forms_server.reading import ReadingRoom, read_links
-from forms_server.reference import new_reference
+from forms_server.config.env import Settings
+from forms_server.forms.definitions import FORMS, Answers, FieldKind, FormDefinition
+from forms_server.forms.reference import new_reference
 from forms_server.sealing import Sealer
-from forms_server.settings import Settings
+from forms_server.storage.reading import ReadingRoom, read_links
+from forms_server.web.app import signer_for
 from tests.browser import visit
 from tests.test_browser_pages import axe_violations
 from tests.test_browser_quick_exit import EXIT_BUTTON_NAME, EXIT_URL

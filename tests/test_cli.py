@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from forms_server.forms import Submission
-from forms_server.outbox import ItemStatus, RecipientStatus
+from forms_server.forms.definitions import Submission
+from forms_server.storage.outbox import ItemStatus, RecipientStatus
 from tests.smtp_server import SmtpServer, smtp_server
 from tests.test_delivery import mail_settings, make_delivery, submission
 
@@ -53,7 +53,7 @@ def forms_server(
     tmp_path: Path, env: dict[str, str], *arguments: str
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "forms_server.cli", *arguments],
+        [sys.executable, "-m", "forms_server.cli.main", *arguments],
         env=env,
         cwd=tmp_path,
         capture_output=True,

@@ -16,16 +16,16 @@ import pytest
 from bs4 import BeautifulSoup
 from starlette.testclient import TestClient
 
-from forms_server.app import create_app
-from forms_server.decisions import (
+from forms_server.config.decisions import (
     DECISIONS,
     DECISIONS_FINGERPRINT_FILE,
     decisions_from,
     unsettled,
 )
-from forms_server.forms import FORMS
-from forms_server.handbook import HandbookBuildError
-from forms_server.settings import PROJECT_ROOT, Settings, load_settings
+from forms_server.config.env import PROJECT_ROOT, Settings, load_settings
+from forms_server.forms.definitions import FORMS
+from forms_server.handbook.build import HandbookBuildError
+from forms_server.web.app import create_app
 from tests.decided import DECIDED, group_with, write_group_config
 from tests.handbook_pages import url_path_for
 from tests.test_cli import environment, forms_server

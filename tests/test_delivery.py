@@ -16,14 +16,14 @@ from pathlib import Path
 import pytest
 from starlette.datastructures import Secret
 
-from forms_server.delivery import Delivery
-from forms_server.forms import FORMS, Submission
-from forms_server.mailer import Envelope, PermanentDeliveryError, build_message, send
-from forms_server.outbox import ItemStatus, Outbox
-from forms_server.reference import new_reference
+from forms_server.config.env import HealthLimits, MailSettings, SmtpSecurity
+from forms_server.delivery.worker import Delivery
+from forms_server.forms.definitions import FORMS, Submission
+from forms_server.forms.reference import new_reference
+from forms_server.mail.messages import Envelope, PermanentDeliveryError, build_message, send
 from forms_server.sealing import Sealer
-from forms_server.settings import HealthLimits, MailSettings, SmtpSecurity
-from forms_server.store import SubmissionStore
+from forms_server.storage.outbox import ItemStatus, Outbox
+from forms_server.storage.records import SubmissionStore
 from tests.own_loop import in_own_loop
 from tests.smtp_server import SmtpServer, free_port, smtp_server
 from tests.test_views import valid_answers

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from forms_server.delivery import Delivery
-from forms_server.outbox import FORMAT, ItemStatus, RecipientStatus
-from forms_server.settings import PROJECT_ROOT
+from forms_server.config.env import PROJECT_ROOT
+from forms_server.delivery.worker import Delivery
+from forms_server.storage.outbox import FORMAT, ItemStatus, RecipientStatus
 from tests.own_loop import in_own_loop
 from tests.smtp_server import SmtpServer, smtp_server
 from tests.test_delivery import (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from forms_server.drafts import Expiring
+from forms_server.web.drafts import Expiring
 
 
 def test_entries_expire_and_are_forgotten_oldest_first() -> None:

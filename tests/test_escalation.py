@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from forms_server.acknowledgements import Acknowledgements
-from forms_server.decisions import default_retention_days
-from forms_server.delivery import Delivery
-from forms_server.escalation import Watch, Watched
+from forms_server.config.decisions import default_retention_days
+from forms_server.delivery.worker import Delivery
+from forms_server.storage.acknowledgements import Acknowledgements
+from forms_server.storage.watch import Watch, Watched
 from tests.own_loop import in_own_loop
 from tests.smtp_server import SmtpServer, smtp_server
 from tests.test_cli import environment, forms_server

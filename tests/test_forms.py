@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from forms_server import forms as forms_module
-from forms_server.decisions import default_retention_days
-from forms_server.forms import (
+from forms_server.config.decisions import default_retention_days
+from forms_server.forms import definitions as forms_module
+from forms_server.forms.definitions import (
     FORMS,
     LEAVE_KINDS,
     Answers,

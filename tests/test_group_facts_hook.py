@@ -10,13 +10,13 @@ import pytest
 import yaml
 from mkdocs.exceptions import PluginError
 
-from forms_server.handbook_markdown import (
+from forms_server.config.env import PROJECT_ROOT, group_facts_from
+from forms_server.handbook.markdown_ext import (
     fill_placeholders,
     makeExtension,
     mark_external_links,
     read_handbook_source,
 )
-from forms_server.settings import PROJECT_ROOT, group_facts_from
 from hooks.group_facts import without_comments
 
 FACTS = {

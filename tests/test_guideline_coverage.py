@@ -17,8 +17,8 @@ import pytest
 from bs4 import BeautifulSoup
 from starlette.testclient import TestClient
 
-from forms_server.app import create_app
-from forms_server.settings import PROJECT_ROOT, Settings
+from forms_server.config.env import PROJECT_ROOT, Settings
+from forms_server.web.app import create_app
 from tests.handbook_pages import url_path_for
 
 GUIDELINES = PROJECT_ROOT / "tests/data/peer-support-guidelines.txt"

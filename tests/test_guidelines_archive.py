@@ -6,9 +6,9 @@ import json
 from datetime import date
 from pathlib import Path
 
-from forms_server.forms import CONSENT, FieldKind
-from forms_server.guidelines import archive_guidelines
-from forms_server.settings import PROJECT_ROOT
+from forms_server.config.env import PROJECT_ROOT
+from forms_server.forms.definitions import CONSENT, FieldKind
+from forms_server.handbook.guidelines import archive_guidelines
 
 STATEMENTS = [spec.label for spec in CONSENT.fields if spec.kind is FieldKind.AGREE]
 

@@ -13,10 +13,10 @@ import pytest
 import yaml
 from bs4 import BeautifulSoup, Tag
 
-from forms_server.decisions import decisions_from
-from forms_server.forms import FORMS, LEAVE_KINDS
-from forms_server.handbook import HandbookBuildError, build_handbook
-from forms_server.settings import PROJECT_ROOT
+from forms_server.config.decisions import decisions_from
+from forms_server.config.env import PROJECT_ROOT
+from forms_server.forms.definitions import FORMS, LEAVE_KINDS
+from forms_server.handbook.build import HandbookBuildError, build_handbook
 from tests.handbook_pages import HandbookPage
 
 DOCS = PROJECT_ROOT / "docs"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from starlette.testclient import TestClient
 
-from forms_server.forms import FORMS
+from forms_server.forms.definitions import FORMS
 from tests.test_views import BASE_URL, make_app, post, token_in, valid_answers
 from tests.validator import html_errors
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from forms_server.limits import PostLimits
+from forms_server.web.limits import PostLimits
 
 
 class Clock:

@@ -18,17 +18,17 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from forms_server.app import create_app
-from forms_server.decisions import DeliveryMode
-from forms_server.delivery import Delivery
-from forms_server.escalation import Watch
-from forms_server.forms import FORMS, Answers, Submission
-from forms_server.message_crypto import load_recipient_key
-from forms_server.outbox import ItemStatus, RecipientStatus
-from forms_server.reading import ReadingRoom, read_links
-from forms_server.reference import new_reference
-from forms_server.settings import Settings
+from forms_server.config.decisions import DeliveryMode
+from forms_server.config.env import Settings
+from forms_server.delivery.worker import Delivery
+from forms_server.forms.definitions import FORMS, Answers, Submission
+from forms_server.forms.reference import new_reference
+from forms_server.mail.crypto import load_recipient_key
 from forms_server.signing import Signer
+from forms_server.storage.outbox import ItemStatus, RecipientStatus
+from forms_server.storage.reading import ReadingRoom, read_links
+from forms_server.storage.watch import Watch
+from forms_server.web.app import create_app
 from tests import test_decisions, test_renewals
 from tests.decided import DECIDED, write_group_config
 from tests.own_loop import in_own_loop
@@ -219,7 +219,7 @@ def send_concern(client: TestClient) -> str:
 
 
 def links_from_catcher(app: Starlette, reference: str, count: int) -> dict[str, str]:
-    from forms_server.catcher import caught_messages
+    from forms_server.mail.catcher import caught_messages
 
     pattern = re.compile(r"https?://[^/\s]+(/forms/read/[A-Za-z0-9_.\-]+)")
     deadline = time.monotonic() + 10

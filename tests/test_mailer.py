@@ -11,8 +11,15 @@ from email.policy import default
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from forms_server.forms import FORMS, FieldKind, FormDefinition, Submission, is_shown, validate
-from forms_server.mailer import WIRE_POLICY, Envelope, build_message, new_message_id
+from forms_server.forms.definitions import (
+    FORMS,
+    FieldKind,
+    FormDefinition,
+    Submission,
+    is_shown,
+    validate,
+)
+from forms_server.mail.messages import WIRE_POLICY, Envelope, build_message, new_message_id
 from tests.test_delivery import mail_settings, submission
 
 SENT_AT = datetime(2026, 11, 25, 18, 30, tzinfo=UTC)

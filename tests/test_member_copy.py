@@ -22,16 +22,16 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from forms_server.delivery import Delivery
-from forms_server.forms import FORMS, Submission
-from forms_server.member_copy import (
+from forms_server.delivery.member_copy import (
     MEMBER_COPY_SENDER,
     MEMBER_COPY_SUBJECT,
     CopyLimit,
     member_links,
 )
-from forms_server.outbox import MEMBER_COPY, ItemStatus, RecipientStatus
+from forms_server.delivery.worker import Delivery
+from forms_server.forms.definitions import FORMS, Submission
 from forms_server.signing import Purpose, Signer
+from forms_server.storage.outbox import MEMBER_COPY, ItemStatus, RecipientStatus
 from tests import test_acknowledgements
 from tests.own_loop import in_own_loop
 from tests.smtp_server import SmtpServer, smtp_server
@@ -321,7 +321,7 @@ async def test_a_replayed_form_does_not_use_up_a_copy(server: SmtpServer, tmp_pa
 
 
 def test_the_copy_limit_forgets_after_a_day(tmp_path: Path) -> None:
-    from forms_server.ledger import Ledger
+    from forms_server.storage.ledger import Ledger
 
     limit = CopyLimit(tmp_path, Ledger(tmp_path), per_day=2)
     start = submission("leave-missing").received_at

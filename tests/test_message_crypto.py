@@ -17,13 +17,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from forms_server.mailer import WIRE_POLICY
-from forms_server.message_crypto import (
+from forms_server.mail.crypto import (
     KeyKind,
     RecipientKeyError,
     encrypt_for,
     load_recipient_key,
 )
+from forms_server.mail.messages import WIRE_POLICY
 from tests.test_delivery import submission
 from tests.test_mailer import RECIPIENT, built
 

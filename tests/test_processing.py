@@ -7,21 +7,21 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from forms_server.decisions import decisions_from
-from forms_server.delivery import Delivery
-from forms_server.escalation import Watch, Watched
-from forms_server.forms import FORMS, PRIVACY_GROUPS, Submission, privacy_collected
-from forms_server.member_copy import CopyLimit, member_links
-from forms_server.processing import (
+from forms_server.config.decisions import decisions_from
+from forms_server.delivery.member_copy import CopyLimit, member_links
+from forms_server.delivery.worker import Delivery
+from forms_server.forms.definitions import FORMS, PRIVACY_GROUPS, Submission, privacy_collected
+from forms_server.forms.reference import new_reference
+from forms_server.handbook.processing import (
     OUTBOX_IN_THE_CLEAR,
     READABLE_IN_THE_CLEAR,
     RECORD_IN_THE_CLEAR,
     WATCH_IN_THE_CLEAR,
     holdings,
 )
-from forms_server.reading import ReadingRoom
-from forms_server.reference import new_reference
 from forms_server.signing import Signer
+from forms_server.storage.reading import ReadingRoom
+from forms_server.storage.watch import Watch, Watched
 from tests.decided import DECIDED, write_group_config
 from tests.test_cli import environment, forms_server
 from tests.test_decisions import text_of

@@ -8,7 +8,7 @@ import string
 
 import pytest
 
-from forms_server.reference import (
+from forms_server.forms.reference import (
     ALPHABET,
     format_reference,
     luhn_check_character,

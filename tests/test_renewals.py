@@ -13,14 +13,14 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from forms_server.delivery import Delivery
-from forms_server.forms import FORMS, Submission
-from forms_server.ledger import ErasureReason
-from forms_server.mailer import RENEWAL_SUBJECT
-from forms_server.member_copy import MEMBER_COPY_SENDER
-from forms_server.reference import new_reference
-from forms_server.renewals import REMIND_DAYS_BEFORE, Renewals, renew_links
+from forms_server.delivery.member_copy import MEMBER_COPY_SENDER
+from forms_server.delivery.renewals import REMIND_DAYS_BEFORE, Renewals, renew_links
+from forms_server.delivery.worker import Delivery
+from forms_server.forms.definitions import FORMS, Submission
+from forms_server.forms.reference import new_reference
+from forms_server.mail.messages import RENEWAL_SUBJECT
 from forms_server.signing import Signer
+from forms_server.storage.ledger import ErasureReason
 from tests.own_loop import in_own_loop
 from tests.smtp_server import SmtpServer, smtp_server
 from tests.test_delivery import FACILITATORS, mail_settings, make_delivery

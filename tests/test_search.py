@@ -11,7 +11,7 @@ import pytest
 from bs4 import BeautifulSoup
 from starlette.testclient import TestClient
 
-from forms_server.search import (
+from forms_server.handbook.search import (
     SEARCH_INDEX,
     Section,
     marked,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from forms_server.settings import SettingsError, load_settings
+from forms_server.config.env import SettingsError, load_settings
 from tests.decided import DECIDED, write_group_config
 
 STRONG_OLD = "o" * 32

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from itsdangerous import BadData, base64_decode
 
-from forms_server.forms import FORMS
+from forms_server.forms.definitions import FORMS
 from forms_server.signing import (
     ExpiredTokenError,
     FutureTokenError,

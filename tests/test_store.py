@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from forms_server.forms import FORMS, Answers, Submission
-from forms_server.reference import new_reference
-from forms_server.store import StoreCorruptError, SubmissionStore
+from forms_server.forms.definitions import FORMS, Answers, Submission
+from forms_server.forms.reference import new_reference
+from forms_server.storage.records import StoreCorruptError, SubmissionStore
 from tests.test_views import valid_answers
 
 DATA_KEY = bytes(range(32))
@@ -24,9 +24,9 @@ WRITER = """
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from forms_server.forms import FORMS, Answers, Submission
-from forms_server.reference import new_reference
-from forms_server.store import SubmissionStore
+from forms_server.forms.definitions import FORMS, Answers, Submission
+from forms_server.forms.reference import new_reference
+from forms_server.storage.records import SubmissionStore
 from tests.test_views import valid_answers
 store = SubmissionStore(Path(sys.argv[1]), bytes(range(32)))
 count = int(sys.argv[2])

@@ -15,15 +15,15 @@ from bs4 import BeautifulSoup, Tag
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from forms_server.app import create_app
-from forms_server.catcher import CaughtMessage, caught_messages
-from forms_server.forms import FORMS, FieldKind, FormDefinition, body_limit
-from forms_server.outbox import Outbox
-from forms_server.reference import new_reference, normalise_reference
-from forms_server.settings import load_settings
+from forms_server.config.env import load_settings
+from forms_server.forms.definitions import FORMS, FieldKind, FormDefinition, body_limit
+from forms_server.forms.reference import new_reference, normalise_reference
+from forms_server.mail.catcher import CaughtMessage, caught_messages
 from forms_server.signing import Purpose
-from forms_server.store import SubmissionStore
-from forms_server.views import FormsContext
+from forms_server.storage.outbox import Outbox
+from forms_server.storage.records import SubmissionStore
+from forms_server.web.app import create_app
+from forms_server.web.views import FormsContext
 
 BASE_URL = "http://127.0.0.1:8000"
 FORM_POST = {"content-type": "application/x-www-form-urlencoded"}

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from forms_server.settings import PROJECT_ROOT
+from forms_server.config.env import PROJECT_ROOT
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.slow
@@ -51,11 +51,11 @@ def test_the_wheel_carries_the_handbook_the_templates_and_the_licence(wheel: Pat
     for needed in [
         "forms_server/templates/form.html",
         "forms_server/static/forms.css",
-        "forms_server/handbook/mkdocs.yml",
-        "forms_server/handbook/docs/index.md",
-        "forms_server/handbook/overrides/partials/quick-exit.html",
-        "forms_server/handbook/includes/abbreviations.md",
-        "forms_server/handbook/hooks/group_facts.py",
+        "forms_server/handbook_sources/mkdocs.yml",
+        "forms_server/handbook_sources/docs/index.md",
+        "forms_server/handbook_sources/overrides/partials/quick-exit.html",
+        "forms_server/handbook_sources/includes/abbreviations.md",
+        "forms_server/handbook_sources/hooks/group_facts.py",
     ]:
         assert needed in names
     assert any(name.endswith("licenses/LICENSE") for name in names)

@@ -10,7 +10,7 @@ import pytest
 from bs4 import BeautifulSoup
 from playwright.sync_api import Browser, expect
 
-from forms_server.search import SEARCH_INDEX, read_index
+from forms_server.handbook.search import SEARCH_INDEX, read_index
 from tests.browser import visit
 from tests.handbook_pages import HandbookPage
 from tests.test_browser_pages import axe_violations

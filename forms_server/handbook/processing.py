@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from forms_server.decisions import ConcernRoute, Decisions, DeliveryMode
-from forms_server.forms import (
+from forms_server.config.decisions import ConcernRoute, Decisions, DeliveryMode
+from forms_server.forms.definitions import (
     PRIVACY_GROUPS,
     FormDefinition,
     privacy_collected,

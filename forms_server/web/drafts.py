@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from forms_server.reference import new_reference, normalise_reference
+from forms_server.forms.reference import new_reference, normalise_reference
 from forms_server.signing import InvalidTokenError, Purpose, Signer
 
 V = TypeVar("V")

@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from forms_server.files import exclusive_lock, replace_atomically
+from forms_server.storage.files import exclusive_lock, replace_atomically
 
 logger = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from forms_server.files import create_exclusively, exclusive_lock, replace_atomically
 from forms_server.signing import Purpose, Signer
+from forms_server.storage.files import create_exclusively, exclusive_lock, replace_atomically
 
 logger = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from forms_server.files import create_exclusively
-from forms_server.handbook import guidelines_version
+from forms_server.handbook.build import guidelines_version
+from forms_server.storage.files import create_exclusively
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
-from forms_server.files import create_exclusively, replace_atomically
+from forms_server.storage.files import create_exclusively, replace_atomically
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from forms_server.decisions import DECISIONS_FINGERPRINT_FILE, fingerprint
+from forms_server.config.decisions import DECISIONS_FINGERPRINT_FILE, fingerprint
 from forms_server.errors import FormsServerError
 
 logger = logging.getLogger(__name__)

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from forms_server.errors import FormsServerError
-from forms_server.files import (
+from forms_server.storage.files import (
     create_exclusively,
     exclusive_lock,
     fsync_folder,

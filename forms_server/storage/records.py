@@ -35,12 +35,12 @@ from typing import Any
 from tinydb import Query, TinyDB
 from tinydb.storages import Storage
 
-from forms_server.decisions import default_retention_days
+from forms_server.config.decisions import default_retention_days
 from forms_server.errors import FormsServerError
-from forms_server.files import exclusive_lock, replace_atomically
-from forms_server.forms import FORMS, Submission
-from forms_server.ledger import ErasureReason, Ledger
+from forms_server.forms.definitions import FORMS, Submission
 from forms_server.sealing import Sealer
+from forms_server.storage.files import exclusive_lock, replace_atomically
+from forms_server.storage.ledger import ErasureReason, Ledger
 
 logger = logging.getLogger(__name__)
 

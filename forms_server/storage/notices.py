@@ -17,8 +17,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from forms_server.files import create_exclusively, replace_atomically
-from forms_server.outbox import Outbox, OutboxError
+from forms_server.storage.files import create_exclusively, replace_atomically
+from forms_server.storage.outbox import Outbox, OutboxError
 
 logger = logging.getLogger(__name__)
 

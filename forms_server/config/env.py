@@ -20,7 +20,7 @@ import yaml
 from starlette.config import Config
 from starlette.datastructures import CommaSeparatedStrings, Secret
 
-from forms_server.decisions import (
+from forms_server.config.decisions import (
     DELIVERY_ROUTES,
     ConcernRoute,
     Decisions,
@@ -30,11 +30,11 @@ from forms_server.decisions import (
 )
 from forms_server.errors import FormsServerError
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
 # In a checkout (and an editable install) the handbook's sources sit beside the package.
 PROJECT_ROOT = PACKAGE_DIR.parent
 # A wheel carries a copy of them inside the package instead (setup.py puts it there).
-PACKAGED_HANDBOOK = PACKAGE_DIR / "handbook"
+PACKAGED_HANDBOOK = PACKAGE_DIR / "handbook_sources"
 
 
 def is_checkout() -> bool:
@@ -260,7 +260,9 @@ def group_facts_from(handbook_config: Path) -> Mapping[str, Any]:
 
 
 def addresses(config: Config, name: str, default: str) -> tuple[str, ...]:
-    from forms_server.forms import is_usable_email_address  # one rule for what an address is
+    from forms_server.forms.definitions import (
+        is_usable_email_address,  # one rule for what an address is
+    )
 
     values = tuple(
         value.strip()

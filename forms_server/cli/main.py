@@ -40,21 +40,21 @@ from datetime import UTC, datetime, timedelta
 
 import uvicorn
 
-from forms_server.acknowledgements import Acknowledgements
-from forms_server.app import create_app, open_delivery, signer_for
-from forms_server.decisions import DeliveryMode, unsettled
-from forms_server.delivery import assess, summarise
+from forms_server.config.decisions import DeliveryMode, unsettled
+from forms_server.config.env import Settings, load_settings, new_data_key, new_secret_key
+from forms_server.delivery.worker import assess, summarise
 from forms_server.errors import FormsServerError
-from forms_server.escalation import Watch
-from forms_server.files import write_problem
-from forms_server.handbook import build_handbook
-from forms_server.mailer import DeliveryError, check_relay
-from forms_server.message_crypto import load_recipient_keys
-from forms_server.outbox import RecipientStatus
-from forms_server.processing import record_of_processing
+from forms_server.handbook.build import build_handbook
+from forms_server.handbook.processing import record_of_processing
+from forms_server.mail.crypto import load_recipient_keys
+from forms_server.mail.messages import DeliveryError, check_relay
 from forms_server.rights import Held, Rights, RightsError
-from forms_server.settings import Settings, load_settings, new_data_key, new_secret_key
-from forms_server.store import SubmissionStore
+from forms_server.storage.acknowledgements import Acknowledgements
+from forms_server.storage.files import write_problem
+from forms_server.storage.outbox import RecipientStatus
+from forms_server.storage.records import SubmissionStore
+from forms_server.storage.watch import Watch
+from forms_server.web.app import create_app, open_delivery, signer_for
 
 logger = logging.getLogger("forms_server")
 

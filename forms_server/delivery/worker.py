@@ -30,12 +30,12 @@ from typing import Any, Protocol
 
 import anyio.to_thread
 
-from forms_server.acknowledgements import Acknowledgements
-from forms_server.decisions import DeliveryMode
+from forms_server.config.decisions import DeliveryMode
+from forms_server.config.env import HealthLimits, MailSettings
+from forms_server.delivery.member_copy import COPY_REFUSED_ROUTE, COPY_ROUTE, CopyLimit
+from forms_server.delivery.renewals import Renewals, RenewLink, address_of
 from forms_server.errors import FormsServerError
-from forms_server.escalation import Watch, Watched
-from forms_server.files import write_problem
-from forms_server.forms import (
+from forms_server.forms.definitions import (
     COPY_FULL,
     FORMS,
     Recipients,
@@ -43,7 +43,8 @@ from forms_server.forms import (
     member_copy_wanted,
     recipients_for,
 )
-from forms_server.mailer import (
+from forms_server.mail.crypto import RecipientKey, RecipientKeyError, encrypt_for
+from forms_server.mail.messages import (
     DeliveryError,
     Envelope,
     MessageBuildError,
@@ -58,10 +59,11 @@ from forms_server.mailer import (
     new_message_id,
     send,
 )
-from forms_server.member_copy import COPY_REFUSED_ROUTE, COPY_ROUTE, CopyLimit
-from forms_server.message_crypto import RecipientKey, RecipientKeyError, encrypt_for
-from forms_server.notices import Notices
-from forms_server.outbox import (
+from forms_server.sealing import Sealer
+from forms_server.storage.acknowledgements import Acknowledgements
+from forms_server.storage.files import write_problem
+from forms_server.storage.notices import Notices
+from forms_server.storage.outbox import (
     MEMBER_COPY,
     ItemStatus,
     Outbox,
@@ -69,11 +71,9 @@ from forms_server.outbox import (
     RecipientState,
     RecipientStatus,
 )
-from forms_server.reading import ReadingRoom
-from forms_server.renewals import Renewals, RenewLink, address_of
-from forms_server.sealing import Sealer
-from forms_server.settings import HealthLimits, MailSettings
-from forms_server.store import SubmissionStore
+from forms_server.storage.reading import ReadingRoom
+from forms_server.storage.records import SubmissionStore
+from forms_server.storage.watch import Watch, Watched
 
 logger = logging.getLogger(__name__)
 

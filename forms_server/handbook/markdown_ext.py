@@ -28,14 +28,14 @@ from markdown.postprocessors import Postprocessor
 from markdown.preprocessors import Preprocessor
 from mkdocs.exceptions import PluginError
 
-from forms_server.decisions import DecisionsError, decisions_from
-from forms_server.forms import PRIVACY_GROUPS, privacy_collected, privacy_retention
-from forms_server.member_copy import MEMBER_COPY_SENDER, MEMBER_COPY_SUBJECT
-from forms_server.processing import delivery_in_words, holdings_table, record_of_processing
-from forms_server.settings import SettingsError, undelivered_kept_days
+from forms_server.config.decisions import DecisionsError, decisions_from
+from forms_server.config.env import SettingsError, undelivered_kept_days
+from forms_server.delivery.member_copy import MEMBER_COPY_SENDER, MEMBER_COPY_SUBJECT
+from forms_server.forms.definitions import PRIVACY_GROUPS, privacy_collected, privacy_retention
+from forms_server.handbook.processing import delivery_in_words, holdings_table, record_of_processing
 
 # How mkdocs.yml names this extension under `markdown_extensions`.
-EXTENSION_NAME = "forms_server.handbook_markdown"
+EXTENSION_NAME = "forms_server.handbook.markdown_ext"
 # Where the handbook is published, when it is not the development default in mkdocs.yml.
 SITE_URL_VARIABLE = "FORMS_SITE_URL"
 # Where a page gathers every guidelines page (the printable page).

@@ -19,10 +19,10 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from forms_server.files import exclusive_lock, replace_atomically
-from forms_server.ledger import Ledger
-from forms_server.outbox import MEMBER_COPY
 from forms_server.signing import Purpose, Signer
+from forms_server.storage.files import exclusive_lock, replace_atomically
+from forms_server.storage.ledger import Ledger
+from forms_server.storage.outbox import MEMBER_COPY
 
 __all__ = ["MEMBER_COPY", "MEMBER_COPY_SENDER", "MEMBER_COPY_SUBJECT", "CopyLimit", "member_links"]
 

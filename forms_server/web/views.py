@@ -26,11 +26,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from forms_server.acknowledgements import LINK_SALT_KIND, Acknowledgements, acknowledge_links
-from forms_server.decisions import ConcernRoute
-from forms_server.delivery import OutboxWriteError, open_submission, recipient_addresses
-from forms_server.drafts import Drafts
-from forms_server.forms import (
+from forms_server.config.decisions import ConcernRoute
+from forms_server.config.env import PACKAGE_DIR, Settings
+from forms_server.delivery.member_copy import (
+    COPY_REFUSED_ROUTE,
+    COPY_ROUTE,
+    MEMBER_COPY_SENDER,
+    MEMBER_COPY_SUBJECT,
+)
+from forms_server.delivery.member_copy import LINK_SALT_KIND as MEMBER_LINK_SALT_KIND
+from forms_server.delivery.renewals import LINK_SALT_KIND as RENEW_SALT_KIND
+from forms_server.delivery.renewals import RENEW_LINK_DAYS
+from forms_server.delivery.worker import OutboxWriteError, open_submission, recipient_addresses
+from forms_server.forms.definitions import (
     FORMS,
     LEAVE_KINDS,
     Answers,
@@ -47,25 +55,10 @@ from forms_server.forms import (
     validate,
     what_happens_next,
 )
-from forms_server.guidelines import GuidelinesVersion, archived_version
-from forms_server.ledger import ErasureReason
-from forms_server.limits import PostLimits
-from forms_server.member_copy import (
-    COPY_REFUSED_ROUTE,
-    COPY_ROUTE,
-    MEMBER_COPY_SENDER,
-    MEMBER_COPY_SUBJECT,
-)
-from forms_server.member_copy import LINK_SALT_KIND as MEMBER_LINK_SALT_KIND
-from forms_server.outbox import Outbox
-from forms_server.reading import LINK_SALT_KIND as READ_SALT_KIND
-from forms_server.reading import ReadingRoom, ReadLimit
-from forms_server.reference import normalise_reference
-from forms_server.renewals import LINK_SALT_KIND as RENEW_SALT_KIND
-from forms_server.renewals import RENEW_LINK_DAYS
+from forms_server.forms.reference import normalise_reference
+from forms_server.handbook.guidelines import GuidelinesVersion, archived_version
+from forms_server.handbook.search import Section, marked, search
 from forms_server.rights import KEPT, READABLE, UNDELIVERED, WATCHED, Held, Rights
-from forms_server.search import Section, marked, search
-from forms_server.settings import PACKAGE_DIR, Settings
 from forms_server.signing import (
     ExpiredTokenError,
     FutureTokenError,
@@ -73,6 +66,17 @@ from forms_server.signing import (
     Signer,
     TokenError,
 )
+from forms_server.storage.acknowledgements import (
+    LINK_SALT_KIND,
+    Acknowledgements,
+    acknowledge_links,
+)
+from forms_server.storage.ledger import ErasureReason
+from forms_server.storage.outbox import Outbox
+from forms_server.storage.reading import LINK_SALT_KIND as READ_SALT_KIND
+from forms_server.storage.reading import ReadingRoom, ReadLimit
+from forms_server.web.drafts import Drafts
+from forms_server.web.limits import PostLimits
 
 logger = logging.getLogger(__name__)
 
@@ -1044,7 +1048,7 @@ async def development_mail(request: Request) -> Response:
     catcher = getattr(request.app.state, "catcher", None)
     if catcher is None:
         raise HTTPException(404)
-    from forms_server.catcher import caught_messages  # development only: not loaded otherwise
+    from forms_server.mail.catcher import caught_messages  # development only: not loaded otherwise
 
     messages = await anyio.to_thread.run_sync(caught_messages, catcher.maildir)
     return render(

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from forms_server.files import create_exclusively
-from forms_server.forms import FORMS, Submission, recipients_for
+from forms_server.forms.definitions import FORMS, Submission, recipients_for
 from forms_server.signing import Purpose, Signer
+from forms_server.storage.files import create_exclusively
 
 # Acknowledgement links belong to no one form.
 LINK_SALT_KIND = "acknowledgement"

@@ -21,13 +21,14 @@ from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
-from pathlib import Path
 
 import aiosmtplib
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from forms_server.config.env import PACKAGE_DIR, MailSettings, SmtpSecurity
+from forms_server.delivery.member_copy import MEMBER_COPY_SENDER, MEMBER_COPY_SUBJECT
 from forms_server.errors import FormsServerError
-from forms_server.forms import (
+from forms_server.forms.definitions import (
     FORMS,
     FormDefinition,
     Submission,
@@ -36,11 +37,9 @@ from forms_server.forms import (
     next_steps_for,
     shown_answer,
 )
-from forms_server.member_copy import MEMBER_COPY_SENDER, MEMBER_COPY_SUBJECT
-from forms_server.settings import MailSettings, SmtpSecurity
-from forms_server.store import StoredRecord
+from forms_server.storage.records import StoredRecord
 
-TEMPLATES = Path(__file__).resolve().parent / "templates" / "email"
+TEMPLATES = PACKAGE_DIR / "templates" / "email"
 # Headers are never folded: RFC 5322 allows lines of up to 998 characters, and folding at 78 can
 # start a subject on an empty line (a group name with an unbalanced bracket does it), which some
 # mail clients then show as having no subject.

@@ -18,30 +18,30 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from forms_server import views
-from forms_server.acknowledgements import Acknowledgements, acknowledge_links
-from forms_server.delivery import Delivery
-from forms_server.drafts import Drafts
-from forms_server.escalation import Watch
-from forms_server.forms import CONSENT, FieldKind
-from forms_server.guidelines import archive_guidelines
-from forms_server.handbook import (
+from forms_server.config.env import PACKAGE_DIR, Settings, SmtpSecurity, load_settings
+from forms_server.delivery.member_copy import CopyLimit, member_links
+from forms_server.delivery.renewals import RENEW_LINK_DAYS, Renewals, renew_links
+from forms_server.delivery.worker import Delivery
+from forms_server.forms.definitions import CONSENT, FieldKind
+from forms_server.handbook.build import (
     check_built_from,
     inline_script_hashes,
     theme_stylesheets,
 )
-from forms_server.limits import PostLimits
-from forms_server.member_copy import CopyLimit, member_links
-from forms_server.message_crypto import load_recipient_keys
-from forms_server.middleware import IncidentPages, StandardHeaders
-from forms_server.outbox import Outbox
-from forms_server.reading import ReadingRoom, ReadLimit, read_links
-from forms_server.renewals import RENEW_LINK_DAYS, Renewals, renew_links
+from forms_server.handbook.guidelines import archive_guidelines
+from forms_server.handbook.search import read_index
+from forms_server.mail.crypto import load_recipient_keys
 from forms_server.rights import Rights
-from forms_server.search import read_index
-from forms_server.settings import PACKAGE_DIR, Settings, SmtpSecurity, load_settings
 from forms_server.signing import Purpose, Signer, TokenError
-from forms_server.store import SubmissionStore
+from forms_server.storage.acknowledgements import Acknowledgements, acknowledge_links
+from forms_server.storage.outbox import Outbox
+from forms_server.storage.reading import ReadingRoom, ReadLimit, read_links
+from forms_server.storage.records import SubmissionStore
+from forms_server.storage.watch import Watch
+from forms_server.web import views
+from forms_server.web.drafts import Drafts
+from forms_server.web.limits import PostLimits
+from forms_server.web.middleware import IncidentPages, StandardHeaders
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     settings: Settings = app.state.forms.settings
     catcher = None
     if settings.mail.host is None:
-        from forms_server.catcher import MailCatcher
+        from forms_server.mail.catcher import MailCatcher
 
         catcher = MailCatcher(settings.data_dir / "maildir")
         await asyncio.to_thread(catcher.start)

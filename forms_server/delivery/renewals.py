@@ -21,11 +21,11 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from forms_server.files import replace_atomically
-from forms_server.forms import FORMS
+from forms_server.forms.definitions import FORMS
 from forms_server.rights import lapsing_consents
 from forms_server.signing import Purpose, Signer
-from forms_server.store import StoredRecord, SubmissionStore
+from forms_server.storage.files import replace_atomically
+from forms_server.storage.records import StoredRecord, SubmissionStore
 
 logger = logging.getLogger(__name__)
 
