@@ -1,9 +1,11 @@
 """A member's rights, answered from everything the server holds: find, export, correct, erase.
 
-Everything about a member lives in three places: the kept records (store.py), forms not yet
-delivered or whose delivery failed (outbox.py), and concerns or urgent notices waiting to be
-picked up (escalation.py). Each is searched by opening its sealed values here, in memory: no
-index of names or addresses is ever written. Each action writes one content-free audit line.
+Everything about a member lives in four places: the kept records (storage/records.py), forms
+not yet delivered or whose delivery failed (storage/outbox.py), concerns or urgent notices
+waiting to be picked up (storage/watch.py), and link-only forms (storage/reading.py). Each is
+searched by opening its sealed values here, in memory: no index of names or addresses is ever
+written. Each action writes one content-free audit line. An erasure is decided by the lifecycle
+(lifecycle.py), like every other event in a form's life.
 """
 
 from __future__ import annotations
@@ -17,16 +19,18 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from forms_server.config.decisions import days_in_months
+from forms_server.delivery.renewals import lapsing_consents
 from forms_server.errors import FormsServerError
 from forms_server.forms.definitions import FORMS, FieldKind, display_value, validate_field
 from forms_server.forms.reference import normalise_reference
 from forms_server.handbook.guidelines import archived_version
+from forms_server.lifecycle import Do, Event, decide
+from forms_server.storage.form_files import FormFiles
 from forms_server.storage.ledger import ErasureReason
-from forms_server.storage.outbox import ItemStatus, Outbox, OutboxItem
-from forms_server.storage.reading import Readable, ReadingRoom
-from forms_server.storage.records import StoredRecord, SubmissionStore
-from forms_server.storage.watch import Watch, Watched
+from forms_server.storage.outbox import ItemStatus, OutboxItem
+from forms_server.storage.reading import Readable
+from forms_server.storage.records import StoredRecord
+from forms_server.storage.watch import Watched
 
 Clock = Callable[[], datetime]
 
@@ -115,15 +119,25 @@ def formula_safe(value: str) -> str:
     return "'" + value if value.startswith(FORMULA_STARTS) else value
 
 
+def held_back_because(until: datetime | None) -> str:
+    """Why an erasure waits, and until when at the latest."""
+    latest = f", or on {until:%-d %B %Y} at the latest (when its retention ends)" if until else ""
+    return (
+        "it says someone may be at risk and nobody has picked it up yet: it is erased when "
+        f"someone marks it as being dealt with{latest}, whichever comes first"
+    )
+
+
 class Rights:
-    def __init__(self, store: SubmissionStore, data_dir: Path, clock: Clock | None = None) -> None:
-        self.store = store
+    def __init__(self, files: FormFiles, data_dir: Path) -> None:
+        self.files = files
+        self.store = files.store
         self.data_dir = data_dir
-        self.outbox = Outbox(data_dir)
-        self.watch = Watch(data_dir)
-        self.reading = ReadingRoom(data_dir)
-        self.clock = clock or store.clock
-        self.ledger = store.ledger
+        self.outbox = files.outbox
+        self.watch = files.watch
+        self.reading = files.reading
+        self.clock = files.clock
+        self.ledger = files.store.ledger
 
     # -- Everything held ---------------------------------------------------------------------
 
@@ -305,68 +319,72 @@ class Rights:
 
     # -- Erase -------------------------------------------------------------------------------
 
-    def erase(self, found: Iterable[Held], reason: str = ErasureReason.ERASED) -> ErasureReport:
+    def erase(
+        self,
+        found: Iterable[Held],
+        reason: str = ErasureReason.ERASED,
+        event: Event = Event.ERASE_ASKED,
+        dry_run: bool = False,
+    ) -> ErasureReport:
+        """Each form, as the lifecycle decides (lifecycle.py): erased now, or held back and
+        why (with `dry_run`, what would happen, and nothing changes)."""
         report = ErasureReport()
-        kept = []
+        by_reference: dict[str, list[Held]] = {}
         for held in found:
-            if held.where == KEPT:
-                kept.append(held)
-            elif held.where == FAILED:
-                self.erase_failed_content(held.reference)
-                report.erased.append(held)
-            elif held.where == READABLE:
-                self.reading.erase(held.reference, self.clock())
-                report.erased.append(held)
-            elif held.where == WATCHED:
-                report.held_back.append(
-                    (
-                        held,
-                        "it says someone may be at risk and nobody has picked it up yet: it is "
-                        "kept until someone does, then deleted",
-                    )
+            by_reference.setdefault(held.reference, []).append(held)
+        for reference, helds in by_reference.items():
+            state = self.files.state_of(reference)
+            if state is None:
+                continue
+            rule = decide(state, event)
+            if not dry_run:
+                outcome = self.files.carry_out(state, rule, reason=reason)
+                rule = outcome.rule
+            until = state.kept_until
+            if Do.HOLD_ERASURE in rule.then:
+                why = held_back_because(until)
+                report.held_back.extend((held, why) for held in helds)
+            elif Do.WAIT_FOR_DELIVERY in rule.then:
+                why = (
+                    "it is still being delivered: run this again once `forms-server outbox` no "
+                    "longer lists it"
                 )
+                report.held_back.extend((held, why) for held in helds)
             else:
-                report.held_back.append(
-                    (
-                        held,
-                        "it is still being delivered: run this again once `forms-server "
-                        "outbox` no longer lists it",
-                    )
-                )
-        erased_now = {
-            record.reference
-            for record in self.store.erase([held.reference for held in kept], reason)
-        }
-        report.erased.extend(held for held in kept if held.reference in erased_now)
-        self.ledger.audit("erase", self.clock(), len(report.erased), how=reason)
+                report.erased.extend(helds)
+        if not dry_run:
+            erased = len({held.reference for held in report.erased})
+            self.ledger.audit("erase", self.clock(), erased, how=reason)
         return report
-
-    def erase_failed_content(self, reference: str) -> None:
-        item = self.outbox.read(reference)
-        if item is not None and item.sealed:
-            self.outbox.save(replace(item, sealed="", content_erased_at=self.clock()))
 
     # -- Keys --------------------------------------------------------------------------------
 
     def reseal(self) -> int:
-        """Every sealed value, sealed again with the newest data key."""
+        """Every sealed value, sealed again with the newest data key. The worker's turn is
+        held throughout, so no delivery writes an item back with its old seal meanwhile."""
         sealer = self.store.sealer
-        count = self.store.reseal()
-        for item in self.outbox.pending().items:
-            if item.sealed:
-                opened = sealer.open(item.reference, item.sealed)
-                self.outbox.save(replace(item, sealed=sealer.seal(item.reference, opened)))
-                count += 1
-        for watched in self.watch.all():
-            if watched.sealed:
-                opened = sealer.open(watched.reference, watched.sealed)
-                self.watch.replace(replace(watched, sealed=sealer.seal(watched.reference, opened)))
-                count += 1
-        for readable in self.reading.all():
-            if readable.sealed:
-                opened = sealer.open(readable.reference, readable.sealed)
-                self.reading.reseal(readable.reference, sealer.seal(readable.reference, opened))
-                count += 1
+
+        def again(reference: str, sealed: str) -> str:
+            return sealer.seal(reference, sealer.open(reference, sealed))
+
+        with self.outbox.worker_turn(wait=True):
+            count = self.store.reseal()
+            for item in self.outbox.pending().items:
+                if item.sealed:
+                    self.outbox.save(replace(item, sealed=again(item.reference, item.sealed)))
+                    count += 1
+            for watched in self.watch.all():
+                if watched.sealed:
+                    self.watch.replace(
+                        replace(watched, sealed=again(watched.reference, watched.sealed))
+                    )
+                    count += 1
+            for readable in self.reading.all():
+                if readable.sealed:
+                    self.reading.reseal(
+                        readable.reference, again(readable.reference, readable.sealed)
+                    )
+                    count += 1
         self.ledger.audit("keys rotate", self.clock(), count)
         return count
 
@@ -383,24 +401,3 @@ class Rights:
             for record, lapses in lapsing_consents(self.store.all(), renewal_months)
             if lapses <= horizon
         ]
-
-
-def lapsing_consents(
-    records: Iterable[StoredRecord], renewal_months: int | None
-) -> list[tuple[StoredRecord, datetime]]:
-    """Every consent among the records, with when it lapses, soonest first."""
-    found = [
-        (record, consent_lapses_at(record, renewal_months))
-        for record in records
-        if record.form_kind in FORMS and FORMS[record.form_kind].binds_guidelines
-    ]
-    return sorted(found, key=lambda pair: pair[1])
-
-
-def consent_lapses_at(record: StoredRecord, renewal_months: int | None) -> datetime:
-    """When a consent needs signing again: its renewal date if the group decided one, and in
-    any case no later than the day its record is deleted."""
-    if renewal_months is None:
-        return record.expires_at
-    renewal = record.received_at + timedelta(days=days_in_months(renewal_months))
-    return min(renewal, record.expires_at)

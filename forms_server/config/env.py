@@ -94,6 +94,8 @@ class MailSettings:
     # Who receives a concern about a facilitator: never a facilitator.
     facilitator_concerns: tuple[str, ...]
     retry_hours: float
+    # The DATA command and the reply after the whole message (RFC 5321 4.5.3.2.6: 10 minutes).
+    data_timeout_seconds: float = 600.0
     # A concern or urgent notice nobody picked up in time: never a facilitator.
     escalation: tuple[str, ...] = ()
     # How each route's mail is delivered (decisions.delivery_mode): full, link-only, encrypted.
@@ -156,6 +158,12 @@ class Settings:
     # in one digest email at most every `digest_every_minutes`: a flood cannot bury an inbox.
     digest_after_per_hour: int = 30
     digest_every_minutes: float = 5.0
+    # Urgent forms go to each address on their own up to this many an hour; past it, in
+    # urgent-only digests every minute, so a flood marked urgent cannot bury the real one.
+    urgent_alone_per_hour: int = 20
+    # With this token (Authorization: Bearer ...), /healthz gives its details to anyone;
+    # without it, only to a request from this machine. Everyone else gets ok or failing.
+    health_token: Secret | None = None
     # How long a recipient's "mark as being dealt with" link works.
     acknowledge_link_days: int = 14
     # How long a member's own link (from their copy) works, and how many copies one address
@@ -375,10 +383,17 @@ def mail_settings_from(
             "FORMS_SMTP_PORT", cast=int, default=465 if security is SmtpSecurity.TLS else 587
         )
         timeout = config("FORMS_SMTP_TIMEOUT_SECONDS", cast=float, default=10.0)
+        data_timeout = config("FORMS_SMTP_DATA_TIMEOUT_SECONDS", cast=float, default=600.0)
         retry_hours = config("FORMS_RETRY_HOURS", cast=float, default=48.0)
         allow_plaintext = config("FORMS_SMTP_ALLOW_PLAINTEXT", cast=bool, default=False)
     except ValueError as error:
         raise SettingsError(str(error)) from error
+    if not 0 < timeout <= data_timeout <= 3600:
+        raise SettingsError(
+            "FORMS_SMTP_TIMEOUT_SECONDS must be above 0, and FORMS_SMTP_DATA_TIMEOUT_SECONDS at "
+            "least as long and at most 3600 (the relay's reply after a whole message can take "
+            "minutes: 600 is the standard's suggestion)."
+        )
     ca_file = config("FORMS_SMTP_CA_FILE", default="") or None
     if ca_file is not None and not Path(ca_file).is_file():
         raise SettingsError(f"FORMS_SMTP_CA_FILE points to {ca_file}, which does not exist.")
@@ -401,6 +416,7 @@ def mail_settings_from(
         username=config("FORMS_SMTP_USERNAME", default="") or None,
         password=password if str(password) else None,
         timeout_seconds=timeout,
+        data_timeout_seconds=data_timeout,
         ca_file=Path(ca_file) if ca_file else None,
         allow_plaintext=allow_plaintext,
         sender=sender,
@@ -501,6 +517,7 @@ def load_settings(
         waiting_minutes = config("FORMS_ALERT_WAITING_AFTER_MINUTES", cast=float, default=60.0)
         digest_after = config("FORMS_DIGEST_AFTER_PER_HOUR", cast=int, default=30)
         digest_every = config("FORMS_DIGEST_EVERY_MINUTES", cast=float, default=5.0)
+        urgent_alone = config("FORMS_URGENT_ALONE_PER_HOUR", cast=int, default=20)
         acknowledge_days = config("FORMS_ACKNOWLEDGE_LINK_DAYS", cast=int, default=14)
         member_link_days = config("FORMS_MEMBER_LINK_DAYS", cast=int, default=90)
         copies_per_day = config("FORMS_MEMBER_COPIES_PER_DAY", cast=int, default=3)
@@ -524,6 +541,14 @@ def load_settings(
         raise SettingsError(
             "FORMS_DIGEST_AFTER_PER_HOUR must be at least 1, and FORMS_DIGEST_EVERY_MINUTES "
             "above 0 and at most 60."
+        )
+    if not 1 <= urgent_alone <= 1000:
+        raise SettingsError("FORMS_URGENT_ALONE_PER_HOUR must be from 1 to 1000.")
+    health_token = Secret(config("FORMS_HEALTH_TOKEN", default=""))
+    if str(health_token) and len(str(health_token)) < 16:
+        raise SettingsError(
+            "FORMS_HEALTH_TOKEN must be at least 16 characters (or unset: then only this "
+            "machine sees the health check's details)."
         )
     if not 1 <= acknowledge_days <= 90:
         raise SettingsError("FORMS_ACKNOWLEDGE_LINK_DAYS must be from 1 to 90.")
@@ -573,6 +598,8 @@ def load_settings(
         undelivered_kept_days=undelivered_kept_days(group, handbook_config),
         digest_after_per_hour=digest_after,
         digest_every_minutes=digest_every,
+        urgent_alone_per_hour=urgent_alone,
+        health_token=health_token if str(health_token) else None,
         acknowledge_link_days=acknowledge_days,
         member_link_days=member_link_days,
         member_copies_per_day=copies_per_day,

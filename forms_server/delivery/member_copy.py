@@ -15,19 +15,15 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from forms_server.signing import Purpose, Signer
 from forms_server.storage.files import exclusive_lock, replace_atomically
 from forms_server.storage.ledger import Ledger
 from forms_server.storage.outbox import MEMBER_COPY
 
-__all__ = ["MEMBER_COPY", "MEMBER_COPY_SENDER", "MEMBER_COPY_SUBJECT", "CopyLimit", "member_links"]
+__all__ = ["MEMBER_COPY", "MEMBER_COPY_SENDER", "MEMBER_COPY_SUBJECT", "CopyLimit"]
 
-# Member links belong to no one form.
-LINK_SALT_KIND = "member-copy"
 # What the item's route says about the copy, for the confirmation page.
 COPY_ROUTE = "member-copy"
 COPY_REFUSED_ROUTE = "member-copy-refused"
@@ -76,19 +72,3 @@ class CopyLimit:
             counts[key] = [*sent, now.isoformat()]
             replace_atomically(self.path, json.dumps(counts).encode())
         return True
-
-
-def member_links(
-    signer: Signer, public_url: str
-) -> Callable[[str, str, datetime], tuple[str, datetime]]:
-    """Makes the member's private link for a reference: the link and the day it stops
-    working. It names the reference and the form, and nothing else."""
-
-    def link(reference: str, form_kind: str, now: datetime) -> tuple[str, datetime]:
-        token = signer.sign(
-            LINK_SALT_KIND, Purpose.MEMBER_COPY, {"reference": reference, "kind": form_kind}
-        )
-        lifetime = timedelta(seconds=signer.max_age_by_purpose[Purpose.MEMBER_COPY])
-        return f"{public_url}/forms/yours/{token}", now + lifetime
-
-    return link

@@ -17,35 +17,49 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from forms_server.forms.definitions import FORMS
-from forms_server.rights import lapsing_consents
-from forms_server.signing import Purpose, Signer
+import anyio.to_thread
+
+from forms_server.config.decisions import days_in_months
+from forms_server.delivery.composer import Composer
+from forms_server.delivery.runner import in_words
+from forms_server.forms.definitions import FORMS, Recipients
+from forms_server.mail.relay import Relay
 from forms_server.storage.files import replace_atomically
+from forms_server.storage.notices import Notices
 from forms_server.storage.records import StoredRecord, SubmissionStore
 
 logger = logging.getLogger(__name__)
 
 REMIND_DAYS_BEFORE = 30
-# The reminder's link works through the month before the consent lapses, and a month after.
-RENEW_LINK_DAYS = 2 * REMIND_DAYS_BEFORE
 WEEK = timedelta(days=7)
-LINK_SALT_KIND = "renew"
-
-RenewLink = Callable[[str], str]
+CHECK_EVERY = timedelta(hours=1)
 # A consent, and when it lapses.
 Lapsing = tuple[StoredRecord, datetime]
 
 
-def renew_links(signer: Signer, public_url: str) -> RenewLink:
-    def link(reference: str) -> str:
-        token = signer.sign(LINK_SALT_KIND, Purpose.RENEW, {"reference": reference})
-        return f"{public_url}/forms/renew/{token}"
+def lapsing_consents(
+    records: Iterable[StoredRecord], renewal_months: int | None
+) -> list[tuple[StoredRecord, datetime]]:
+    """Every consent among the records, with when it lapses, soonest first."""
+    found = [
+        (record, consent_lapses_at(record, renewal_months))
+        for record in records
+        if record.form_kind in FORMS and FORMS[record.form_kind].binds_guidelines
+    ]
+    return sorted(found, key=lambda pair: pair[1])
 
-    return link
+
+def consent_lapses_at(record: StoredRecord, renewal_months: int | None) -> datetime:
+    """When a consent needs signing again: its renewal date if the group decided one, and in
+    any case no later than the day its record is deleted."""
+    if renewal_months is None:
+        return record.expires_at
+    renewal = record.received_at + timedelta(days=days_in_months(renewal_months))
+    return min(renewal, record.expires_at)
 
 
 def address_of(record: StoredRecord) -> str | None:
@@ -121,3 +135,53 @@ class Renewals:
                 f"{lapses:%-d %B %Y}{reminded}"
             )
         return "\n".join(lines) + "\n"
+
+
+class RenewalsJob:
+    """Hourly: the weekly list, if due, becomes a notice to the facilitators; each member due a
+    reminder gets one, written down at once so it is never sent twice."""
+
+    name = "renewals"
+
+    def __init__(
+        self, renewals: Renewals, notices: Notices, composer: Composer, relay: Relay
+    ) -> None:
+        self.renewals = renewals
+        self.notices = notices
+        self.composer = composer
+        self.relay = relay
+        self.last_check: datetime | None = None
+
+    async def run(self, now: datetime) -> None:
+        if not self.relay.ready or (self.last_check and now - self.last_check < CHECK_EVERY):
+            return
+        renewals = self.renewals
+        consents = await anyio.to_thread.run_sync(renewals.consents)
+        weekly = await anyio.to_thread.run_sync(renewals.weekly_due, now, consents)
+        if weekly:
+            text = renewals.weekly_text(weekly)
+            await anyio.to_thread.run_sync(
+                self.notices.add,
+                Recipients.FACILITATORS.value,
+                "Consents that lapse soon",
+                text,
+                now,
+            )
+        if weekly is not None:
+            await anyio.to_thread.run_sync(renewals.weekly_done, now)
+        self.last_check = now
+        for record, lapses in renewals.reminders_due(now, consents):
+            address = address_of(record)
+            if address is None:
+                continue
+            try:
+                message = self.composer.renewal_reminder(record, lapses, address)
+                await self.relay.send(message, address)
+                await anyio.to_thread.run_sync(renewals.store.mark_reminded, record.reference, now)
+            except Exception as error:  # noqa: BLE001 - this reminder's fault alone
+                logger.error("Could not remind %s (%s)", record.reference, in_words(error))
+                continue
+            logger.info("Reminded %s to sign again", record.reference)
+
+    def next_due_at(self) -> datetime | None:
+        return self.last_check + CHECK_EVERY if self.last_check else None

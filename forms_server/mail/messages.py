@@ -1,5 +1,4 @@
-"""The email a recipient receives, built from templates, and sending it: the only module that
-imports aiosmtplib.
+"""The email a recipient receives, built from templates (mail/relay.py sends it).
 
 One message per recipient: each has its own Message-ID and its own envelope holding exactly that
 one address, so a refusal, a retry or a duplicate concerns one person. The subject carries only
@@ -11,21 +10,17 @@ from __future__ import annotations
 
 import contextlib
 import email.policy
-import ipaddress
 import secrets
-import socket
-import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
 
-import aiosmtplib
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from forms_server.config.env import PACKAGE_DIR, MailSettings, SmtpSecurity
+from forms_server.config.env import PACKAGE_DIR, MailSettings
 from forms_server.delivery.member_copy import MEMBER_COPY_SENDER, MEMBER_COPY_SUBJECT
 from forms_server.errors import FormsServerError
 from forms_server.forms.definitions import (
@@ -212,18 +207,23 @@ def build_link_only(
 
 
 def build_digest(
-    submissions: list[Submission], envelope: Envelope, sent_alone_per_hour: int
+    submissions: list[Submission],
+    envelope: Envelope,
+    sent_alone_per_hour: int,
+    nobody_picked_up: bool = False,
 ) -> EmailMessage:
     """Many forms in one message, for a recipient receiving more than `sent_alone_per_hour`:
-    a flood cannot bury the inbox, and nothing in it is lost. Urgent forms come first."""
+    a flood cannot bury the inbox, and nothing in it is lost. Urgent forms come first. An
+    escalation digest says so in its subject."""
     ordered = sorted(submissions, key=lambda submission: not submission.urgent)
     urgent = sum(1 for submission in ordered if submission.urgent)
     parts = []
     for submission in ordered:
         form = form_of(submission)
         parts.append(bodies(form, submission))
+    what = "forms nobody has picked up" if nobody_picked_up else "forms"
     intro = (
-        f"More than {sent_alone_per_hour} forms reached you within an hour, so the next ones "
+        f"More than {sent_alone_per_hour} {what} reached you within an hour, so the next ones "
         "come together in emails like this one until the flow slows down. Each form below is "
         "complete. Urgent ones come first."
     )
@@ -238,14 +238,40 @@ def build_digest(
         + "</body></html>"
     )
     urgent_words = f" - {urgent} URGENT" if urgent else ""
+    prefix = "NOBODY HAS PICKED THESE UP - " if nobody_picked_up else ""
     with message_building("digest"):
         message = addressed_message(
-            envelope, f"{envelope.group_name}: {len(ordered)} forms in one email{urgent_words}"
+            envelope,
+            f"{prefix}{envelope.group_name}: {len(ordered)} forms in one email{urgent_words}",
         )
         if urgent:
             message["Importance"] = "High"
         message.set_content(plain)
         message.add_alternative(html, subtype="html")
+    return message
+
+
+def build_unreadable_escalation(
+    reference: str, form_kind: str, received_at: datetime | None, envelope: Envelope
+) -> EmailMessage:
+    """An urgent form whose file on the server was damaged: what is known, and what to do."""
+    form = FORMS.get(form_kind)
+    name = form.email_name if form else "A form"
+    when = f" It was sent on {received_at:%-d %B %Y at %H:%M} (UTC)." if received_at else ""
+    text = (
+        f"{name} with reference {reference} says someone may be at risk, and its file on the "
+        f"forms server was damaged, so its answers could not be sent.{when}\n\n"
+        "Ask whoever runs the forms server to look at it now (`forms-server outbox` lists it). "
+        "If you know who sent it, contact them another way.\n"
+    )
+    with message_building("message"):
+        message = addressed_message(
+            envelope,
+            f"NOBODY HAS PICKED THIS UP - {envelope.group_name}: {name} - URGENT - "
+            f"could not be read - ref {reference}",
+        )
+        message["Importance"] = "High"
+        message.set_content(text)
     return message
 
 
@@ -299,119 +325,3 @@ def build_renewal_reminder(
     """A member's reminder to sign their consent again: as discreet as their copy."""
     plain = templates.get_template("renewal.txt").render(record=record, lapses=lapses, link=link)
     return discreet_message(envelope, RENEWAL_SUBJECT, plain)
-
-
-def is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        try:
-            return all(
-                ipaddress.ip_address(info[4][0]).is_loopback
-                for info in socket.getaddrinfo(host, None)
-            )
-        except OSError:
-            return False
-
-
-def tls_context(mail: MailSettings) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=str(mail.ca_file) if mail.ca_file else None)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    return context
-
-
-def refuse_plaintext_to_another_machine(mail: MailSettings, host: str) -> None:
-    if mail.security is SmtpSecurity.NONE and not (mail.allow_plaintext or is_loopback(host)):
-        raise PermanentDeliveryError(
-            "Refusing to send in plain text to a relay on another machine: set "
-            "FORMS_SMTP_SECURITY to starttls or tls, or FORMS_SMTP_ALLOW_PLAINTEXT=true."
-        )
-
-
-def client_for(mail: MailSettings, host: str, port: int, step_by_step: bool) -> aiosmtplib.SMTP:
-    """A client that, on connecting, requires STARTTLS (when set) and logs in; or, step by step,
-    one that leaves each step to the caller."""
-    plaintext = mail.security is SmtpSecurity.NONE
-    return aiosmtplib.SMTP(
-        hostname=host,
-        port=port,
-        username=None if step_by_step else mail.username,
-        password=str(mail.password) if mail.password and not step_by_step else None,
-        use_tls=mail.security is SmtpSecurity.TLS,
-        # True means STARTTLS is required: a relay that does not offer it is refused.
-        start_tls=not step_by_step and mail.security is SmtpSecurity.STARTTLS,
-        tls_context=None if plaintext else tls_context(mail),
-        timeout=mail.timeout_seconds,
-    )
-
-
-async def send(
-    message: EmailMessage, recipient: str, mail: MailSettings, host: str, port: int
-) -> None:
-    """Hands the message to the relay for its one recipient, or raises a DeliveryError saying
-    whether to retry. The envelope is exactly `recipient`, never anything in the headers."""
-    refuse_plaintext_to_another_machine(mail, host)
-    try:
-        async with client_for(mail, host, port, step_by_step=False) as client:
-            await client.sendmail(mail.sender, [recipient], message.as_bytes(policy=WIRE_POLICY))
-    except aiosmtplib.SMTPAuthenticationError as error:
-        raise PermanentDeliveryError(
-            f"The relay refused our credentials ({error.code})."
-        ) from error
-    except aiosmtplib.SMTPRecipientsRefused as error:
-        codes = sorted({refusal.code for refusal in error.recipients})
-        kind = (
-            TransientDeliveryError if all(400 <= c < 500 for c in codes) else PermanentDeliveryError
-        )
-        raise kind(f"The relay refused the recipient ({codes}).") from error
-    except aiosmtplib.SMTPResponseException as error:
-        kind = TransientDeliveryError if 400 <= error.code < 500 else PermanentDeliveryError
-        raise kind(f"The relay answered {error.code}.") from error
-    except aiosmtplib.SMTPException as error:
-        if "STARTTLS" in str(error):  # a relay without STARTTLS will not grow it by retrying
-            raise PermanentDeliveryError(
-                "The relay does not offer STARTTLS, so nothing was sent in plain text."
-            ) from error
-        raise TransientDeliveryError(
-            f"Could not reach the relay ({type(error).__name__})."
-        ) from error
-    except (OSError, TimeoutError) as error:
-        raise TransientDeliveryError(
-            f"Could not reach the relay ({type(error).__name__})."
-        ) from error
-
-
-async def check_relay(mail: MailSettings, send_test: bool, say: Callable[[str], None]) -> None:
-    """Talks to the relay step by step, saying how far it got (for `forms-server check`).
-    Raises DeliveryError with the step that failed."""
-    if mail.host is None:
-        say("Mail relay: none configured; development uses the embedded catcher (/dev/mail/).")
-        return
-    refuse_plaintext_to_another_machine(mail, mail.host)
-    client = client_for(mail, mail.host, mail.port, step_by_step=True)
-    try:
-        await client.connect()
-        say(f"Connected to {mail.host}:{mail.port}.")
-        await client.ehlo()
-        say("EHLO: accepted.")
-        if mail.security is SmtpSecurity.STARTTLS:
-            await client.starttls()
-            say("STARTTLS: the connection is encrypted and the certificate is valid.")
-        if mail.username:
-            await client.login(mail.username, str(mail.password or ""))
-            say("AUTH: the relay accepted our credentials.")
-        if send_test:
-            for recipient in mail.facilitators:
-                message = EmailMessage()
-                message["From"] = mail.sender
-                message["To"] = recipient
-                message["Subject"] = "Test message from the forms server"
-                message["Auto-Submitted"] = "auto-generated"
-                message.set_content("This is a test. The forms server can send you email.\n")
-                await client.sendmail(
-                    mail.sender, [recipient], message.as_bytes(policy=WIRE_POLICY)
-                )
-            say(f"Test message accepted for {len(mail.facilitators)} facilitator address(es).")
-        await client.quit()
-    except (aiosmtplib.SMTPException, OSError, ssl.SSLError, TimeoutError) as error:
-        raise DeliveryError(f"{type(error).__name__}: {error}") from error

@@ -40,6 +40,8 @@ class ErasureReason:
     WITHDRAWN = "consent withdrawn"
     REPLACED = "replaced by a new consent form"
     MEMBER_ERASED = "erased by the member"
+    # Not an erasure anyone asked for: nothing to remember in the erasure ledger.
+    RETENTION_ENDED = "its retention period ended"
 
 
 @dataclass(frozen=True)

@@ -8,15 +8,13 @@ A confirmed form is on disk before the member sees "received". Its folder, `data
                          keeps the reference taken, so a replay can never create it again,
                          until any token that could replay it has expired
     quarantine/          files that could not be read, moved aside (never deleted by us) so
-                         they stop nothing else; reported until the host removes them
-    outbox.lock          held for the moment a reference is created or finished, so a replay
-                         and a finish can never interleave
-    worker.lock          held by whichever server process is delivering this pass
-    heartbeat            rewritten by the worker on each pass: proof it runs and can write
+                         they stop nothing else; reported until the host dismisses them
+    outbox.lock          held for the moment a reference is created or finished
+    worker.lock          held by whichever server process is delivering (and by key rotation)
+    heartbeat            rewritten by the worker: proof it runs and can write
 
-Each file is read on its own: one that cannot be read never stops the others. Delivery costs
-O(pending): the delivered markers are never read again, only removed when their time is up.
-Files written by the first version (`outbox/<REF>.json`) are migrated at start.
+Delivery costs O(waiting): the delivered markers are never read again, only removed when their
+time is up. Files written by the first version (`outbox/<REF>.json`) are migrated at start.
 """
 
 from __future__ import annotations
@@ -25,6 +23,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -32,7 +31,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from forms_server.errors import FormsServerError
 from forms_server.storage.files import (
     create_exclusively,
     exclusive_lock,
@@ -40,18 +38,25 @@ from forms_server.storage.files import (
     remove_stale_temporary_files,
     replace_atomically,
 )
+from forms_server.storage.folder_store import (
+    FolderStore,
+    RecordError,
+    SealedForm,
+    optional_time,
+    parse_time,
+    safe_name,
+    time_or_none,
+)
 
 logger = logging.getLogger(__name__)
 
 FORMAT = 2
-# The recipient that stands for the member's own copy (member_copy.py): its address stays in the
-# sealed answers. A copy that cannot be delivered never holds the form back or fails it.
+# The recipient that stands for the member's own copy: its address stays in the sealed answers.
+# A copy that cannot be delivered never holds the form back or fails it.
 MEMBER_COPY = "member-copy"
 AS_SOON_AS_POSSIBLE = datetime.min.replace(tzinfo=UTC)
 
-
-class OutboxError(FormsServerError):
-    """An outbox file that cannot be read as an item."""
+OutboxError = RecordError
 
 
 class RecipientStatus(StrEnum):
@@ -64,21 +69,6 @@ class ItemStatus(StrEnum):
     PENDING = "pending"  # something left to send or to record
     FAILED = "failed"  # nothing left to try: a recipient failed, or the form could not be read
     DELIVERED = "delivered"
-
-
-def parse_time(value: object) -> datetime:
-    if not isinstance(value, str):
-        raise OutboxError("a time is missing")
-    moment = datetime.fromisoformat(value)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def optional_time(value: object) -> datetime | None:
-    return None if value is None else parse_time(value)
-
-
-def optional_text(value: object) -> str | None:
-    return None if value is None else str(value)
 
 
 @dataclass(frozen=True)
@@ -102,32 +92,33 @@ class RecipientState:
             "message_id": self.message_id,
             "status": self.status.value,
             "attempts": self.attempts,
-            "next_attempt_at": self.next_attempt_at.isoformat() if self.next_attempt_at else None,
+            "next_attempt_at": time_or_none(self.next_attempt_at),
             "last_error": self.last_error,
-            "accepted_at": self.accepted_at.isoformat() if self.accepted_at else None,
+            "accepted_at": time_or_none(self.accepted_at),
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RecipientState:
+        error = data.get("last_error")
         return cls(
             address=str(data["address"]),
             message_id=str(data["message_id"]),
             status=RecipientStatus(data["status"]),
             attempts=int(data["attempts"]),
             next_attempt_at=optional_time(data.get("next_attempt_at")),
-            last_error=optional_text(data.get("last_error")),
+            last_error=None if error is None else str(error),
             accepted_at=optional_time(data.get("accepted_at")),
         )
 
 
+def with_recipient(
+    recipients: tuple[RecipientState, ...], changed: RecipientState
+) -> tuple[RecipientState, ...]:
+    return tuple(changed if r.address == changed.address else r for r in recipients)
+
+
 @dataclass(frozen=True)
-class OutboxItem:
-    reference: str
-    form_kind: str
-    received_at: datetime
-    urgent: bool
-    # The submission (answers, guidelines version), sealed; "" once erased.
-    sealed: str
+class OutboxItem(SealedForm):
     # Retries go on until this plus the retry window; `outbox --retry` starts it again.
     retry_from: datetime
     # Who it goes to, by role ("facilitators", "safeguarding", ...): kept in the failure record.
@@ -162,12 +153,17 @@ class OutboxItem:
         return ItemStatus.FAILED
 
     @property
-    def reached_someone(self) -> bool:
-        """A recipient of the form (not the member's own copy) has it: its record can be kept."""
-        return any(
-            recipient.status is RecipientStatus.ACCEPTED and recipient.address != MEMBER_COPY
-            for recipient in self.recipients
+    def reached(self) -> tuple[str, ...]:
+        """Recipients of the form (not the member's own copy) who have it."""
+        return tuple(
+            r.address
+            for r in self.recipients
+            if r.status is RecipientStatus.ACCEPTED and r.address != MEMBER_COPY
         )
+
+    @property
+    def reached_someone(self) -> bool:
+        return bool(self.reached)
 
     @property
     def last_error(self) -> str | None:
@@ -194,81 +190,87 @@ class OutboxItem:
         return min(moments) if moments else None
 
     def with_recipient(self, changed: RecipientState) -> OutboxItem:
-        return replace(
-            self,
-            recipients=tuple(
-                changed if recipient.address == changed.address else recipient
-                for recipient in self.recipients
-            ),
-        )
+        return replace(self, recipients=with_recipient(self.recipients, changed))
 
     def to_json(self) -> dict[str, Any]:
         return {
             "format": FORMAT,
-            "reference": self.reference,
-            "form_kind": self.form_kind,
-            "received_at": self.received_at.isoformat(),
-            "urgent": self.urgent,
-            "sealed": self.sealed,
+            **self.identity_json(),
             "retry_from": self.retry_from.isoformat(),
             "route": self.route,
             "recipients": [recipient.to_json() for recipient in self.recipients],
             "recorded": self.recorded,
             "record_attempts": self.record_attempts,
-            "next_record_at": self.next_record_at.isoformat() if self.next_record_at else None,
+            "next_record_at": time_or_none(self.next_record_at),
             "problem": self.problem,
-            "failed_at": self.failed_at.isoformat() if self.failed_at else None,
-            "content_erased_at": (
-                self.content_erased_at.isoformat() if self.content_erased_at else None
-            ),
-        }
-
-    @staticmethod
-    def identity(data: dict[str, Any]) -> dict[str, Any]:
-        """What every version of an item holds: which form, when, how urgent, its content."""
-        return {
-            "reference": str(data["reference"]),
-            "form_kind": str(data["form_kind"]),
-            "received_at": parse_time(data["received_at"]),
-            "urgent": bool(data["urgent"]),
-            "sealed": str(data["sealed"]),
+            "failed_at": time_or_none(self.failed_at),
+            "content_erased_at": time_or_none(self.content_erased_at),
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> OutboxItem:
         """Fields a later version adds are ignored; missing or mistyped ones are an error."""
+        if data.get("format") != FORMAT:
+            raise RecordError(f"format {data.get('format')!r} is not one this version reads")
+        problem = data.get("problem")
         return cls(
-            **cls.identity(data),
+            **cls.identity_from(data),
             retry_from=parse_time(data["retry_from"]),
             route=str(data.get("route", "")),
             recipients=tuple(RecipientState.from_json(r) for r in data["recipients"]),
             recorded=bool(data["recorded"]),
             record_attempts=int(data.get("record_attempts", 0)),
             next_record_at=optional_time(data.get("next_record_at")),
-            problem=optional_text(data.get("problem")),
+            problem=None if problem is None else str(problem),
             failed_at=optional_time(data.get("failed_at")),
             content_erased_at=optional_time(data.get("content_erased_at")),
         )
 
     @classmethod
     def from_first_version(cls, data: dict[str, Any]) -> OutboxItem:
-        """An item written by the first version: one status for all its recipients, who were
-        worked out when it was sent. It is addressed again, and a failed one tried once more."""
-        return cls(**cls.identity(data), retry_from=datetime.now(UTC))
+        """An item written by the first version: addressed again, a failed one tried again."""
+        return cls(**cls.identity_from(data), retry_from=datetime.now(UTC))
 
 
-def item_from_bytes(raw: bytes) -> OutboxItem:
-    try:
-        data = json.loads(raw.decode("utf-8"))
-        if not isinstance(data, dict):
-            raise OutboxError("not an outbox item")
-        if data.get("format") != FORMAT:
-            raise OutboxError(f"format {data.get('format')!r} is not one this version reads")
-        return OutboxItem.from_json(data)
-    except OutboxError:
-        raise
-    except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as error:
-        raise OutboxError(f"not an outbox item ({type(error).__name__})") from error
+# What can still be read of a damaged file: enough to know whether someone may be at risk.
+SALVAGE = {
+    "reference": re.compile(rb'"reference":\s*"([A-Z0-9-]{5,20})"'),
+    "form_kind": re.compile(rb'"form_kind":\s*"([a-z-]{1,40})"'),
+    "urgent": re.compile(rb'"urgent":\s*(true|false)'),
+    "received_at": re.compile(rb'"received_at":\s*"([0-9T:.+-]{10,40})"'),
+    "sealed": re.compile(rb'"sealed":\s*"([A-Za-z0-9+/=]+)"'),
+}
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    """A file moved aside, and what could still be read of it."""
+
+    name: str
+    reference: str | None = None
+    form_kind: str | None = None
+    urgent: bool = False
+    received_at: datetime | None = None
+    sealed: str = ""
+
+
+def salvaged(name: str, raw: bytes) -> Quarantined:
+    found = {
+        key: match.group(1).decode()
+        for key, pattern in SALVAGE.items()
+        if (match := pattern.search(raw))
+    }
+    received_at = None
+    with contextlib.suppress(ValueError, RecordError):
+        received_at = parse_time(found.get("received_at"))
+    return Quarantined(
+        name=name,
+        reference=found.get("reference"),
+        form_kind=found.get("form_kind"),
+        urgent=found.get("urgent") == "true",
+        received_at=received_at,
+        sealed=found.get("sealed", ""),
+    )
 
 
 @dataclass
@@ -276,35 +278,45 @@ class PendingRead:
     """One look at the pending folder: the items, and what had to be moved aside."""
 
     items: list[OutboxItem] = field(default_factory=list)
-    quarantined: list[str] = field(default_factory=list)
+    quarantined: list[Quarantined] = field(default_factory=list)
 
 
 class Outbox:
     def __init__(self, data_dir: Path) -> None:
         self.folder = data_dir / "outbox"
-        self.pending_folder = self.folder / "pending"
         self.delivered_folder = self.folder / "delivered"
         self.quarantine_folder = self.folder / "quarantine"
-        for folder in (self.pending_folder, self.delivered_folder, self.quarantine_folder):
+        for folder in (self.delivered_folder, self.quarantine_folder):
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Files moved aside by this process since the last look (for `pending`).
+        self.moved_aside: list[Quarantined] = []
+        self.items = FolderStore(
+            self.folder / "pending",
+            OutboxItem.to_json,
+            lambda _, data: OutboxItem.from_json(data),
+            lambda item: item.reference,
+            on_unreadable=self.quarantine,
+        )
+        self.pending_folder = self.items.folder
         self.lock_path = self.folder / "outbox.lock"
         self.worker_lock_path = self.folder / "worker.lock"
         self.heartbeat_path = self.folder / "heartbeat"
-        # How many item files have been read: delivery should cost O(pending), whatever the
-        # history, and the tests hold it to that.
-        self.files_read = 0
         for folder in (self.folder, self.pending_folder, self.delivered_folder):
             if removed := remove_stale_temporary_files(folder):
                 logger.info("Removed %d temporary outbox file(s) left by a write", removed)
         self.migrate_first_version()
 
+    @property
+    def files_read(self) -> int:
+        return self.items.files_read
+
     # -- Paths and locks ---------------------------------------------------------------------
 
     def pending_path(self, reference: str) -> Path:
-        return self.pending_folder / f"{reference}.json"
+        return self.items.path(reference)
 
     def marker_path(self, reference: str) -> Path:
-        return self.delivered_folder / reference
+        return self.delivered_folder / safe_name(reference)
 
     @contextlib.contextmanager
     def names_locked(self) -> Iterator[None]:
@@ -312,9 +324,10 @@ class Outbox:
             yield
 
     @contextlib.contextmanager
-    def worker_turn(self) -> Iterator[bool]:
-        """True if this process may deliver now; another process holding it is delivering."""
-        with exclusive_lock(self.worker_lock_path, wait=False) as mine:
+    def worker_turn(self, wait: bool = False) -> Iterator[bool]:
+        """True if this process may deliver now; another process holding it is delivering.
+        `wait`: block until it is free (key rotation must never race a delivery)."""
+        with exclusive_lock(self.worker_lock_path, wait=wait) as mine:
             yield mine
 
     # -- Creating, saving, finishing ---------------------------------------------------------
@@ -325,17 +338,13 @@ class Outbox:
         marker = self.marker_path(item.reference)
         return create_exclusively(
             self.pending_path(item.reference),
-            self.encoded(item),
+            self.items.encoded(item),
             name_is_free=lambda: not marker.exists(),
             lock_path=self.lock_path,
         )
 
-    @staticmethod
-    def encoded(item: OutboxItem) -> bytes:
-        return json.dumps(item.to_json(), separators=(",", ":")).encode("utf-8")
-
     def save(self, item: OutboxItem) -> None:
-        replace_atomically(self.pending_path(item.reference), self.encoded(item))
+        self.items.save(item)
 
     def finish(self, reference: str) -> None:
         """Delivered (or dismissed): the content leaves the disk, an empty marker stays."""
@@ -355,52 +364,38 @@ class Outbox:
 
     def read(self, reference: str) -> OutboxItem | None:
         """The pending or failed item, or None (delivered, unknown, or moved aside)."""
-        path = self.pending_path(reference)
-        try:
-            return self.read_file(path)
-        except FileNotFoundError:
-            return None
-        except (OutboxError, OSError) as error:
-            self.quarantine(path, error)
-            return None
-
-    def read_file(self, path: Path) -> OutboxItem:
-        self.files_read += 1
-        if not path.is_file():
-            raise OutboxError("not a file")
-        return item_from_bytes(path.read_bytes())
+        return self.items.get(reference)
 
     def pending(self) -> PendingRead:
         """Every item with work left or a failure to report, each file read on its own."""
-        found = PendingRead()
-        with os.scandir(self.pending_folder) as entries:
-            paths = [Path(entry.path) for entry in entries if entry.name.endswith(".json")]
-        for path in paths:
-            try:
-                found.items.append(self.read_file(path))
-            except FileNotFoundError:
-                continue  # finished by another process since the folder was listed
-            except (OutboxError, OSError) as error:
-                if self.quarantine(path, error):
-                    found.quarantined.append(path.name)
-        return found
+        self.moved_aside = []
+        items = self.items.all()
+        moved, self.moved_aside = self.moved_aside, []
+        return PendingRead(items, moved)
 
-    def quarantine(self, path: Path, error: Exception) -> bool:
+    def waiting_names(self) -> set[str]:
+        """The references with a pending file, without reading any (a cheap look for new
+        arrivals from another process)."""
+        with os.scandir(self.pending_folder) as entries:
+            return {entry.name[:-5] for entry in entries if entry.name.endswith(".json")}
+
+    def quarantine(self, path: Path, error: Exception) -> None:
         """Moves an unreadable file aside so it stops nothing else. It is kept, never deleted:
         it may be the only copy of someone's form."""
         moved = self.quarantine_folder / f"{path.name}.{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
         try:
+            raw = path.read_bytes() if path.is_file() and not path.is_symlink() else b""
             path.rename(moved)
             fsync_folder(self.quarantine_folder)
         except FileNotFoundError:
-            return False
+            return
         except OSError as move_error:
             logger.error(
                 "Could not move the unreadable outbox file %s aside (%s); skipping it",
                 path.name,
                 type(move_error).__name__,
             )
-            return False
+            return
         logger.error(
             "Moved the unreadable outbox file %s to %s (%s). Nothing else is held up; see "
             "`forms-server outbox`.",
@@ -408,7 +403,7 @@ class Outbox:
             self.quarantine_folder,
             error,
         )
-        return True
+        self.moved_aside.append(salvaged(moved.name, raw))
 
     def quarantined(self) -> list[str]:
         return sorted(path.name for path in self.quarantine_folder.iterdir())
@@ -421,16 +416,16 @@ class Outbox:
             with self.names_locked():
                 try:
                     data = json.loads(path.read_bytes().decode("utf-8"))
-                    reference = str(data["reference"])
+                    reference = safe_name(str(data["reference"]))
                     if data["status"] == "delivered":
                         self.marker_path(reference).touch(mode=0o600)
                     else:
                         item = OutboxItem.from_first_version(data)
-                        create_exclusively(self.pending_path(reference), self.encoded(item))
+                        create_exclusively(self.pending_path(reference), self.items.encoded(item))
                 except FileNotFoundError:
                     continue
                 except (UnicodeDecodeError, ValueError, KeyError, TypeError, OSError) as error:
-                    self.quarantine(path, OutboxError(type(error).__name__))
+                    self.quarantine(path, RecordError(type(error).__name__))
                     continue
                 path.unlink()
                 fsync_folder(self.folder)
@@ -455,18 +450,26 @@ class Outbox:
     def last_beat(self) -> datetime | None:
         try:
             return parse_time(self.heartbeat_path.read_text(encoding="ascii").strip())
-        except (OSError, ValueError, OutboxError):
+        except (OSError, ValueError, RecordError):
             return None
 
-    def dismiss(self, reference: str) -> bool:
-        """The host has dealt with a failed item or a quarantined file: stop reporting it. A
-        failed item's reference stays taken, so a replay cannot send it again."""
-        dismissed = False
-        item = self.read(reference)
+    # -- The host's decisions ----------------------------------------------------------------
+
+    def dismiss(self, name: str) -> bool:
+        """The host has dealt with a failed item or a quarantined file: stop reporting it. The
+        name is exactly as `forms-server outbox` lists it: a failed form's reference, or a
+        quarantined file's name; never a path or a pattern. A failed item's reference stays
+        taken, so a replay cannot send it again."""
+        if name in self.quarantined():
+            (self.quarantine_folder / name).unlink()
+            return True
+        item = self.read(safe_name(name))
         if item is not None and item.status is ItemStatus.FAILED:
-            self.finish(reference)
-            dismissed = True
-        for path in self.quarantine_folder.glob(f"{reference}.json*"):
-            path.unlink()
-            dismissed = True
-        return dismissed
+            self.finish(name)
+            return True
+        return False
+
+    def dismissable(self) -> list[str]:
+        """Every name `dismiss` takes now: failed forms, then quarantined files."""
+        failed = [item.reference for item in self.items.all() if item.status is ItemStatus.FAILED]
+        return [*failed, *self.quarantined()]

@@ -22,8 +22,10 @@ a backup after it was erased is erased again.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -38,9 +40,9 @@ from tinydb.storages import Storage
 from forms_server.config.decisions import default_retention_days
 from forms_server.errors import FormsServerError
 from forms_server.forms.definitions import FORMS, Submission
-from forms_server.sealing import Sealer
 from forms_server.storage.files import exclusive_lock, replace_atomically
 from forms_server.storage.ledger import ErasureReason, Ledger
+from forms_server.storage.sealing import Sealer
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +83,31 @@ def checked_database(path: Path, data: object) -> dict[str, dict[str, Any]]:
     return data
 
 
+def read_own_file(path: Path) -> bytes:
+    """The file's bytes, never through a symbolic link (ELOOP): a link could lead anywhere."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(descriptor, "rb") as file:
+        return file.read()
+
+
+def restrict_to_owner(path: Path) -> None:
+    """Readable by its owner only; never through a link, and never fatal: a read-only folder
+    keeps its modes, and the health check says it cannot be written."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return
+    try:
+        if os.fstat(descriptor).st_mode & 0o077:
+            os.fchmod(descriptor, 0o600)
+    except OSError as error:
+        logger.warning(
+            "Could not make %s readable by its owner only (%s)", path.name, error.strerror
+        )
+    finally:
+        os.close(descriptor)
+
+
 class AtomicJSONStorage(Storage):
     """A TinyDB storage whose file is always either the old version or the new one, whole."""
 
@@ -89,12 +116,16 @@ class AtomicJSONStorage(Storage):
 
     def read(self) -> dict[str, dict[str, Any]] | None:
         try:
-            raw = self.path.read_bytes()
+            raw = read_own_file(self.path)
         except FileNotFoundError:
             return None
         except IsADirectoryError as error:
             raise unreadable(self.path, "is a folder, not a file") from error
         except OSError as error:
+            if error.errno == errno.ELOOP:
+                raise unreadable(
+                    self.path, "is a symbolic link: the store must be a file in the data folder"
+                ) from error
             raise unreadable(self.path, f"cannot be read ({error.strerror})") from error
         if not raw:
             # We never write an empty file (a new store has no file at all): something
@@ -181,8 +212,7 @@ class SubmissionStore:
                 stale.unlink(missing_ok=True)
                 logger.info("Removed a temporary file left by an interrupted write")
             self.upgrade(database)
-        if self.path.exists():
-            self.path.chmod(0o600)
+        restrict_to_owner(self.path)
         again = self.reapply_erasures()
         if again:
             logger.warning(
@@ -368,18 +398,23 @@ class SubmissionStore:
             database.update({"reminded_at": at.isoformat()}, Query().reference == reference)
 
     def reseal(self) -> int:
-        """Every record sealed again with the newest data key, in one atomic write: then the
-        older keys open nothing here and can be removed."""
+        """Every record sealed again with the newest data key, in one atomic write of the whole
+        file (never emptied first): then the older keys open nothing here and can go."""
+        count = 0
         with self.locked() as database:
-            records = database.all()
-            for record in records:
-                opened = self.opened(record)
-                record["sealed"] = sealed_payload(
-                    self.sealer, opened.reference, opened.kept, opened.guidelines_version
-                )
-            database.truncate()
-            database.insert_multiple(dict(record) for record in records)
-        return len(records)
+            storage = database.storage
+            data = storage.read() or {}
+            for name, table in data.items():
+                if name == META_TABLE:
+                    continue
+                for record in table.values():
+                    opened = self.opened(record)
+                    record["sealed"] = sealed_payload(
+                        self.sealer, opened.reference, opened.kept, opened.guidelines_version
+                    )
+                    count += 1
+            storage.write(data)
+        return count
 
     def reapply_erasures(self) -> int:
         """Records the ledger says were erased, brought back by a restored backup."""
@@ -396,7 +431,7 @@ class SubmissionStore:
                 database.remove(Query().reference.one_of(back))
         return len(back)
 
-    def purge_expired(self, now: datetime | None = None) -> int:
+    def purge_expired(self, now: datetime | None = None) -> list[str]:
         """Expired records leave the file (not flagged). The log says how many, nothing else.
         An expired consent leaves a content-free line in the ledger."""
         moment = now or self.clock()
@@ -412,4 +447,4 @@ class SubmissionStore:
         # The audit log goes as the longest-kept record does; an erasure line once no backup
         # can hold its record.
         self.ledger.purge(moment, timedelta(days=max(self.retention_days.values())))
-        return len(expired)
+        return [record["reference"] for record in expired]

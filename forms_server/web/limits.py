@@ -1,12 +1,16 @@
-"""Limits on form posts, kept in memory: per network, and a global burst budget.
+"""The in-memory limits, all one kind: token buckets under keyed hashes, with a cap on how many
+keys are tracked (a flood from many addresses cannot grow the table without end).
 
-A client is known by its network (an IPv4 /24, an IPv6 /64: one household, one phone's
-operator allocation, or one attacker's range), only as a keyed hash made with a key that lives
-in this process's memory and is never written anywhere, so the table can be neither logged nor
-reversed. Grouping by network means one machine with many addresses is still one client.
-The per-network limit is checked first, so one flood runs into its own limit long before it can
-use up the budget that everyone else shares; and forms that can carry a risk to someone
-(a concern, a notice of leaving a session unsafe) never count against the shared budget at all.
+- Form posts, per network (an IPv4 /24, an IPv6 /64: one household, one phone's operator
+  allocation, or one attacker's range), and a global burst budget. The per-network limit is
+  checked first, so one flood runs into its own limit long before it can use up the budget
+  everyone else shares; forms that can carry a risk to someone (a concern, a notice of leaving
+  a session unsafe) never count against the shared budget at all.
+- How often one link-only link may show its form (a leaked link is limited, a recipient coming
+  back to it is not).
+
+Keys are hashed with a key that lives in this process's memory and is never written anywhere,
+so the table can be neither logged nor reversed. A restart forgives everyone.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 
 @dataclass
@@ -38,8 +43,49 @@ class TokenBucket:
         return False
 
     def seconds_until_next(self) -> float:
-        """How long until one more post is allowed (as of the last `take`)."""
+        """How long until one more is allowed (as of the last `take`)."""
         return max(0.0, (1 - self.tokens) / self.refill_per_second)
+
+    def full_at(self, now: float) -> bool:
+        return self.tokens + (now - self.updated) * self.refill_per_second >= self.capacity
+
+
+@dataclass
+class RateLimiter:
+    """`burst` at once per key, then `per_minute`; at most `max_keys` keys remembered."""
+
+    burst: float
+    per_minute: float
+    max_keys: int = 10_000
+    clock: Callable[[], float] = time.monotonic
+    _key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
+    buckets: dict[str, TokenBucket] = field(default_factory=dict, repr=False)
+
+    def key_of(self, value: str) -> str:
+        return hmac.new(self._key, value.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+
+    def wait_seconds(self, value: str) -> float | None:
+        """None if this one may go ahead (and it is counted); else how long until it may."""
+        now = self.clock()
+        if len(self.buckets) >= self.max_keys:
+            self.forget_idle(now)
+        key = self.key_of(value)
+        bucket = self.buckets.get(key)
+        if bucket is None:
+            bucket = TokenBucket(self.burst, self.per_minute / 60, self.burst, now)
+            self.buckets[key] = bucket
+        return None if bucket.take(now) else bucket.seconds_until_next()
+
+    def forget_idle(self, now: float) -> None:
+        """Drop keys whose bucket has refilled: they are no different from new ones. If the
+        table is still full (a flood from many keys), drop the longest-quiet half."""
+        for key, bucket in list(self.buckets.items()):
+            if bucket.full_at(now):
+                del self.buckets[key]
+        if len(self.buckets) >= self.max_keys:
+            by_quiet = sorted(self.buckets, key=lambda key: self.buckets[key].updated)
+            for key in by_quiet[: len(by_quiet) // 2]:
+                del self.buckets[key]
 
 
 def network_of(address: str) -> str:
@@ -54,56 +100,39 @@ def network_of(address: str) -> str:
     return str(ipaddress.ip_network(f"{parsed}/{prefix}", strict=False))
 
 
-@dataclass
 class PostLimits:
-    per_client_burst: int = 20
-    per_client_per_minute: float = 6
-    global_burst: int = 200
-    global_per_minute: float = 120
-    max_clients_tracked: int = 10_000
-    clock: Callable[[], float] = time.monotonic
-    _key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
-    _clients: dict[str, TokenBucket] = field(default_factory=dict, repr=False)
-    _global: TokenBucket | None = field(default=None, repr=False)
-
-    def client_key(self, address: str) -> str:
-        return hmac.new(self._key, address.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+    def __init__(
+        self,
+        per_client_burst: int = 20,
+        per_client_per_minute: float = 6,
+        global_burst: int = 200,
+        global_per_minute: float = 120,
+        max_clients_tracked: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.per_network = RateLimiter(
+            per_client_burst, per_client_per_minute, max_clients_tracked, clock
+        )
+        self.everyone = RateLimiter(global_burst, global_per_minute, 1, clock)
 
     def allow(self, address: str, protected: bool = False) -> bool:
         return self.wait_seconds(address, protected) is None
 
     def wait_seconds(self, address: str, protected: bool = False) -> float | None:
         """None if this post may go ahead; else how many seconds until it may. A `protected`
-        post (a form that can carry a risk to someone) never counts against the shared budget:
-        a flood from elsewhere cannot stop it."""
-        now = self.clock()
-        if len(self._clients) >= self.max_clients_tracked:
-            self.forget_idle(now)
-        key = self.client_key(network_of(address))
-        bucket = self._clients.get(key)
-        if bucket is None:
-            bucket = TokenBucket(
-                self.per_client_burst, self.per_client_per_minute / 60, self.per_client_burst, now
-            )
-            self._clients[key] = bucket
-        if not bucket.take(now):
-            return bucket.seconds_until_next()
-        if protected:
-            return None
-        if self._global is None:
-            self._global = TokenBucket(
-                self.global_burst, self.global_per_minute / 60, self.global_burst, now
-            )
-        return None if self._global.take(now) else self._global.seconds_until_next()
+        post never counts against the shared budget: a flood from elsewhere cannot stop it."""
+        wait = self.per_network.wait_seconds(network_of(address))
+        if wait is not None or protected:
+            return wait
+        return self.everyone.wait_seconds("everyone")
 
-    def forget_idle(self, now: float) -> None:
-        """Drop clients whose bucket has refilled: they are no different from new ones. If the
-        table is still full (a flood from many addresses), drop the longest-quiet half."""
-        for key, bucket in list(self._clients.items()):
-            refilled = bucket.tokens + (now - bucket.updated) * bucket.refill_per_second
-            if refilled >= bucket.capacity:
-                del self._clients[key]
-        if len(self._clients) >= self.max_clients_tracked:
-            by_quiet = sorted(self._clients, key=lambda key: self._clients[key].updated)
-            for key in by_quiet[: len(by_quiet) // 2]:
-                del self._clients[key]
+
+class ReadLimit:
+    """How often one link may show its form: 20 an hour by default."""
+
+    def __init__(self, per_hour: int = 20, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limiter = RateLimiter(per_hour, per_hour / 60, clock=clock)
+
+    def wait_seconds(self, link: str, now: datetime | None = None) -> int | None:
+        wait = self.limiter.wait_seconds(link)
+        return None if wait is None else max(1, int(wait + 0.999))

@@ -1,0 +1,105 @@
+"""`forms-server check`: the configuration, the group's decisions, each route's delivery mode
+and keys, and a conversation with the mail relay."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from forms_server.cli.words import age_in_words, say
+from forms_server.config.decisions import DeliveryMode, unsettled
+from forms_server.config.env import Settings
+from forms_server.mail.crypto import load_recipient_keys
+from forms_server.mail.messages import DeliveryError
+from forms_server.mail.relay import check_relay
+from forms_server.services import signer_for
+
+
+def check(settings: Settings, send_test: bool) -> int:
+    mail = settings.mail
+    say(f"Configuration: valid ({settings.environment}).")
+    say(f"Signing keys: {len(settings.secret_keys)}. Data folder: {settings.data_dir}.")
+    signer = signer_for(settings)
+    lifetimes = ", ".join(
+        f"{purpose.value} {age_in_words(seconds)}"
+        for purpose, seconds in signer.max_age_by_purpose.items()
+    )
+    say(f"Links and pages live at most: {lifetimes}.")
+    say(
+        "Key rotation: add the new signing key last; remove an old one no sooner than "
+        f"{age_in_words(signer.longest_lifetime_seconds)} later (the longest lifetime above), "
+        "or links still in people's inboxes stop working."
+    )
+    route = settings.decisions.concern_route or "facilitators (not decided)"
+    say(
+        f"Recipients: {len(mail.facilitators)} facilitator(s); concerns go to {route} "
+        f"({len(mail.concerns)} address(es)); concerns about a facilitator to "
+        f"{len(mail.facilitator_concerns)} other address(es)."
+    )
+    report_delivery_modes(settings, datetime.now(UTC))
+    report_unsettled_decisions(settings)
+    try:
+        asyncio.run(check_relay(mail, send_test, say))
+    except DeliveryError as error:
+        say(f"Mail relay: FAILED ({error}).")
+        return 1
+    return 0
+
+
+KEY_WARNING = timedelta(days=30)
+
+
+def report_delivery_modes(settings: Settings, now: datetime) -> None:
+    """Each route's mode, and each recipient's key: what it is, when it expires, and a warning
+    a month before. A recipient without a key on an encrypted route gets link-only."""
+    mail = settings.mail
+    keys = load_recipient_keys(dict(mail.recipient_key_files))
+    window = settings.decisions.read_window_days
+    routes = {
+        "facilitators": mail.facilitators,
+        "concerns": tuple(dict.fromkeys((*mail.concerns, *mail.facilitator_concerns))),
+        "escalation": mail.escalation,
+    }
+    for route, addresses in routes.items():
+        mode = mail.modes.get(route, DeliveryMode.FULL)
+        meaning = {
+            DeliveryMode.FULL: "the answers are in the email",
+            DeliveryMode.LINK_ONLY: f"a private link; the answers stay here {window} day(s)",
+            DeliveryMode.ENCRYPTED: "encrypted to each recipient's key; link-only without one",
+        }[mode]
+        say(f"Delivery to {route}: {mode.value} ({meaning}).")
+        if mode is not DeliveryMode.ENCRYPTED:
+            continue
+        for address in addresses:
+            key = keys.get(address.lower())
+            if key is None:
+                say(f"  {address}: no key, so link-only.")
+                continue
+            expiry = f"expires {key.expires_at:%Y-%m-%d}" if key.expires_at else "no expiry"
+            warning = ""
+            if key.expires_at is not None and key.expires_at <= now:
+                warning = " EXPIRED: they get link-only until it is renewed."
+            elif key.expires_at is not None and key.expires_at - now <= KEY_WARNING:
+                warning = " Expires within a month: ask them for a new one."
+            say(f"  {address}: {key.kind.value} {key.describe}, {expiry}.{warning}")
+
+
+def report_unsettled_decisions(settings: Settings) -> None:
+    """What the group has not decided is not published; in production a host should know."""
+    open_decisions = unsettled(settings.group)
+    if not open_decisions:
+        say("Group decisions: all made (extra.group.decisions).")
+        return
+    heading = f"Group decisions not yet made, or at their default: {len(open_decisions)}"
+    if settings.is_production:
+        say("")
+        say(f"!! {heading.upper()} !!")
+        say("!! The handbook and the forms say nothing about a decision that is not made. !!")
+    else:
+        say(f"{heading}.")
+    for entry in open_decisions:
+        parts = f" ({', '.join(entry.parts)})" if entry.parts else ""
+        say(
+            f"  - {entry.spec.key}{parts}: {entry.state}. Decides {entry.spec.meaning.rstrip('.')}."
+        )
+    say("  Set them under extra.group.decisions in mkdocs.yml; the README lists each one.")

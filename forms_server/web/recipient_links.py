@@ -1,0 +1,140 @@
+"""The recipients' links: "mark as being dealt with" and a link-only form's reading page.
+
+Opening a link (GET) changes nothing: mail scanners open links as mail arrives. Only a button
+(POST) does something, and what a pick-up does (tell everyone it reached, the escalation contact
+included; complete an erasure held back for it; wake the worker) is the lifecycle's decision.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import anyio.to_thread
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from forms_server.delivery.composer import open_submission, recipient_addresses
+from forms_server.forms.definitions import (
+    FORMS,
+    Recipients,
+    answer_rows,
+    next_steps_for,
+    shown_answer,
+)
+from forms_server.web.guards import duration_in_words, read_form
+from forms_server.web.pages import context_of, link_refused, render, render_values
+
+
+async def link_token(request: Request) -> tuple[str, dict[str, str | list[str]]]:
+    """A private link's token: from the address when it is opened, from the form when one of
+    its buttons is pressed (with whatever else the form posted)."""
+    if request.method != "POST":
+        return request.path_params["token"], {}
+    submitted = await read_form(request)
+    posted = submitted.get("token")
+    return (posted if isinstance(posted, str) else ""), submitted
+
+
+async def acknowledge(request: Request) -> Response:
+    """A recipient's private link: the button records who and when (the first stands)."""
+    context = context_of(request)
+    token, _ = await link_token(request)
+    opened = context.links.open_acknowledge(token)
+    if opened is None:
+        days = context.settings.acknowledge_link_days
+        return link_refused(
+            request,
+            f"Links to mark a form as being dealt with work for {days} days, and only as they "
+            "were sent.",
+            "The form is still in your inbox. Tell the others another way that you have "
+            "picked it up.",
+        )
+    services = context.forms
+    files = services.files
+    acknowledgement = await anyio.to_thread.run_sync(files.acknowledgements.get, opened.reference)
+    if request.method == "POST" and acknowledgement is None:
+        # Who the form went to, by its routes, for a form whose watch knows no one (an older
+        # one): the pick-up tells them, and never the person who picked it up.
+        by_route = tuple(
+            address
+            for route in opened.routes
+            if route in {member.value for member in Recipients}
+            for address in recipient_addresses(context.settings.mail, Recipients(route))
+        )
+        acknowledgement, first = await anyio.to_thread.run_sync(
+            files.pick_up, opened.reference, opened.form_kind, opened.to, by_route
+        )
+        if first:
+            services.worker.wake.set()  # the notices go now, and the health check clears now
+    return render(
+        request,
+        "acknowledge.html",
+        title="Mark as being dealt with",
+        reference=opened.reference,
+        acknowledgement=acknowledgement,
+        token=token,
+    )
+
+
+async def read(request: Request) -> Response:
+    """Opening the link (GET) shows no answer and changes nothing. "Show the submission" (POST)
+    shows the form as the full email would, and records who read it and when; reading deletes
+    nothing, so a second recipient can read it too."""
+    context = context_of(request)
+    token, _ = await link_token(request)
+    opened = context.links.open_read(token)
+    form = FORMS.get(opened.form_kind) if opened else None
+    files = context.forms.files
+    readable = (
+        await anyio.to_thread.run_sync(files.reading.get, opened.reference) if opened else None
+    )
+    if opened is None or form is None or readable is None or readable.form_kind != form.kind:
+        window = context.settings.decisions.read_window_days
+        return link_refused(
+            request,
+            f"Links to read a form work for {window} days at most, and only as they were sent.",
+            "If you need what it said, ask the others who received it.",
+        )
+    reference, by = opened.reference, opened.to
+    now = datetime.now(UTC)
+    values: dict[str, object] = {
+        "form": form,
+        "reference": reference,
+        "token": token,
+        "readable": readable,
+        "title": f"{form.email_name}: ref {reference}",
+    }
+    if not await anyio.to_thread.run_sync(files.readable_now, readable, now):
+        return render_values(request, "read.html", values | {"gone": True})
+    if request.method != "POST":
+        return render_values(request, "read.html", values)
+    wait = context.read_limit.wait_seconds(f"{reference}/{by}", now)
+    if wait is not None:
+        raise HTTPException(
+            429,
+            detail=f"This link has shown the form many times. Wait {duration_in_words(wait)}.",
+            headers={"Retry-After": str(wait)},
+        )
+    readable = await anyio.to_thread.run_sync(files.reading.read, reference, by, now)
+    if readable is None or not readable.sealed:
+        return render_values(request, "read.html", values | {"gone": True})
+    submission = open_submission(context.forms.store.sealer, readable)
+    answers = submission.answers
+    acknowledge_url = context.links.acknowledge(submission, by)
+    return render_values(
+        request,
+        "read.html",
+        values
+        | {
+            "readable": readable,
+            "shown": True,
+            "submission": submission,
+            "rows": [row for row in answer_rows(form, answers) if row[0].for_facilitators],
+            "next_steps": next_steps_for(form, answers),
+            "reply_to": shown_answer(form, answers, "reply_to"),
+            "acknowledge_token": acknowledge_url.rsplit("/", 1)[1] if acknowledge_url else None,
+            "acknowledgement": files.acknowledgements.get(reference),
+            "group_name": context.settings.group["name"],
+        },
+    )
