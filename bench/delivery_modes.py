@@ -35,7 +35,7 @@ from forms_server.forms.reference import new_reference
 from forms_server.handbook.build import build_handbook
 from forms_server.mail.crypto import load_recipient_key
 from forms_server.mail.messages import WIRE_POLICY, new_message_id
-from forms_server.sealing import Sealer
+from forms_server.storage.sealing import Sealer
 from forms_server.storage.reading import ReadingRoom, read_links
 from forms_server.web.app import create_app, signer_for
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS, free_port

@@ -13,16 +13,16 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from forms_server.config.decisions import default_retention_days
+from forms_server.delivery.housekeeping import keep_house
 from forms_server.forms.definitions import FORMS
 from forms_server.forms.reference import new_reference
+from forms_server.links import ACKNOWLEDGE_SALT
 from forms_server.mail.catcher import caught_messages
 from forms_server.signing import Purpose, Signer
-from forms_server.storage.acknowledgements import LINK_SALT_KIND, Acknowledgements
+from tests.test_delivery import mail_settings, make_delivery
 from tests.test_views import (
     BASE_URL,
     caught_email,
-    forms_context,
     make_app,
     post,
     reference_from,
@@ -76,7 +76,7 @@ def test_opening_the_link_changes_nothing_and_the_button_records_who_and_tells_t
     reference = send(client, "concern")
     links = links_for(app, reference)
     assert set(links) == {"f1@example.org", "f2@example.org"}
-    acknowledgements = forms_context(app).acknowledgements
+    acknowledgements = app.state.services.files.acknowledgements
     # A mail scanner opening both links changes nothing.
     for link in links.values():
         page = client.get(link)
@@ -141,12 +141,13 @@ def test_the_member_sees_that_it_is_in_hand_and_nothing_else(
 
 
 def test_an_acknowledgement_goes_when_its_forms_record_would(tmp_path: Path) -> None:
-    acknowledgements = Acknowledgements(tmp_path, default_retention_days())
+    services = make_delivery(tmp_path, mail_settings(None))
+    acknowledgements = services.files.acknowledgements
     now = datetime.now(UTC)
     old, recent = new_reference(), new_reference()
     acknowledgements.record(old, "concern", "f1@example.org", now - timedelta(days=200))
     acknowledgements.record(recent, "concern", "f1@example.org", now - timedelta(days=100))
-    assert acknowledgements.purge_expired(now) == 1
+    assert keep_house(services.files, now, timedelta(hours=4)).notes == 1
     assert acknowledgements.get(old) is None
     assert acknowledgements.get(recent) is not None
 
@@ -154,7 +155,7 @@ def test_an_acknowledgement_goes_when_its_forms_record_would(tmp_path: Path) -> 
 def test_a_link_signed_with_a_key_since_removed_is_a_plain_page(client: TestClient) -> None:
     removed_key = Signer(["a-key-the-server-no-longer-has-0123456789"], 3600)
     token = removed_key.sign(
-        LINK_SALT_KIND,
+        ACKNOWLEDGE_SALT,
         Purpose.ACKNOWLEDGE,
         {"reference": new_reference(), "kind": "concern", "to": "f1@example.org", "routes": []},
     )

@@ -12,9 +12,10 @@ from playwright.sync_api import Browser, Page, expect
 from forms_server.config.env import Settings
 from forms_server.forms.definitions import FORMS, Answers, FieldKind, FormDefinition
 from forms_server.forms.reference import new_reference
-from forms_server.sealing import Sealer
-from forms_server.storage.reading import ReadingRoom, read_links
-from forms_server.web.app import signer_for
+from forms_server.links import Links
+from forms_server.services import signer_for
+from forms_server.storage.reading import ReadingRoom
+from forms_server.storage.sealing import Sealer
 from tests.browser import visit
 from tests.test_browser_pages import axe_violations
 from tests.test_browser_quick_exit import EXIT_BUTTON_NAME, EXIT_URL
@@ -303,7 +304,7 @@ def test_a_link_only_form_reads_well_on_a_small_phone(
     ReadingRoom(settings.data_dir, timedelta(days=5)).keep(
         reference, "concern", True, datetime.now(UTC), sealed
     )
-    link = read_links(signer_for(settings), server_url)(reference, "concern", "lead@example.org")
+    link = Links(signer_for(settings), server_url).read(reference, "concern", "lead@example.org")
     found: dict[str, list[dict[str, Any]]] = {}
     with visit(
         browser,

@@ -8,22 +8,29 @@ import base64
 import os
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from starlette.datastructures import Secret
 
-from forms_server.config.env import HealthLimits, MailSettings, SmtpSecurity
-from forms_server.delivery.worker import Delivery
+from forms_server.cli.outbox import retry_failed
+from forms_server.config.env import (
+    HealthLimits,
+    MailSettings,
+    Settings,
+    SmtpSecurity,
+    load_settings,
+)
 from forms_server.forms.definitions import FORMS, Submission
 from forms_server.forms.reference import new_reference
-from forms_server.mail.messages import Envelope, PermanentDeliveryError, build_message, send
-from forms_server.sealing import Sealer
-from forms_server.storage.outbox import ItemStatus, Outbox
-from forms_server.storage.records import SubmissionStore
+from forms_server.mail.messages import Envelope, PermanentDeliveryError, build_message
+from forms_server.mail.relay import Relay
+from forms_server.services import Services, open_services
+from forms_server.storage.outbox import ItemStatus
+from forms_server.storage.sealing import Sealer
 from tests.own_loop import in_own_loop
 from tests.smtp_server import SmtpServer, free_port, smtp_server
 from tests.test_views import valid_answers
@@ -60,20 +67,40 @@ LIMITS = HealthLimits(
 )
 
 
-def make_delivery(data_dir: Path, mail: MailSettings, **options: object) -> Delivery:
-    return Delivery(
-        Outbox(data_dir),
-        SubmissionStore(data_dir, DATA_KEY),
-        mail,
-        "Harbour",
-        replay_window=timedelta(hours=4),
-        limits=LIMITS,
-        undelivered_kept=timedelta(days=7),
-        **options,  # type: ignore[arg-type]
+def settings_for(data_dir: Path, mail: MailSettings, **changes: object) -> Settings:
+    """The group's own settings over `data_dir`, with this mail relay; `changes` replace
+    settings by name, and `decisions` (a dict) replaces the group's decisions by name."""
+    base = load_settings(
+        env_file=None,
+        environ={
+            "FORMS_DATA_DIR": str(data_dir),
+            "FORMS_DATA_KEY": base64.urlsafe_b64encode(DATA_KEY).decode("ascii"),
+            "FORMS_BUILD_HANDBOOK": "false",
+        },
     )
+    decided = changes.pop("decisions", {})
+    assert isinstance(decided, dict)
+    base = replace(
+        base,
+        mail=mail,
+        group={**base.group, "name": "Harbour"},
+        health=LIMITS,
+        decisions=replace(base.decisions, **decided),
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
 
 
-def status(delivery: Delivery, reference: str) -> ItemStatus | None:
+def make_delivery(
+    data_dir: Path,
+    mail: MailSettings,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    **changes: object,
+) -> Services:
+    """Every part of the server over `data_dir`, as `serve` makes them (services.py)."""
+    return open_services(settings_for(data_dir, mail, **changes), clock)
+
+
+def status(delivery: Services, reference: str) -> ItemStatus | None:
     if delivery.outbox.is_delivered(reference):
         return ItemStatus.DELIVERED
     item = delivery.outbox.read(reference)
@@ -98,9 +125,9 @@ def server(tmp_path: Path) -> Iterator[SmtpServer]:
         yield running
 
 
-async def deliver(delivery: Delivery, item: Submission) -> None:
-    await delivery.receive(item)
-    await delivery.deliver_due()
+async def deliver(delivery: Services, item: Submission) -> None:
+    await delivery.worker.receive(item)
+    await delivery.worker.run_pass()
 
 
 # -- Who receives it ----------------------------------------------------------------------------
@@ -190,9 +217,9 @@ async def test_an_urgent_concern_is_marked_and_sent_first(
     delivery = make_delivery(tmp_path / "data", mail_settings(server))
     ordinary = submission("leave-missing")
     urgent = replace(submission("concern", immediate_risk="yes"), urgent=True)
-    await delivery.receive(ordinary)
-    await delivery.receive(urgent)
-    await delivery.deliver_due()
+    await delivery.worker.receive(ordinary)
+    await delivery.worker.receive(urgent)
+    await delivery.worker.run_pass()
     subjects = [str(received.message["Subject"]) for received in server.handler.received]
     assert len(subjects) == len(CONCERNS) + len(FACILITATORS)
     assert all(urgent.reference in subject for subject in subjects[: len(CONCERNS)])
@@ -215,7 +242,7 @@ async def test_a_retried_send_is_recognisably_the_same_message(
     delivery.outbox.save(
         waiting.with_recipient(replace(waiting.recipients[0], next_attempt_at=None))
     )
-    await delivery.deliver_due()
+    await delivery.worker.run_pass()
     assert server.handler.received[-1].message["Message-ID"] == first_id
     assert item.reference not in first_id
     assert "leave" not in first_id
@@ -237,9 +264,9 @@ async def test_a_4xx_reply_is_retried(server: SmtpServer, tmp_path: Path) -> Non
     assert (first.attempts, second.attempts) == (1, 0)  # the second went through at once
     assert first.next_attempt_at is not None
     assert first.next_attempt_at > datetime.now(UTC)
-    assert delivery.health(datetime.now(UTC)).summary.pending == 1
+    assert delivery.worker.health(datetime.now(UTC)).summary.pending == 1
     delivery.outbox.save(pending.with_recipient(replace(first, next_attempt_at=None)))
-    await delivery.deliver_due()
+    await delivery.worker.run_pass()
     assert status(delivery, item.reference) is ItemStatus.DELIVERED
     assert sorted(r.rcpt_tos[0] for r in server.handler.received) == sorted(FACILITATORS)
 
@@ -255,13 +282,13 @@ async def test_a_5xx_reply_is_not_retried_and_shows_on_health(
     failed = delivery.outbox.read(item.reference)
     assert failed is not None
     assert failed.status is ItemStatus.FAILED
-    assert delivery.health(datetime.now(UTC)).summary.failed == 1
-    await delivery.deliver_due()
+    assert delivery.worker.health(datetime.now(UTC)).summary.failed == 1
+    await delivery.worker.run_pass()
     assert server.handler.received == []
     assert item.reference in caplog.text
     assert "Samuel Example" not in caplog.text
-    assert delivery.retry_failed() == (1, 0)
-    await delivery.deliver_due()
+    assert retry_failed(delivery) == (1, 0)
+    await delivery.worker.run_pass()
     assert status(delivery, item.reference) is ItemStatus.DELIVERED
 
 
@@ -307,17 +334,18 @@ async def test_plain_text_to_another_machine_is_refused_before_connecting() -> N
     item = submission("consent")
     mail = mail_settings(None, security=SmtpSecurity.NONE)
     message = build_message(item, Envelope(FACILITATORS[0], "<1@x.example>", mail, "Harbour", NOW))
+    relay = Relay(replace(mail, host="192.0.2.10", port=25))
     with pytest.raises(PermanentDeliveryError, match="plain text"):
-        await send(message, FACILITATORS[0], mail, "192.0.2.10", 25)
+        await relay.send(message, FACILITATORS[0])
 
 
 @in_own_loop
 async def test_after_a_restart_pending_mail_is_sent(server: SmtpServer, tmp_path: Path) -> None:
     before = make_delivery(tmp_path / "data", mail_settings(None))
     item = submission("leave-leaving")
-    await before.receive(item)  # the server stops before the worker runs
+    await before.worker.receive(item)  # the server stops before the worker runs
     after = make_delivery(tmp_path / "data", mail_settings(server))
-    await after.deliver_due()
+    await after.worker.run_pass()
     assert status(after, item.reference) is ItemStatus.DELIVERED
     assert len(server.handler.received) == len(FACILITATORS)
 
@@ -325,14 +353,14 @@ async def test_after_a_restart_pending_mail_is_sent(server: SmtpServer, tmp_path
 @in_own_loop
 async def test_the_worker_sends_new_mail_at_once(server: SmtpServer, tmp_path: Path) -> None:
     delivery = make_delivery(tmp_path / "data", mail_settings(server))
-    worker = asyncio.create_task(delivery.run())
+    worker = asyncio.create_task(delivery.worker.run())
     item = replace(submission("concern", immediate_risk="yes"), urgent=True)
-    await delivery.receive(item)
+    await delivery.worker.receive(item)
     for _ in range(200):
         if len(server.handler.received) == len(CONCERNS):
             break
         await asyncio.sleep(0.02)
-    await delivery.stop()
+    await delivery.worker.stop()
     await asyncio.wait_for(worker, timeout=10)
     assert len(server.handler.received) == len(CONCERNS)
 
@@ -412,9 +440,9 @@ async def test_two_workers_on_one_outbox_send_each_message_once(
     second = make_delivery(tmp_path / "data", mail_settings(server))
     items = [submission("leave-missing") for _ in range(10)]
     for item in items:
-        await first.receive(item)
-    await asyncio.gather(first.deliver_due(), second.deliver_due())
-    await asyncio.gather(first.deliver_due(), second.deliver_due())
+        await first.worker.receive(item)
+    await asyncio.gather(first.worker.run_pass(), second.worker.run_pass())
+    await asyncio.gather(first.worker.run_pass(), second.worker.run_pass())
     sent = sorted(
         (str(received.message["Subject"]), received.rcpt_tos[0])
         for received in server.handler.received
@@ -467,10 +495,10 @@ async def test_a_replay_racing_the_delivery_is_still_received_once(
     and finishing it take the same lock, so a replay at any moment finds the name taken."""
     delivery = make_delivery(tmp_path / "data", mail_settings(server))
     item = submission("leave-missing")
-    await delivery.receive(item)
-    replays = [delivery.receive(item) for _ in range(20)]
-    await asyncio.gather(delivery.deliver_due(), *replays)
-    await delivery.receive(item)
+    await delivery.worker.receive(item)
+    replays = [delivery.worker.receive(item) for _ in range(20)]
+    await asyncio.gather(delivery.worker.run_pass(), *replays)
+    await delivery.worker.receive(item)
     assert list(delivery.outbox.pending_folder.iterdir()) == []
     assert [path.name for path in delivery.outbox.delivered_folder.iterdir()] == [item.reference]
     assert len(server.handler.received) == len(FACILITATORS)

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from forms_server.cli.outbox import retry_failed
 from forms_server.config.env import PROJECT_ROOT
-from forms_server.delivery.worker import Delivery
+from forms_server.services import Services as Delivery
 from forms_server.storage.outbox import FORMAT, ItemStatus, RecipientStatus
 from tests.own_loop import in_own_loop
 from tests.smtp_server import SmtpServer, smtp_server
@@ -80,17 +81,19 @@ async def test_an_item_whose_message_cannot_be_built_fails_alone(
     test_views): it fails on its own, and nothing else waits or is sent twice."""
     delivery = make_delivery(tmp_path / "data", mail_settings(server))
     sent_before = submission("leave-missing")
-    await delivery.receive(sent_before)
-    await delivery.deliver_due()
+    await delivery.worker.receive(sent_before)
+    await delivery.worker.run_pass()
     poison = submission(
         "concern", about="member", contact_preference="email", email="john.@gmail.com"
     )
-    assert delivery.add(poison)  # as an older version, or a hand-made file, would have it
+    assert delivery.worker.intake.add(
+        poison
+    )  # as an older version, or a hand-made file, would have it
     after = [submission("leave-leaving") for _ in range(3)]
     for item in after:
-        await delivery.receive(item)
+        await delivery.worker.receive(item)
     for _ in range(4):
-        await delivery.deliver_due()
+        await delivery.worker.run_pass()
         make_everything_due(delivery)
     counts = sent_to(delivery_server := server)
     assert all(count == 1 for count in counts.values()), counts
@@ -103,7 +106,7 @@ async def test_an_item_whose_message_cannot_be_built_fails_alone(
     assert failed.last_error is not None
     assert "reply address" in failed.last_error
     assert all(poison.reference not in subject for subject, _ in sent_to(delivery_server))
-    assert delivery.health(datetime.now(UTC)).summary.failed == 1
+    assert delivery.worker.health(datetime.now(UTC)).summary.failed == 1
 
 
 # -- 2. A write that fails after the relay accepted never repeats the send ----------------------
@@ -155,12 +158,12 @@ async def test_a_full_disk_at_the_store_write_sends_each_message_exactly_once(
     store_size = (data_dir / "submissions.json").stat().st_size
     assert store_size > 200 * 1024
     item = submission("leave-missing")
-    await delivery.receive(item)
+    await delivery.worker.receive(item)
     filler = fill(small_disk, leave_bytes=64 * 1024)
     assert os.statvfs(small_disk).f_bavail * os.statvfs(small_disk).f_frsize < store_size
 
     for _ in range(3):  # passes while the disk stays full
-        await delivery.deliver_due()
+        await delivery.worker.run_pass()
         make_everything_due(delivery)
     assert sorted(r.rcpt_tos[0] for r in server.handler.received) == sorted(FACILITATORS)
     waiting = delivery.outbox.read(item.reference)
@@ -172,7 +175,7 @@ async def test_a_full_disk_at_the_store_write_sends_each_message_exactly_once(
     assert [path.name for path in delivery.outbox.pending_folder.glob(".*.tmp")] == []
 
     filler.unlink()
-    await delivery.deliver_due()
+    await delivery.worker.run_pass()
     assert status(delivery, item.reference) is ItemStatus.DELIVERED
     assert delivery.store.get(item.reference) is not None
     assert sorted(r.rcpt_tos[0] for r in server.handler.received) == sorted(FACILITATORS)
@@ -184,7 +187,7 @@ async def test_when_even_the_acceptance_cannot_be_written_the_message_is_not_sen
 ) -> None:
     delivery = make_delivery(tmp_path / "data", mail_settings(server))
     item = submission("leave-missing")
-    await delivery.receive(item)
+    await delivery.worker.receive(item)
     real_save = delivery.outbox.save
 
     def disk_full(*_: object) -> None:
@@ -193,13 +196,13 @@ async def test_when_even_the_acceptance_cannot_be_written_the_message_is_not_sen
     monkeypatch.setattr(delivery.outbox, "save", disk_full)
     monkeypatch.setattr(delivery.store, "add_delivered_many", disk_full)
     for _ in range(3):
-        await delivery.deliver_due()
+        await delivery.worker.run_pass()
         monkeypatch.setattr(delivery.outbox, "save", real_save)
         make_everything_due(delivery)
         monkeypatch.setattr(delivery.outbox, "save", disk_full)
     assert len(server.handler.received) == len(FACILITATORS)
     monkeypatch.undo()
-    await delivery.deliver_due()
+    await delivery.worker.run_pass()
     assert status(delivery, item.reference) is ItemStatus.DELIVERED
     assert len(server.handler.received) == len(FACILITATORS)
 
@@ -217,8 +220,8 @@ async def test_unreadable_outbox_files_are_quarantined_and_the_rest_is_delivered
     (pending / "BBB-BBB-BBB.json").write_text('{"format": 2, "reference": 7}', "utf-8")
     (pending / "CCC-CCC-CCC.json").mkdir()
     good = submission("leave-missing")
-    await delivery.receive(good)
-    await delivery.deliver_due()
+    await delivery.worker.receive(good)
+    await delivery.worker.run_pass()
     assert status(delivery, good.reference) is ItemStatus.DELIVERED
     quarantined = delivery.outbox.quarantined()
     assert [name.split(".json")[0] for name in quarantined] == [
@@ -226,13 +229,14 @@ async def test_unreadable_outbox_files_are_quarantined_and_the_rest_is_delivered
         "BBB-BBB-BBB",
         "CCC-CCC-CCC",
     ]
-    health = delivery.health(datetime.now(UTC))
+    health = delivery.worker.health(datetime.now(UTC))
     assert not health.ok
     assert health.summary.quarantined == 3
     assert "3 outbox file(s) could not be read." in health.problems
-    assert delivery.outbox.dismiss("AAA-AAA-AAA")
-    await delivery.deliver_due()
-    assert delivery.health(datetime.now(UTC)).summary.quarantined == 2
+    # Dismissed by its name exactly as `forms-server outbox` lists it.
+    assert delivery.outbox.dismiss(quarantined[0])
+    await delivery.worker.run_pass()
+    assert delivery.worker.health(datetime.now(UTC)).summary.quarantined == 2
 
 
 @in_own_loop
@@ -251,18 +255,18 @@ async def test_the_worker_outlives_a_pass_that_fails(
         return real_pending()
 
     monkeypatch.setattr(delivery.outbox, "pending", fails_once)
-    worker = asyncio.create_task(delivery.run())
+    worker = asyncio.create_task(delivery.worker.run())
     for _ in range(100):
         if calls:
             break
         await asyncio.sleep(0.01)
     item = submission("leave-missing")
-    await delivery.receive(item)
+    await delivery.worker.receive(item)
     for _ in range(300):
         if status(delivery, item.reference) is ItemStatus.DELIVERED:
             break
         await asyncio.sleep(0.02)
-    await delivery.stop()
+    await delivery.worker.stop()
     await asyncio.wait_for(worker, timeout=10)
     assert status(delivery, item.reference) is ItemStatus.DELIVERED
 
@@ -277,8 +281,8 @@ async def test_a_refused_recipient_fails_alone_and_the_others_are_never_sent_aga
     server.handler.refused_recipients[FACILITATORS[1]] = "550 5.1.1 No such user"
     delivery = make_delivery(tmp_path / "data", mail_settings(server))
     consent = submission("consent")
-    await delivery.receive(consent)
-    await delivery.deliver_due()
+    await delivery.worker.receive(consent)
+    await delivery.worker.run_pass()
     assert [r.rcpt_tos for r in server.handler.received] == [[FACILITATORS[0]]]
     # The form reached someone: its record is kept at once.
     record = delivery.store.get(consent.reference)
@@ -288,14 +292,14 @@ async def test_a_refused_recipient_fails_alone_and_the_others_are_never_sent_aga
     assert item is not None
     assert item.status is ItemStatus.FAILED
     assert [r.status for r in item.recipients] == [RecipientStatus.ACCEPTED, RecipientStatus.FAILED]
-    assert not delivery.health(datetime.now(UTC)).ok
+    assert not delivery.worker.health(datetime.now(UTC)).ok
 
     del server.handler.refused_recipients[FACILITATORS[1]]
-    assert delivery.retry_failed() == (1, 0)
-    await delivery.deliver_due()
+    assert retry_failed(delivery) == (1, 0)
+    await delivery.worker.run_pass()
     assert [r.rcpt_tos for r in server.handler.received] == [[FACILITATORS[0]], [FACILITATORS[1]]]
     assert status(delivery, consent.reference) is ItemStatus.DELIVERED
-    assert delivery.health(datetime.now(UTC)).ok
+    assert delivery.worker.health(datetime.now(UTC)).ok
 
 
 # -- 5. A crash repeats at most the message in flight ---------------------------------------------
@@ -310,7 +314,7 @@ server = SmtpServer("127.0.0.1", int(sys.argv[2]), RecordingHandler(), Path(sys.
 delivery = make_delivery(Path(sys.argv[1]), mail_settings(server))
 async def main():
     while delivery.outbox.pending().items:
-        await delivery.deliver_due()
+        await delivery.worker.run_pass()
 asyncio.run(main())
 """
 
@@ -325,7 +329,7 @@ def test_killing_the_worker_repeats_at_most_the_message_in_flight(
         delivery = make_delivery(data_dir, mail_settings(None))
         items = [submission("leave-missing") for _ in range(30)]
         for item in items:
-            await delivery.receive(item)
+            await delivery.worker.receive(item)
         return [item.reference for item in items]
 
     references: list[str] = []
@@ -364,13 +368,13 @@ async def test_delivered_markers_are_never_read_again(server: SmtpServer, tmp_pa
         for number in range(markers):
             (delivery.outbox.delivered_folder / f"M{number:08d}").touch()
         for _ in range(3):
-            await delivery.receive(submission("leave-missing"))
+            await delivery.worker.receive(submission("leave-missing"))
         before = delivery.outbox.files_read
-        await delivery.deliver_due()
+        await delivery.worker.run_pass()
         during_pass = delivery.outbox.files_read - before
         before = delivery.outbox.files_read
         for _ in range(100):
-            delivery.health(datetime.now(UTC))
+            delivery.worker.health(datetime.now(UTC))
         during_health = delivery.outbox.files_read - before
         results[markers] = (during_pass, during_health)
     assert results[0] == results[20_000] == (3, 0)
@@ -385,30 +389,30 @@ async def test_health_reports_every_condition_that_can_lose_a_form(
 ) -> None:
     clock = Clock()
     delivery = make_delivery(tmp_path / "data", mail_settings(server), clock=clock)
-    assert "The delivery worker is not running." in delivery.health(clock()).problems
-    await delivery.deliver_due()
-    assert delivery.health(clock()).ok
+    assert "The delivery worker is not running." in delivery.worker.health(clock()).problems
+    await delivery.worker.run_pass()
+    assert delivery.worker.health(clock()).ok
     clock.advance(minutes=6)
-    assert delivery.health(clock()).problems == ("The delivery worker is not running.",)
-    await delivery.deliver_due()
-    assert delivery.health(clock()).ok
+    assert delivery.worker.health(clock()).problems == ("The delivery worker is not running.",)
+    await delivery.worker.run_pass()
+    assert delivery.worker.health(clock()).ok
 
     # The relay goes away: an urgent form past its few minutes, then any form past an hour.
-    delivery.use_relay("127.0.0.1", 9, delivery.mail)
+    delivery.relay.use("127.0.0.1", 9, delivery.relay.mail)
     urgent = replace(submission("concern", immediate_risk="yes"), urgent=True)
-    await delivery.receive(replace(urgent, received_at=clock()))
-    await delivery.deliver_due()
-    assert delivery.health(clock()).ok
+    await delivery.worker.receive(replace(urgent, received_at=clock()))
+    await delivery.worker.run_pass()
+    assert delivery.worker.health(clock()).ok
     clock.advance(minutes=6)
-    await delivery.deliver_due()
-    assert delivery.health(clock()).problems == ("An urgent form has waited 6 minute(s).",)
+    await delivery.worker.run_pass()
+    assert delivery.worker.health(clock()).problems == ("An urgent form has waited 6 minute(s).",)
     clock.advance(minutes=55)
-    await delivery.deliver_due()
-    assert delivery.health(clock()).problems == (
+    await delivery.worker.run_pass()
+    assert delivery.worker.health(clock()).problems == (
         "An urgent form has waited 61 minute(s).",
         "A form has waited 61 minute(s).",
     )
-    assert delivery.health(clock()).to_json()["outbox"]["urgent_pending"] == 1
+    assert delivery.worker.health(clock()).to_json()["outbox"]["urgent_pending"] == 1
 
 
 @in_own_loop
@@ -419,18 +423,18 @@ async def test_health_says_when_the_data_folder_cannot_be_written(
     form received), and at every pass while the folder cannot be written."""
     clock = Clock()
     delivery = make_delivery(small_disk / "data", mail_settings(server), clock=clock)
-    await delivery.deliver_due()
-    assert delivery.health(clock()).ok
+    await delivery.worker.run_pass()
+    assert delivery.worker.health(clock()).ok
     remount(small_disk, "ro")
     try:
         clock.advance(seconds=11)
-        await delivery.deliver_due()
-        problems = delivery.health(clock()).problems
+        await delivery.worker.run_pass()
+        problems = delivery.worker.health(clock()).problems
     finally:
         remount(small_disk, "rw")
     assert problems == ("The data folder cannot be written (Read-only file system).",)
-    await delivery.deliver_due()
-    assert delivery.health(clock()).ok
+    await delivery.worker.run_pass()
+    assert delivery.worker.health(clock()).ok
 
 
 # -- 8. What stays of a form that could not be delivered ----------------------------------------
@@ -444,8 +448,8 @@ async def test_a_failed_form_loses_its_content_in_time_but_stays_reported_until_
     delivery = make_delivery(tmp_path / "data", mail_settings(server), clock=clock)
     server.handler.data_replies += ["554 5.7.1 Rejected"] * len(CONCERNS)
     concern = submission("concern", about="member", what_happened="Planted words 7Q")
-    await delivery.receive(concern)
-    await delivery.deliver_due()
+    await delivery.worker.receive(concern)
+    await delivery.worker.run_pass()
     path = delivery.outbox.pending_path(concern.reference)
     failed = delivery.outbox.read(concern.reference)
     assert failed is not None
@@ -453,12 +457,12 @@ async def test_a_failed_form_loses_its_content_in_time_but_stays_reported_until_
     assert failed.sealed
 
     clock.advance(days=6)
-    await delivery.deliver_due()
+    await delivery.worker.run_pass()
     still = delivery.outbox.read(concern.reference)
     assert still is not None
     assert still.sealed  # within the group's 7 days: kept for a retry
     clock.advance(days=2)
-    await delivery.deliver_due()
+    await delivery.worker.run_pass()
     erased = delivery.outbox.read(concern.reference)
     assert erased is not None
     assert erased.sealed == ""
@@ -467,13 +471,13 @@ async def test_a_failed_form_loses_its_content_in_time_but_stays_reported_until_
     assert record["route"] == "concerns"
     assert record["form_kind"] == "concern"
     assert all(r["last_error"] for r in record["recipients"])
-    assert not delivery.health(clock()).ok
-    assert delivery.retry_failed() == (0, 1)
+    assert not delivery.worker.health(clock()).ok
+    assert retry_failed(delivery) == (0, 1)
 
     assert delivery.outbox.dismiss(concern.reference)
-    await delivery.deliver_due()
-    assert delivery.health(clock()).ok
-    await delivery.receive(concern)  # a replay cannot bring it back
+    await delivery.worker.run_pass()
+    assert delivery.worker.health(clock()).ok
+    await delivery.worker.receive(concern)  # a replay cannot bring it back
     assert delivery.outbox.read(concern.reference) is None
 
 
@@ -489,7 +493,7 @@ async def test_files_from_the_first_version_are_migrated_not_quarantined(
     waiting, delivered = submission("leave-missing"), submission("consent")
     now = datetime.now(UTC).isoformat()
     for item, state in ((waiting, "pending"), (delivered, "delivered")):
-        sealed = first.sealer.seal(
+        sealed = first.store.sealer.seal(
             item.reference, {"answers": item.answers, "guidelines_version": None}
         )
         (first.outbox.folder / f"{item.reference}.json").write_text(
@@ -512,17 +516,17 @@ async def test_files_from_the_first_version_are_migrated_not_quarantined(
     upgraded = make_delivery(data_dir, mail_settings(server))
     assert upgraded.outbox.quarantined() == []
     assert list(upgraded.outbox.folder.glob("*.json")) == []
-    await upgraded.deliver_due()
+    await upgraded.worker.run_pass()
     assert status(upgraded, waiting.reference) is ItemStatus.DELIVERED
     assert sorted(r.rcpt_tos[0] for r in server.handler.received) == sorted(FACILITATORS)
-    await upgraded.receive(delivered)  # still refused as a replay
+    await upgraded.worker.receive(delivered)  # still refused as a replay
     assert upgraded.outbox.read(delivered.reference) is None
 
 
 def test_an_item_with_fields_from_a_later_version_is_still_read(tmp_path: Path) -> None:
     delivery = make_delivery(tmp_path / "data", mail_settings(None))
     item = submission("leave-missing")
-    assert delivery.add(item)
+    assert delivery.worker.intake.add(item)
     path = delivery.outbox.pending_path(item.reference)
     data = json.loads(path.read_text("utf-8"))
     assert data["format"] == FORMAT
@@ -550,16 +554,16 @@ async def test_past_the_hourly_rate_forms_come_together_in_one_digest(
         tmp_path / "data",
         mail_settings(server),
         clock=clock,
-        sent_alone_per_hour=3,
-        digest_every=timedelta(minutes=5),
+        digest_after_per_hour=3,
+        digest_every_minutes=5.0,
     )
     flood = [submission("leave-missing") for _ in range(10)]
     urgent = submission("leave-left-early", safe_now="no", reach_unsafe="07700 900982")
     # Not safe: urgent, and it goes to whoever receives concerns as well (once each, alone).
     urgent = replace(urgent, urgent=True)
     for item in [*flood, urgent]:
-        await delivery.receive(item)
-    await delivery.deliver_due()
+        await delivery.worker.receive(item)
+    await delivery.worker.run_pass()
     for facilitator in FACILITATORS:
         subjects = [
             str(received.message["Subject"])
@@ -579,14 +583,14 @@ async def test_past_the_hourly_rate_forms_come_together_in_one_digest(
     # More in the next minutes wait for the next digest, with no attempt counted...
     later = [submission("leave-missing") for _ in range(2)]
     for item in later:
-        await delivery.receive(item)
-    await delivery.deliver_due()
+        await delivery.worker.receive(item)
+    await delivery.worker.run_pass()
     assert to_facilitators(server) == 4 * len(FACILITATORS)
     waiting = delivery.outbox.read(later[0].reference)
     assert waiting is not None
     assert all(r.attempts == 0 for r in waiting.recipients)
     # ...and go together when it comes.
     clock.advance(minutes=5)
-    await delivery.deliver_due()
+    await delivery.worker.run_pass()
     assert to_facilitators(server) == 5 * len(FACILITATORS)
     assert all(status(delivery, item.reference) is ItemStatus.DELIVERED for item in later)

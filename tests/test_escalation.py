@@ -5,14 +5,12 @@ up in time never does; an urgent notice that reached nobody escalates at once.""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from forms_server.config.decisions import default_retention_days
-from forms_server.delivery.worker import Delivery
-from forms_server.storage.acknowledgements import Acknowledgements
+from forms_server.services import Services as Delivery
 from forms_server.storage.watch import Watch, Watched
 from tests.own_loop import in_own_loop
 from tests.smtp_server import SmtpServer, smtp_server
@@ -34,9 +32,7 @@ def watching_delivery(data_dir: Path, server: SmtpServer, clock: Clock) -> Deliv
         data_dir,
         mail_settings(server, escalation=(ESCALATION,)),
         clock=clock,
-        acknowledgements=Acknowledgements(data_dir, default_retention_days()),
-        watch=Watch(data_dir),
-        escalate_after={"urgent": timedelta(minutes=30), "other": timedelta(days=2)},
+        decisions={"escalate_after_minutes": {"urgent": 30, "other": 2 * 24 * 60}},
     )
 
 
@@ -56,31 +52,31 @@ async def test_an_urgent_concern_nobody_picks_up_escalates_once_on_time_even_aft
     delivery = watching_delivery(tmp_path / "data", server, clock)
     concern = submission("concern", about="member", immediate_risk="yes")
     concern = type(concern)(**{**concern.__dict__, "urgent": True})
-    await delivery.receive(concern)
-    await delivery.deliver_due()
+    await delivery.worker.receive(concern)
+    await delivery.worker.run_pass()
     assert escalations(server) == []
     clock.advance(minutes=29, seconds=59)
-    await delivery.deliver_due()
+    await delivery.worker.run_pass()
     assert escalations(server) == []
-    assert delivery.health(clock()).ok
+    assert delivery.worker.health(clock()).ok
     # A restart: a new process on the same folder keeps the timer.
     restarted = watching_delivery(tmp_path / "data", server, clock)
     clock.advance(seconds=2)
-    await restarted.deliver_due()
+    await restarted.worker.run_pass()
     assert len(escalations(server)) == 1
     assert escalations(server)[0].startswith("NOBODY HAS PICKED THIS UP - ")
     assert concern.reference in escalations(server)[0]
     # Never twice, and overdue until someone picks it up.
     clock.advance(hours=3)
-    await restarted.deliver_due()
+    await restarted.worker.run_pass()
     assert len(escalations(server)) == 1
-    health = restarted.health(clock())
+    health = restarted.worker.health(clock())
     assert not health.ok
     assert any("escalated" in problem for problem in health.problems)
-    assert restarted.acknowledgements is not None
-    restarted.acknowledgements.record(concern.reference, "concern", ESCALATION, clock())
-    await restarted.deliver_due()
-    assert restarted.health(clock()).ok
+    assert restarted.files.acknowledgements is not None
+    restarted.files.acknowledgements.record(concern.reference, "concern", ESCALATION, clock())
+    await restarted.worker.run_pass()
+    assert restarted.worker.health(clock()).ok
 
 
 @in_own_loop
@@ -90,25 +86,27 @@ async def test_a_concern_picked_up_in_time_never_escalates(
     clock = Clock()
     delivery = watching_delivery(tmp_path / "data", server, clock)
     concern = submission("concern", about="member")
-    await delivery.receive(concern)
-    await delivery.deliver_due()
-    assert delivery.acknowledgements is not None
-    delivery.acknowledgements.record(concern.reference, "concern", "lead@example.org", clock())
+    await delivery.worker.receive(concern)
+    await delivery.worker.run_pass()
+    assert delivery.files.acknowledgements is not None
+    delivery.files.acknowledgements.record(
+        concern.reference, "concern", "lead@example.org", clock()
+    )
     clock.advance(days=3)
-    await delivery.deliver_due()
+    await delivery.worker.run_pass()
     assert escalations(server) == []
-    assert delivery.watch is not None
-    assert delivery.watch.all() == []
+    assert delivery.files.watch is not None
+    assert delivery.files.watch.all() == []
 
 
 @in_own_loop
 async def test_an_ordinary_form_is_never_watched(server: SmtpServer, tmp_path: Path) -> None:
     clock = Clock()
     delivery = watching_delivery(tmp_path / "data", server, clock)
-    await delivery.receive(submission("leave-missing"))
-    await delivery.deliver_due()
-    assert delivery.watch is not None
-    assert delivery.watch.all() == []
+    await delivery.worker.receive(submission("leave-missing"))
+    await delivery.worker.run_pass()
+    assert delivery.files.watch is not None
+    assert delivery.files.watch.all() == []
 
 
 @in_own_loop
@@ -123,9 +121,9 @@ async def test_an_urgent_notice_that_reached_nobody_escalates_at_once(
     server.handler.refused_recipients.update(
         dict.fromkeys([*FACILITATORS, *CONCERNS], "550 5.1.1 No such mailbox")
     )
-    await delivery.receive(notice)
-    await delivery.deliver_due()
-    await delivery.deliver_due()
+    await delivery.worker.receive(notice)
+    await delivery.worker.run_pass()
+    await delivery.worker.run_pass()
     assert len(escalations(server)) == 1
     assert notice.reference in escalations(server)[0]
 
@@ -134,9 +132,16 @@ def test_the_outbox_command_lists_an_overdue_form_and_exits_1(tmp_path: Path) ->
     now = datetime.now(UTC)
     data = tmp_path / "data"
     watch = Watch(data)
-    watched = Watched("7CX-J7G-6TW", "concern", True, now, now, "")
+    watched = Watched(
+        reference="7CX-J7G-6TW",
+        form_kind="concern",
+        received_at=now,
+        urgent=True,
+        sealed="",
+        escalate_at=now,
+        escalated_at=now,
+    )
     watch.start(watched)
-    watch.escalated(watched, now)
     result = forms_server(tmp_path, environment(tmp_path), "outbox")
     assert "Overdue: 7CX-J7G-6TW (concern, urgent) was escalated" in result.stdout
     assert result.returncode == 1

@@ -36,8 +36,8 @@ def test_the_global_budget_caps_everyone_together() -> None:
 def test_addresses_are_kept_only_as_keyed_hashes() -> None:
     limits = PostLimits()
     limits.allow("192.0.2.44")
-    assert all("192.0.2.44" not in key for key in limits._clients)
-    assert limits.client_key("192.0.2.44") != PostLimits().client_key("192.0.2.44")
+    assert all("192.0.2.44" not in key for key in limits.per_network.buckets)
+    assert limits.per_network.key_of("192.0.2.44") != PostLimits().per_network.key_of("192.0.2.44")
 
 
 def test_the_table_of_clients_stays_bounded() -> None:
@@ -45,7 +45,7 @@ def test_the_table_of_clients_stays_bounded() -> None:
     limits = PostLimits(max_clients_tracked=100, global_burst=10_000, clock=clock)
     for n in range(1000):
         limits.allow(f"10.1.{n // 250}.{n % 250}")
-    assert len(limits._clients) <= 100
+    assert len(limits.per_network.buckets) <= 100
 
 
 def test_one_network_with_many_addresses_is_one_client() -> None:

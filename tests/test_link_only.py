@@ -20,13 +20,15 @@ from starlette.testclient import TestClient
 
 from forms_server.config.decisions import DeliveryMode
 from forms_server.config.env import Settings
-from forms_server.delivery.worker import Delivery
+from forms_server.delivery.read_windows import end_read_windows
 from forms_server.forms.definitions import FORMS, Answers, Submission
 from forms_server.forms.reference import new_reference
+from forms_server.links import Links
 from forms_server.mail.crypto import load_recipient_key
-from forms_server.signing import Signer
+from forms_server.services import Services as Delivery
+from forms_server.storage.form_files import FormFiles
 from forms_server.storage.outbox import ItemStatus, RecipientStatus
-from forms_server.storage.reading import ReadingRoom, read_links
+from forms_server.storage.reading import ReadingRoom
 from forms_server.storage.watch import Watch
 from forms_server.web.app import create_app
 from tests import test_decisions, test_renewals
@@ -71,10 +73,13 @@ def delivery_with_modes(
         | modes,
         escalation=("escalation@example.org",),
     )
-    delivery = make_delivery(data_dir, mail, clock=clock)
-    delivery.reading = ReadingRoom(data_dir, timedelta(days=4))
-    delivery.read_link = read_links(Signer(["k" * 32], 3600), "https://forms.example")
-    return delivery
+    return make_delivery(
+        data_dir,
+        mail,
+        clock=clock,
+        public_url="https://forms.example",
+        decisions={"read_window_days": 4},
+    )
 
 
 def raw_to(server: SmtpServer, address: str) -> list[bytes]:
@@ -88,8 +93,8 @@ async def test_a_link_only_route_sends_no_answer_and_no_name(
     clock = Clock(NOW)
     delivery = delivery_with_modes(tmp_path, server, clock, concerns=DeliveryMode.LINK_ONLY)
     item = concern(urgent=True)
-    await delivery.receive(item)
-    await delivery.deliver_due()
+    await delivery.worker.receive(item)
+    await delivery.worker.run_pass()
     for address in CONCERNS:
         (raw,) = raw_to(server, address)
         assert PLANTED_ANSWER.encode() not in raw
@@ -102,7 +107,7 @@ async def test_a_link_only_route_sends_no_answer_and_no_name(
         parsed = message_from_bytes(raw, policy=default)
         assert parsed["Reply-To"] is None
     # The content waits, sealed, for its window.
-    readable = delivery.reading.get(item.reference)  # type: ignore[union-attr]
+    readable = delivery.files.reading.get(item.reference)
     assert readable is not None
     assert readable.until == NOW + timedelta(days=4)
     assert PLANTED_ANSWER not in (tmp_path / "readable" / f"{item.reference}.json").read_text()
@@ -122,12 +127,12 @@ async def test_a_full_route_beside_it_still_gets_the_answers(
         False,
         None,
     )
-    await delivery.receive(leave)
-    await delivery.deliver_due()
+    await delivery.worker.receive(leave)
+    await delivery.worker.run_pass()
     for address in FACILITATORS:
         (raw,) = raw_to(server, address)
         assert b"kingfisher" in raw
-    assert delivery.reading.get(leave.reference) is None  # type: ignore[union-attr]
+    assert delivery.files.reading.get(leave.reference) is None
 
 
 @in_own_loop
@@ -137,10 +142,10 @@ async def test_an_encrypted_route_encrypts_to_each_key_and_links_for_anyone_with
     clock = Clock(NOW)
     delivery = delivery_with_modes(tmp_path, server, clock, concerns=DeliveryMode.ENCRYPTED)
     cert, key = smime_certificate(tmp_path)
-    delivery.recipient_keys = {CONCERNS[0]: load_recipient_key(CONCERNS[0], cert)}
+    delivery.composer.recipient_keys = {CONCERNS[0]: load_recipient_key(CONCERNS[0], cert)}
     item = concern()
-    await delivery.receive(item)
-    await delivery.deliver_due()
+    await delivery.worker.receive(item)
+    await delivery.worker.run_pass()
     (encrypted,) = raw_to(server, CONCERNS[0])
     (linked,) = raw_to(server, CONCERNS[1])
     for raw in (encrypted, linked):
@@ -157,18 +162,18 @@ async def test_an_encrypted_route_encrypts_to_each_key_and_links_for_anyone_with
 async def test_a_link_only_escalation_holds_no_answer(server: SmtpServer, tmp_path: Path) -> None:
     clock = Clock(NOW)
     delivery = delivery_with_modes(tmp_path, server, clock, escalation=DeliveryMode.LINK_ONLY)
-    delivery.watch = Watch(tmp_path)
+    delivery.files.watch = Watch(tmp_path)
     item = concern()
-    await delivery.receive(item)
-    await delivery.deliver_due()
+    await delivery.worker.receive(item)
+    await delivery.worker.run_pass()
     assert b"kingfisher" in raw_to(server, CONCERNS[0])[0]  # the concerns route is full
     clock.now = NOW + timedelta(days=3)
-    await delivery.deliver_due()
+    await delivery.worker.run_pass()
     (raw,) = raw_to(server, "escalation@example.org")
     assert b"NOBODY HAS PICKED THIS UP" in raw
     assert b"kingfisher" not in raw
     assert READ_LINK.search(raw)
-    readable = delivery.reading.get(item.reference)  # type: ignore[union-attr]
+    readable = delivery.files.reading.get(item.reference)
     assert readable is not None
     assert readable.until == clock.now + timedelta(days=4)  # the escalation's own window
 
@@ -180,12 +185,14 @@ async def test_the_content_goes_when_the_window_ends_and_the_reads_stay(
     clock = Clock(NOW)
     delivery = delivery_with_modes(tmp_path, server, clock, concerns=DeliveryMode.LINK_ONLY)
     item = concern()
-    await delivery.receive(item)
-    await delivery.deliver_due()
-    room = delivery.reading
+    await delivery.worker.receive(item)
+    await delivery.worker.run_pass()
+    room = delivery.files.reading
     assert room is not None
     room.read(item.reference, CONCERNS[0], NOW + timedelta(hours=1))
-    delivery.housekeeping(NOW + timedelta(days=4, minutes=1))
+    # Someone has picked it up: nothing holds it back any more.
+    delivery.files.pick_up(item.reference, "concern", CONCERNS[0])
+    end_read_windows(delivery.files, NOW + timedelta(days=4, minutes=1))
     readable = room.get(item.reference)
     assert readable is not None
     assert readable.sealed == ""
@@ -245,7 +252,7 @@ def test_opening_shows_nothing_the_button_shows_it_and_records_each_reader(
     reference = send_concern(client)
     links = links_from_catcher(app, reference, 2)
     assert set(links) == {"lead@example.org", "deputy@example.org"}
-    room: ReadingRoom = app.state.forms.reading
+    room: ReadingRoom = app.state.services.files.reading
     opened = client.get(links["lead@example.org"])
     assert opened.status_code == 200
     assert opened.headers["cache-control"] == "no-store"
@@ -271,19 +278,23 @@ def test_it_stops_working_after_the_window_and_after_erasure(
 ) -> None:
     reference = send_concern(client)
     link = links_from_catcher(app, reference, 2)["lead@example.org"]
-    room: ReadingRoom = app.state.forms.reading
-    # The window ends (the file says so; the page believes the file, not the clock).
+    room: ReadingRoom = app.state.services.files.reading
+    files: FormFiles = app.state.services.files
+    # Once someone has picked it up (before that, the lifecycle keeps it readable: see
+    # test_lifecycle), the window ends: the file says so, and the page believes the file.
+    files.pick_up(reference, "concern", "lead@example.org")
     readable = room.get(reference)
     assert readable is not None
     past = replace(readable, until=datetime.now(UTC) - timedelta(seconds=1))
-    room.path(reference).write_bytes(room.encoded(past))
+    room.files.save(past)
     page = show(client, link)
     assert "kingfisher" not in page.text
     assert "has been deleted" in page.text
     # Another form, erased by a member's request.
     other = send_concern(client)
     other_link = links_from_catcher(app, other, 2)["lead@example.org"]
-    rights = app.state.forms.rights
+    files.pick_up(other, "concern", "lead@example.org")
+    rights = app.state.services.rights
     report = rights.erase(rights.find(reference=other))
     assert report.erased
     page = show(client, other_link)
@@ -299,7 +310,7 @@ def test_a_link_for_one_form_never_opens_another(app: Starlette, client: TestCli
     links_from_catcher(app, second, 2)
     # A link signed for the second reference, but for another kind of form, is refused.
     signer = app.state.forms.signer
-    forged = read_links(signer, "")(second, "consent", "lead@example.org")
+    forged = Links(signer, "").read(second, "consent", "lead@example.org")
     assert client.get(forged).status_code == 400
     altered = link[:-4] + ("AAAA" if not link.endswith("AAAA") else "BBBB")
     assert client.get(altered).status_code == 400
@@ -346,10 +357,10 @@ async def test_an_expired_key_means_link_only_never_plain_text(
     key = load_recipient_key(CONCERNS[0], cert)
     assert key.expires_at is not None
     clock.now = key.expires_at + timedelta(hours=1)
-    delivery.recipient_keys = {CONCERNS[0]: key}
+    delivery.composer.recipient_keys = {CONCERNS[0]: key}
     item = replace(concern(), received_at=clock.now)
-    await delivery.receive(item)
-    await delivery.deliver_due()
+    await delivery.worker.receive(item)
+    await delivery.worker.run_pass()
     (raw,) = raw_to(server, CONCERNS[0])
     assert b"kingfisher" not in raw
     assert READ_LINK.search(raw)
@@ -368,14 +379,14 @@ async def test_each_mode_on_each_route(
     delivery = delivery_with_modes(tmp_path, server, clock, **{route: mode})
     cert, _ = smime_certificate(tmp_path)
     addresses = FACILITATORS if route == "facilitators" else CONCERNS
-    delivery.recipient_keys = {addresses[0]: load_recipient_key(addresses[0], cert)}
+    delivery.composer.recipient_keys = {addresses[0]: load_recipient_key(addresses[0], cert)}
     kind = ROUTE_FORMS[route]
     answers: Answers = {
         **valid_answers(FORMS[kind]),
         "message" if kind == "leave-missing" else "what_happened": PLANTED_ANSWER,
     }
-    await delivery.receive(Submission(new_reference(), kind, answers, NOW, False, None))
-    await delivery.deliver_due()
+    await delivery.worker.receive(Submission(new_reference(), kind, answers, NOW, False, None))
+    await delivery.worker.run_pass()
     for position, address in enumerate(addresses):
         (raw,) = raw_to(server, address)
         readable = b"kingfisher" in raw
@@ -415,12 +426,12 @@ async def test_an_escalation_is_never_less_private_than_the_forms_route(
         concerns=DeliveryMode.LINK_ONLY,
         escalation=DeliveryMode.FULL,
     )
-    delivery.watch = Watch(tmp_path)
+    delivery.files.watch = Watch(tmp_path)
     item = concern()
-    await delivery.receive(item)
-    await delivery.deliver_due()
+    await delivery.worker.receive(item)
+    await delivery.worker.run_pass()
     clock.now = NOW + timedelta(days=3)
-    await delivery.deliver_due()
+    await delivery.worker.run_pass()
     (raw,) = raw_to(server, "escalation@example.org")
     assert b"NOBODY HAS PICKED THIS UP" in raw
     assert b"kingfisher" not in raw
@@ -443,7 +454,7 @@ def test_a_member_who_deletes_their_form_deletes_its_link_only_copy_too(
     sent = client.post("/forms/leave-missing/confirm", data={"token": token_in(check_page)})
     reference = str(sent.headers["location"]).rsplit("/", 1)[1]
     links_from_catcher(app, reference, 1)  # the facilitators' link-only email (no keys here)
-    room: ReadingRoom = app.state.forms.reading
+    room: ReadingRoom = app.state.services.files.reading
     readable = room.get(reference)
     assert readable is not None
     assert readable.sealed
@@ -469,8 +480,8 @@ async def test_a_link_only_copy_that_cannot_be_kept_holds_back_only_its_own_reci
     }
     item = Submission(new_reference(), "leave-left-early", answers, NOW, True, None)
     (tmp_path / "readable" / f"{item.reference}.json").mkdir()  # cannot be written or read
-    await delivery.receive(item)
-    await delivery.deliver_due()
+    await delivery.worker.receive(item)
+    await delivery.worker.run_pass()
     for address in CONCERNS:  # full: sent now, though the recipients before them could not be
         assert b"kingfisher" in raw_to(server, address)[0]
     for address in FACILITATORS:  # link-only: waiting, not failed, nothing sent in the clear
@@ -483,10 +494,11 @@ async def test_a_link_only_copy_that_cannot_be_kept_holds_back_only_its_own_reci
 
 
 def test_one_readable_file_that_cannot_be_deleted_leaves_the_others_to_go(tmp_path: Path) -> None:
-    room = ReadingRoom(tmp_path, timedelta(days=1))
+    files = make_delivery(tmp_path, mail_settings(None), decisions={"read_window_days": 1}).files
+    room = files.reading
     stuck, fine = new_reference(), new_reference()
     for reference in (stuck, fine):
-        room.keep(reference, "concern", False, NOW, "sealed")
+        room.keep(reference, "leave-missing", False, NOW, "sealed")
     # Running as root, no file permission makes a real write fail here: the fault is injected
     # at the one write, and everything else is real files.
     original = room.erase
@@ -497,7 +509,7 @@ def test_one_readable_file_that_cannot_be_deleted_leaves_the_others_to_go(tmp_pa
         return original(reference, at)
 
     room.erase = erase  # type: ignore[method-assign]
-    room.purge(NOW + timedelta(days=2), timedelta(days=365))
+    end_read_windows(files, NOW + timedelta(days=2))
     gone = room.get(fine)
     assert gone is not None
     assert gone.sealed == ""

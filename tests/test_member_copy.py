@@ -26,10 +26,9 @@ from forms_server.delivery.member_copy import (
     MEMBER_COPY_SENDER,
     MEMBER_COPY_SUBJECT,
     CopyLimit,
-    member_links,
 )
-from forms_server.delivery.worker import Delivery
 from forms_server.forms.definitions import FORMS, Submission
+from forms_server.services import Services as Delivery
 from forms_server.signing import Purpose, Signer
 from forms_server.storage.outbox import MEMBER_COPY, ItemStatus, RecipientStatus
 from tests import test_acknowledgements
@@ -268,10 +267,7 @@ def server(tmp_path: Path) -> Iterator[SmtpServer]:
 
 
 def delivery_with_copies(data_dir: Path, server: SmtpServer) -> Delivery:
-    delivery = make_delivery(data_dir, mail_settings(server))
-    delivery.member_link = member_links(Signer(["k" * 32], 3600), "https://forms.example")
-    delivery.copy_limit = CopyLimit(data_dir, delivery.store.ledger, per_day=3)
-    return delivery
+    return make_delivery(data_dir, mail_settings(server), member_copies_per_day=3)
 
 
 @in_own_loop
@@ -281,11 +277,11 @@ async def test_a_refused_copy_address_fails_only_the_copy(
     server.handler.refused_recipients[MEMBER] = "550 No such user"
     delivery = delivery_with_copies(tmp_path, server)
     item: Submission = submission("leave-missing", copy="link", copy_email_link=MEMBER)
-    await delivery.receive(item)
-    await delivery.deliver_due()
+    await delivery.worker.receive(item)
+    await delivery.worker.run_pass()
     assert delivery.outbox.is_delivered(item.reference)
     assert delivery.store.get(item.reference) is not None
-    assert delivery.health(delivery.clock()).ok
+    assert delivery.worker.health(delivery.files.clock()).ok
     assert {tuple(r.rcpt_tos) for r in server.handler.received} == {
         ("f1@example.org",),
         ("f2@example.org",),
@@ -298,8 +294,8 @@ async def test_a_copy_alone_does_not_count_as_delivered(server: SmtpServer, tmp_
         server.handler.refused_recipients[facilitator] = "550 No such user"
     delivery = delivery_with_copies(tmp_path, server)
     item = submission("leave-missing", copy="link", copy_email_link=MEMBER)
-    await delivery.receive(item)
-    await delivery.deliver_due()
+    await delivery.worker.receive(item)
+    await delivery.worker.run_pass()
     pending = delivery.outbox.read(item.reference)
     assert pending is not None
     assert pending.status is ItemStatus.FAILED
@@ -315,7 +311,7 @@ async def test_a_replayed_form_does_not_use_up_a_copy(server: SmtpServer, tmp_pa
     delivery = delivery_with_copies(tmp_path, server)
     item = submission("leave-missing", copy="link", copy_email_link=MEMBER)
     for _ in range(3):
-        await delivery.receive(item)
+        await delivery.worker.receive(item)
     counts = json.loads((tmp_path / "member-copies.json").read_text())
     assert [len(times) for times in counts.values()] == [1]
 
@@ -339,7 +335,7 @@ async def test_a_copy_count_that_cannot_be_written_never_stops_the_form(
     delivery = delivery_with_copies(tmp_path, server)
     (tmp_path / "member-copies.json").mkdir()  # the count's file cannot be replaced
     item = submission("leave-missing", copy="link", copy_email_link=MEMBER)
-    route = await delivery.receive(item)
+    route = await delivery.worker.receive(item)
     assert route == "facilitators"  # received, without its copy
-    await delivery.deliver_due()
+    await delivery.worker.run_pass()
     assert delivery.outbox.is_delivered(item.reference)

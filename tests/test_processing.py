@@ -8,8 +8,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from forms_server.config.decisions import decisions_from
-from forms_server.delivery.member_copy import CopyLimit, member_links
-from forms_server.delivery.worker import Delivery
 from forms_server.forms.definitions import FORMS, PRIVACY_GROUPS, Submission, privacy_collected
 from forms_server.forms.reference import new_reference
 from forms_server.handbook.processing import (
@@ -19,7 +17,7 @@ from forms_server.handbook.processing import (
     WATCH_IN_THE_CLEAR,
     holdings,
 )
-from forms_server.signing import Signer
+from forms_server.services import Services as Delivery
 from forms_server.storage.reading import ReadingRoom
 from forms_server.storage.watch import Watch, Watched
 from tests.decided import DECIDED, write_group_config
@@ -47,10 +45,7 @@ def every_form(copy_to: str = MEMBER) -> list[Submission]:
 
 
 def delivery_without_relay(data_dir: Path) -> Delivery:
-    delivery = make_delivery(data_dir, mail_settings(None))
-    delivery.member_link = member_links(Signer(["k" * 32], 3600), "https://forms.example")
-    delivery.copy_limit = CopyLimit(data_dir, delivery.store.ledger, per_day=3)
-    return delivery
+    return make_delivery(data_dir, mail_settings(None))
 
 
 def test_a_kept_record_holds_in_the_clear_exactly_what_the_notice_says(tmp_path: Path) -> None:
@@ -74,7 +69,7 @@ def test_a_form_on_its_way_holds_in_the_clear_exactly_what_the_notice_says(
 ) -> None:
     delivery = delivery_without_relay(tmp_path)
     for submission in every_form():
-        delivery.add(submission)
+        delivery.worker.intake.add(submission)
     files = list((tmp_path / "outbox" / "pending").glob("*.json"))
     assert len(files) == len(FORMS)
     for path in files:
@@ -87,7 +82,16 @@ def test_a_form_on_its_way_holds_in_the_clear_exactly_what_the_notice_says(
 def test_a_watched_form_holds_in_the_clear_exactly_what_the_notice_says(tmp_path: Path) -> None:
     watch = Watch(tmp_path)
     reference = new_reference()
-    watch.start(Watched(reference, "concern", True, NOW, NOW + timedelta(minutes=30), "sealed"))
+    watch.start(
+        Watched(
+            reference=reference,
+            form_kind="concern",
+            received_at=NOW,
+            urgent=True,
+            sealed="sealed",
+            escalate_at=NOW + timedelta(minutes=30),
+        )
+    )
     stored = json.loads(watch.path(reference).read_text())
     assert set(stored) - {"sealed"} == set(WATCH_IN_THE_CLEAR)
 

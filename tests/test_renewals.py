@@ -14,12 +14,12 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from forms_server.delivery.member_copy import MEMBER_COPY_SENDER
-from forms_server.delivery.renewals import REMIND_DAYS_BEFORE, Renewals, renew_links
-from forms_server.delivery.worker import Delivery
+from forms_server.delivery.renewals import REMIND_DAYS_BEFORE
 from forms_server.forms.definitions import FORMS, Submission
 from forms_server.forms.reference import new_reference
+from forms_server.links import Links
 from forms_server.mail.messages import RENEWAL_SUBJECT
-from forms_server.signing import Signer
+from forms_server.services import Services as Delivery
 from forms_server.storage.ledger import ErasureReason
 from tests.own_loop import in_own_loop
 from tests.smtp_server import SmtpServer, smtp_server
@@ -73,12 +73,23 @@ def delivery_for(
     expiring_email_days: int | None,
 ) -> Delivery:
     # Consent kept 24 months, so an 18-month renewal comes first.
-    delivery = make_delivery(data_dir, mail_settings(server), clock=clock)
-    delivery.store.retention_days = {**delivery.store.retention_days, "consent": 730}
-    delivery.store.clock = clock
-    delivery.renewals = Renewals(delivery.store, data_dir, renewal_months, expiring_email_days)
-    delivery.renew_link = renew_links(Signer(["k" * 32], 3600), "https://forms.example")
-    return delivery
+    return make_delivery(
+        data_dir,
+        mail_settings(server),
+        clock=clock,
+        public_url="https://forms.example",
+        decisions={
+            "retention_months": {"consent": 24, "leave": 6, "concern": 6},
+            "consent_renewal_months": renewal_months,
+            "expiring_consents_email_days": expiring_email_days,
+        },
+    )
+
+
+async def check_renewals(delivery: Delivery, now: datetime) -> None:
+    """The renewals job alone, as the worker runs it each hour."""
+    (job,) = [job for job in delivery.worker.jobs if job.name == "renewals"]
+    await job.run(now)
 
 
 def to(server: SmtpServer, address: str) -> list[bytes]:
@@ -94,7 +105,7 @@ async def test_a_member_is_reminded_once_a_month_before_renewal_discreetly(
     due = consent_signed(days_ago=DAYS_IN_18_MONTHS - 10)
     later = consent_signed(days_ago=DAYS_IN_18_MONTHS - REMIND_DAYS_BEFORE - 5, email="x@e.org")
     delivery.store.add_delivered_many([due, later], NOW)
-    await delivery.check_renewals(NOW)
+    await check_renewals(delivery, NOW)
     (raw,) = to(server, MEMBER)
     text = raw.decode()
     assert f"Subject: {RENEWAL_SUBJECT}" in text
@@ -108,7 +119,7 @@ async def test_a_member_is_reminded_once_a_month_before_renewal_discreetly(
     assert record.reminded_at == NOW
     # An hour later, nothing is sent twice.
     clock.now = NOW + timedelta(hours=2)
-    await delivery.check_renewals(clock.now)
+    await check_renewals(delivery, clock.now)
     assert len(to(server, MEMBER)) == 1
 
 
@@ -119,7 +130,7 @@ async def test_without_a_renewal_period_members_get_nothing(
     clock = Clock(NOW)
     delivery = delivery_for(tmp_path, server, clock, renewal_months=None, expiring_email_days=None)
     delivery.store.add_delivered_many([consent_signed(days_ago=725)], NOW)  # deleted in 5 days
-    await delivery.check_renewals(NOW)
+    await check_renewals(delivery, NOW)
     assert server.handler.received == []
 
 
@@ -132,7 +143,7 @@ async def test_the_facilitators_weekly_list_has_references_and_dates_only(
     soon = consent_signed(days_ago=720)  # its record goes in 10 days
     not_soon = consent_signed(days_ago=30, email="other@example.net", name="Other Person")
     delivery.store.add_delivered_many([soon, not_soon], NOW)
-    await delivery.deliver_due()  # the check, then the notice it wrote, in one pass
+    await delivery.worker.run_pass()  # the check, then the notice it wrote, in one pass
     for facilitator in FACILITATORS:
         (raw,) = to(server, facilitator)
         text = raw.decode()
@@ -143,10 +154,10 @@ async def test_the_facilitators_weekly_list_has_references_and_dates_only(
         assert MEMBER not in text
     # A week has not passed: no second list.
     clock.now = NOW + timedelta(days=3)
-    await delivery.deliver_due()
+    await delivery.worker.run_pass()
     assert len(to(server, FACILITATORS[0])) == 1
     clock.now = NOW + timedelta(days=7, hours=1)
-    await delivery.deliver_due()
+    await delivery.worker.run_pass()
     assert len(to(server, FACILITATORS[0])) == 2
 
 
@@ -166,7 +177,7 @@ def test_signing_again_from_the_link_replaces_the_old_record(app: Starlette) -> 
         sent = client.post("/forms/consent/confirm", data={"token": token_in(check_page)})
         old = sent.headers["location"].rsplit("/", 1)[1]
         wait_until_delivered(app, old)
-        link = renew_links(app.state.forms.signer, "")(old)
+        link = Links(app.state.forms.signer, "").renew(old)
 
         page = soup_of(client.get(link).text)
         assert page.select_one("#name")["value"] == "Robin Quill"  # type: ignore[index]
@@ -193,7 +204,7 @@ def test_signing_again_from_the_link_replaces_the_old_record(app: Starlette) -> 
 
 def test_a_renewal_link_for_a_record_no_longer_kept_is_refused(app: Starlette) -> None:
     with TestClient(app, base_url=BASE_URL, follow_redirects=False) as client:
-        link = renew_links(app.state.forms.signer, "")(new_reference())
+        link = Links(app.state.forms.signer, "").renew(new_reference())
         page = client.get(link)
         assert page.status_code == 400
         assert "This link no longer works" in page.text

@@ -15,9 +15,9 @@ import pytest
 
 from forms_server.forms.definitions import FORMS, Submission
 from forms_server.forms.reference import new_reference
-from forms_server.sealing import Sealer, SealingError
 from forms_server.storage.ledger import Ledger
 from forms_server.storage.records import STORE_FORMAT, StoreError, SubmissionStore
+from forms_server.storage.sealing import Sealer, SealingError
 from tests.test_cli import DATA_KEY, environment, forms_server
 from tests.test_views import valid_answers
 

@@ -123,7 +123,7 @@ def test_expired_records_leave_the_file(tmp_path: Path, caplog: pytest.LogCaptur
     consent = delivered("consent", datetime.now(UTC) - timedelta(days=200))
     for item in (old, recent, consent):
         store.add_delivered(item, item.received_at)
-    assert store.purge_expired() == 1
+    assert len(store.purge_expired()) == 1
     raw = (tmp_path / "submissions.json").read_text("utf-8")
     assert old.reference not in raw
     assert recent.reference in raw

@@ -129,7 +129,8 @@ class Escalation:
     async def finish(self, watched: Watched, now: datetime) -> Watched:
         """Every escalation address has it, or refused it for good: escalated. The content
         goes once every address has it (a refused one keeps it for `outbox --retry`)."""
-        if watched.sending or watched.escalated_at is not None or not watched.recipients:
+        waiting = any(r.status is RecipientStatus.PENDING for r in watched.recipients)
+        if waiting or watched.escalated_at is not None or not watched.recipients:
             return watched
         done = replace(watched, escalated_at=now)
         if not done.refused:
@@ -162,7 +163,7 @@ class Escalation:
     ) -> Watched:
         window_over = now - watched.escalate_at > self.retry_window
         failed = recipient_failed(recipient, error, now, window_over)
-        position = watched.recipients.index(recipient) + 1
+        position = [r.address for r in watched.recipients].index(recipient.address) + 1
         logger.error(
             "Could not escalate %s to escalation address %d of %d (%s)%s",
             watched.reference,

@@ -33,13 +33,19 @@ logger = logging.getLogger(__name__)
 
 FIRST_RETRY_SECONDS = 30.0
 LONGEST_RETRY_SECONDS = 60 * 60.0
+# A whole job that failed is tried again soon (1 s, 2 s, 4 s ... a minute at most): delivery is
+# one of them, and an urgent form must not wait long behind a fault that has passed.
+FIRST_JOB_RETRY_SECONDS = 1.0
+LONGEST_JOB_RETRY_SECONDS = 60.0
 # A job that failed this many times in a row is a problem someone must see.
 FAILING_AFTER = 3
 
 
-def backoff_seconds(attempts: int) -> float:
+def backoff_seconds(
+    attempts: int, first: float = FIRST_RETRY_SECONDS, longest: float = LONGEST_RETRY_SECONDS
+) -> float:
     """30 s, 1 min, 2 min ... up to an hour, with jitter so many items do not retry together."""
-    base = min(FIRST_RETRY_SECONDS * 2.0 ** max(attempts - 1, 0), LONGEST_RETRY_SECONDS)
+    base = min(first * 2.0 ** max(attempts - 1, 0), longest)
     return base * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not secrecy
 
 
@@ -151,7 +157,12 @@ class Runner:
                 state,
                 failures=failures,
                 last_error=in_words(error),
-                next_try_at=now + timedelta(seconds=backoff_seconds(failures)),
+                next_try_at=now
+                + timedelta(
+                    seconds=backoff_seconds(
+                        failures, FIRST_JOB_RETRY_SECONDS, LONGEST_JOB_RETRY_SECONDS
+                    )
+                ),
                 last_seconds=time.monotonic() - started,
             )
         else:

@@ -149,6 +149,10 @@ class Sending:
             while not self.stopping and (chosen := self.next_send(now)) is not None:
                 await self.send(*chosen, now)
                 await self.look_for_arrivals()
+
+    async def finish(self, now: datetime) -> None:
+        """After the pass's sends and digests: keep the records of what reached someone, in
+        one store write, and settle what failed."""
         to_record = [
             item
             for item in self.index.values()
@@ -227,7 +231,7 @@ class Sending:
             self.accepted, item, recipient.address, self.composer.clock()
         )
         self.send_log.note(recipient.address, now, urgent_alone=item.urgent)
-        position = item.recipients.index(recipient) + 1
+        position = [r.address for r in item.recipients].index(recipient.address) + 1
         logger.info(
             "Delivered %s %s to recipient %d of %d",
             item.form_kind,
@@ -242,7 +246,7 @@ class Sending:
     ) -> RecipientState:
         window_over = now - item.retry_from > self.retry_window
         failed = recipient_failed(recipient, error, now, window_over)
-        position = item.recipients.index(recipient) + 1
+        position = [r.address for r in item.recipients].index(recipient.address) + 1
         if recipient.address == MEMBER_COPY and failed.status is RecipientStatus.FAILED:
             # A courtesy: it never holds the form back, and nothing about it is kept to retry.
             logger.warning(
@@ -427,3 +431,19 @@ class Sending:
             item = item.with_recipient(replace(recipient, next_attempt_at=until))
             self.index[reference] = item
             await anyio.to_thread.run_sync(self.save, item)
+
+
+class Recording:
+    """The records step of delivery, run after the digests so a form a digest carried is
+    recorded in the same pass."""
+
+    name = "records"
+
+    def __init__(self, sending: Sending) -> None:
+        self.sending = sending
+
+    async def run(self, now: datetime) -> None:
+        await self.sending.finish(now)
+
+    def next_due_at(self) -> datetime | None:
+        return None  # due whenever delivery is

@@ -23,7 +23,7 @@ from forms_server.delivery.health import Health, assess, summarise
 from forms_server.delivery.intake import Intake
 from forms_server.delivery.notices import NoticesJob
 from forms_server.delivery.runner import Job, Runner
-from forms_server.delivery.sending import Sending
+from forms_server.delivery.sending import Recording, Sending
 from forms_server.forms.definitions import Submission
 from forms_server.storage.files import write_problem
 from forms_server.storage.outbox import Outbox
@@ -39,7 +39,8 @@ BEAT_EVERY = timedelta(seconds=10)
 @dataclass(frozen=True)
 class Jobs:
     """Every job, in the order a pass runs them: delivery first (urgent first within it), then
-    escalations, then the digests both may have filled, then notices and the rest."""
+    escalations, the digests both may have filled, the others, and last the notices, which any
+    of them may have written."""
 
     sending: Sending
     escalation: Escalation
@@ -48,7 +49,8 @@ class Jobs:
     others: tuple[Job, ...] = ()
 
     def in_order(self) -> tuple[Job, ...]:
-        return (self.sending, self.escalation, self.digests, self.notices, *self.others)
+        records = Recording(self.sending)
+        return (self.sending, self.escalation, self.digests, records, *self.others, self.notices)
 
 
 class Worker:
@@ -78,10 +80,10 @@ class Worker:
     def woken(self, folder_problem: str | None) -> None:
         """A form arrived (wake now), or could not be written (the health check says so now,
         not at the next pass)."""
-        if folder_problem is not None:
-            self.folder_problem = folder_problem
-        else:
-            self.wake.set()
+        # A form just written proves the folder can be written; one that could not be says so
+        # now, and the next pass probes the folder again at once.
+        self.folder_problem = folder_problem
+        self.wake.set()
 
     # -- A pass ------------------------------------------------------------------------------
 

@@ -59,6 +59,9 @@ WATCH_IN_THE_CLEAR: Mapping[str, str] = {
     "received_at": "when it was sent",
     "escalate_at": "when it is sent on if nobody picks it up",
     "escalated_at": "when it was sent on, if it was",
+    "reached": "the addresses of the recipients it reached (never yours)",
+    "recipients": "each escalation recipient's delivery state",
+    "unreadable": "whether its file on the server was damaged",
 }
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import stat
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -147,7 +148,7 @@ class FolderStore(Generic[T]):
 
     def read_path(self, path: Path) -> T:
         self.files_read += 1
-        if path.is_symlink() or not path.is_file():
+        if not stat.S_ISREG(path.lstat().st_mode):  # FileNotFoundError if it is not there
             raise RecordError("not a file")
         return decoded(path.stem, path.read_bytes(), self.decode)
 

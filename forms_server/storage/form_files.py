@@ -83,6 +83,9 @@ class FormFiles:
             kind, urgent, received_at = record.form_kind, False, record.received_at
         elif held is not None:
             kind, urgent, received_at = held.form_kind, False, held.asked_at
+        elif (acknowledged := self.acknowledgements.get(reference)) is not None:
+            # Only who picked it up is left: it goes when the form's record would have.
+            kind, urgent, received_at = acknowledged.form_kind, False, acknowledged.at
         else:
             return None
         return FormState(

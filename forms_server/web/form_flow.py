@@ -280,7 +280,10 @@ async def form_confirm(request: Request) -> Response:
     answers: Answers = payload["answers"]
     # Never dropped: a suspected program's form is delivered, with a mark saying so.
     try:
-        route = await context.forms.worker.receive(
+        if context.services is None:
+            raise FormsUnavailableError(context.unavailable or "")
+        # Tried even while the folder was last found unwritable: it may be writable again.
+        route = await context.services.worker.receive(
             Submission(
                 reference=reference,
                 form_kind=form.kind,
