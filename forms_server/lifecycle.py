@@ -27,6 +27,7 @@ class Event(StrEnum):
     FOUND_UNREADABLE = "its file could not be read and was moved aside"
     ESCALATION_DUE = "its time to be picked up has passed"
     PICKED_UP = "someone marked it as being dealt with"
+    FOUND_PICKED_UP = "the worker found it marked as being dealt with by another process"
     ERASE_ASKED = "the host asked to erase it (forms-server erase)"
     MEMBER_DELETE = "the member asked to delete it from their own link"
     READ_WINDOW_ENDED = "its link-only read window ended"
@@ -34,7 +35,8 @@ class Event(StrEnum):
 
 
 class Do(StrEnum):
-    """What carrying out a rule does (storage/form_files.py does it)."""
+    """What carrying out a rule does (storage/form_files.py does it), in the rule's order:
+    whoever must be told is told before the files that say who had it go."""
 
     START_WATCH = "start the timer for picking it up"
     ESCALATE_NOW = "send it to the escalation contact now"
@@ -132,13 +134,22 @@ RULES: tuple[Rule, ...] = (
         "a pick-up ends a held erasure",
         Event.PICKED_UP,
         lambda form: form.erasure_held,
-        (Do.STOP_WATCH, Do.TELL_EVERYONE_REACHED, Do.FINISH_HELD_ERASURE),
+        (Do.TELL_EVERYONE_REACHED, Do.FINISH_HELD_ERASURE, Do.STOP_WATCH),
     ),
     Rule(
         "a pick-up tells everyone it reached, the escalation contact included",
         Event.PICKED_UP,
         always,
-        (Do.STOP_WATCH, Do.TELL_EVERYONE_REACHED),
+        (Do.TELL_EVERYONE_REACHED, Do.STOP_WATCH),
+    ),
+    Rule(
+        "a pick-up made elsewhere ends a held erasure too",
+        Event.FOUND_PICKED_UP,
+        lambda form: form.erasure_held,
+        (Do.FINISH_HELD_ERASURE, Do.STOP_WATCH),
+    ),
+    Rule(
+        "a pick-up made elsewhere stops the timer", Event.FOUND_PICKED_UP, always, (Do.STOP_WATCH,)
     ),
     # Erasure
     Rule(
@@ -178,7 +189,7 @@ RULES: tuple[Rule, ...] = (
         "a held erasure completes when retention ends, at the latest",
         Event.RETENTION_ENDED,
         lambda form: form.erasure_held,
-        (Do.STOP_WATCH, Do.FINISH_HELD_ERASURE, Do.FORGET_NOTES),
+        (Do.FINISH_HELD_ERASURE, Do.STOP_WATCH, Do.FORGET_NOTES),
     ),
     Rule(
         "nothing outlives its retention, escalated or not",

@@ -39,6 +39,11 @@ class RecordingHandler:
     refused_recipients: dict[str, str] = field(default_factory=dict)
     # Seconds to wait before answering DATA: a slow relay, so a test can interrupt a send.
     data_delay: float = 0.0
+    # Whether a message is kept when its client stops waiting for the reply to the data, as a
+    # real relay keeps what it was given (aiosmtpd itself cancels the handler when the client
+    # goes). Answers still being worked out are in `answering` until they are done.
+    keep_when_client_leaves: bool = False
+    answering: set[asyncio.Task[str]] = field(default_factory=set)
 
     async def handle_RCPT(  # noqa: N802 - aiosmtpd's name
         self,
@@ -55,6 +60,14 @@ class RecordingHandler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802 - aiosmtpd's name
+        if not self.keep_when_client_leaves:
+            return await self.answer_data(envelope)
+        answer = asyncio.ensure_future(self.answer_data(envelope))
+        self.answering.add(answer)
+        answer.add_done_callback(self.answering.discard)
+        return await asyncio.shield(answer)
+
+    async def answer_data(self, envelope: Envelope) -> str:
         if self.data_delay:
             await asyncio.sleep(self.data_delay)
         if self.data_replies:

@@ -119,7 +119,7 @@ def erase(settings: Settings, arguments: argparse.Namespace) -> int:
             for held in report.erased:
                 say(f"  {describe(held)}")
         for held, why in report.held_back:
-            say(f"This would hold back {held.reference} ({held.form_kind}): {why}.")
+            say(f"{held.reference} ({held.form_kind}) would be held back: {why}.")
         say("Run it again with --yes to erase them.")
         return 1
     say(f"Erased {len(report.erased)}:")

@@ -78,7 +78,7 @@ class Escalation:
             )
             if picked_up is not None:
                 await anyio.to_thread.run_sync(
-                    self.files.happen, watched.reference, Event.ESCALATION_DUE
+                    self.files.happen, watched.reference, Event.FOUND_PICKED_UP
                 )
                 self.watched.pop(watched.reference)
                 continue

@@ -45,17 +45,15 @@ def keep_house(files: FormFiles, now: datetime, replay_window: timedelta) -> Swe
     for reference in sorted(references):
         try:
             state = files.state_of(reference)
-            if (
-                state is None
-                or state.being_delivered
-                or not state.kept_until
-                or now < state.kept_until
-            ):
+            if state is None or state.being_delivered:
                 continue
-            files.carry_out(
-                state, decide(state, Event.RETENTION_ENDED), reason=ErasureReason.RETENTION_ENDED
-            )
-            notes += 1
+            if state.erasure_held and state.picked_up:
+                # Picked up by another process since the erasure was held: it completes now.
+                files.carry_out(state, decide(state, Event.FOUND_PICKED_UP))
+            elif state.kept_until and state.kept_until <= now:
+                rule = decide(state, Event.RETENTION_ENDED)
+                files.carry_out(state, rule, reason=ErasureReason.RETENTION_ENDED)
+                notes += 1
         except OSError as error:
             logger.error("Could not clear what is left of %s: %s", reference, error)
     windows = end_read_windows(files, now)
