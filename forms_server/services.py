@@ -82,8 +82,10 @@ def open_services(settings: Settings, clock: Clock = lambda: datetime.now(UTC)) 
     try:
         return assemble(settings, clock)
     except OSError as error:
+        where = f" ({error.filename})" if error.filename else ""
         raise DataFolderError(
-            f"The data folder {settings.data_dir} cannot be used ({error.strerror or error})."
+            f"The data folder {settings.data_dir} cannot be used: {error.strerror or error}"
+            f"{where}. Check that it is a folder this user can write, as the README describes."
         ) from error
 
 
@@ -133,7 +135,8 @@ def assemble(settings: Settings, clock: Clock) -> Services:
     renewals = Renewals(
         store, data_dir, decisions.consent_renewal_months, decisions.expiring_consents_email_days
     )
-    runner = Runner(outbox.folder / "jobs.json", clock)
+    # Not in outbox/, whose own *.json files are the first version's forms.
+    runner = Runner(data_dir / "jobs.json", clock)
     jobs = Jobs(
         sending,
         escalation,

@@ -175,6 +175,29 @@ def test_outbox_lists_unreadable_files_and_dismiss_clears_what_was_dealt_with(
     assert "could not be read" not in dismissed.stdout
 
 
+def test_dismiss_all_asks_first_then_dismisses_every_failed_form_and_unreadable_file(
+    tmp_path: Path,
+) -> None:
+    first, second = failed_item(tmp_path), failed_item(tmp_path, "leave-missing")
+    outbox = make_delivery(tmp_path / "data", mail_settings(None)).outbox
+    (outbox.pending_folder / "AAA-AAA-AAA.json").write_bytes(b"\x00 not json")
+    outbox.pending()  # moved aside
+    (moved,) = outbox.quarantined()
+    asked = forms_server(tmp_path, environment(tmp_path), "outbox", "--all")
+    assert asked.returncode == 1
+    assert "This would stop reporting 3 failed form(s) or unreadable file(s):" in asked.stdout
+    for name in (first.reference, second.reference, moved):
+        assert f"  {name}" in asked.stdout
+    assert "Run it again with --all --yes" in asked.stdout
+    assert outbox.quarantined() == [moved]  # nothing changed
+    done = forms_server(tmp_path, environment(tmp_path), "outbox", "--all", "--yes")
+    for name in (first.reference, second.reference, moved):
+        assert f"Dismissed {name}" in done.stdout
+    assert outbox.quarantined() == []
+    assert "could not be delivered" not in done.stdout
+    assert "could not be read" not in done.stdout
+
+
 @pytest.mark.parametrize(
     ("content", "says"),
     [

@@ -98,7 +98,7 @@ class Digests:
     async def run(self, now: datetime) -> None:
         """Each address's waiting forms in one message, once its time comes; until then they
         wait, with no attempt counted. Urgent-only digests first."""
-        self.last_waiting = sum(len(references) for references in self.waiting.values())
+        self.last_waiting = len({r for references in self.waiting.values() for r in references})
         if not self.relay.ready:
             return
         keys = sorted(self.waiting, key=lambda key: key.batch is not Batch.URGENT_DIGEST)

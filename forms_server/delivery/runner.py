@@ -4,7 +4,7 @@ A job (delivery, digests, escalation, notices, renewals, read windows, housekeep
 through `Runner.run`, which times it and records what happened as state: how many times in a
 row it failed, its last error (its type and our own words, never a member's content), when it
 is tried next (backing off), and when it last worked. That state is written to
-`data/outbox/jobs.json` whenever it changes, so `forms-server outbox`, another process, sees it
+`data/jobs.json` whenever it changes, so `forms-server outbox`, another process, sees it
 too; a job that keeps failing is a problem on the health check, never a silent retry loop.
 
 One message to one recipient fails the same way (`recipient_failed`): counted, backed off,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import stat
 from collections.abc import Callable, Iterator, Mapping
@@ -164,12 +165,18 @@ class FolderStore(Generic[T]):
             self.unreadable(path, error)
             return None
 
+    def paths(self) -> list[Path]:
+        """Every record's file, in name order. A folder that is not there or not a folder
+        raises (OSError): that is the job's failure, never an empty list that hides it."""
+        with os.scandir(self.folder) as entries:
+            return sorted(Path(e.path) for e in entries if e.name.endswith(".json"))
+
     def names(self) -> list[str]:
-        return sorted(path.stem for path in self.folder.glob("*.json"))
+        return [path.stem for path in self.paths()]
 
     def each(self) -> Iterator[T]:
         """Every record, each file on its own."""
-        for path in sorted(self.folder.glob("*.json")):
+        for path in self.paths():
             try:
                 yield self.read_path(path)
             except FileNotFoundError:

@@ -13,6 +13,7 @@ else. One that cannot be sent waits and is tried again with a growing wait (deli
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -87,7 +88,9 @@ class Notices:
         addresses: tuple[str, ...] = (),
     ) -> Notice:
         """On disk, fsynced, before this returns."""
-        notice = Notice(secrets.token_hex(8), route, subject, text, now, addresses=addresses)
+        # Named in the order they are made (the folder's order), so they go in that order.
+        name = f"{time.time_ns():x}-{secrets.token_hex(4)}"
+        notice = Notice(name, route, subject, text, now, addresses=addresses)
         self.files.create(notice)
         return notice
 
