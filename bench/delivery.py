@@ -30,7 +30,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from forms_server.config.env import PROJECT_ROOT, HealthLimits, MailSettings, SmtpSecurity
 from forms_server.delivery.worker import Delivery
-from forms_server.forms.definitions import Submission
+from forms_server.forms.fields import Submission
 from forms_server.forms.reference import new_reference
 from forms_server.mail.catcher import free_loopback_port
 from forms_server.storage.outbox import Outbox

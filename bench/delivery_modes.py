@@ -30,13 +30,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from forms_server.config.decisions import DeliveryMode
 from forms_server.config.env import PROJECT_ROOT, load_settings
 from forms_server.delivery.worker import Delivery
-from forms_server.forms.definitions import FORMS, Answers, Submission
+from forms_server.forms.definitions import FORMS
+from forms_server.forms.fields import Answers, Submission
 from forms_server.forms.reference import new_reference
 from forms_server.handbook.build import build_handbook
 from forms_server.mail.crypto import load_recipient_key
 from forms_server.mail.messages import WIRE_POLICY, new_message_id
-from forms_server.storage.sealing import Sealer
 from forms_server.storage.reading import ReadingRoom, read_links
+from forms_server.storage.sealing import Sealer
 from forms_server.web.app import create_app, signer_for
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS, free_port
 from tests.test_delivery import mail_settings, make_delivery

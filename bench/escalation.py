@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.delivery import KEY, LIMITS, mail
 from forms_server.config.decisions import default_retention_days
 from forms_server.delivery.worker import Delivery
-from forms_server.forms.definitions import Submission
+from forms_server.forms.fields import Submission
 from forms_server.forms.reference import new_reference
 from forms_server.mail.catcher import free_loopback_port
 from forms_server.storage.acknowledgements import Acknowledgements

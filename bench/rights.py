@@ -24,7 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.delivery import KEY, mail
-from forms_server.forms.definitions import FORMS, Answers, Submission
+from forms_server.forms.definitions import FORMS
+from forms_server.forms.fields import Answers, Submission
 from forms_server.forms.reference import new_reference
 from forms_server.mail.messages import WIRE_POLICY, Envelope, build_member_copy, new_message_id
 from forms_server.rights import Rights

@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from forms_server.forms.definitions import FORMS, Submission, recipients_for
+from forms_server.forms.definitions import FORMS
+from forms_server.forms.fields import Submission
 from forms_server.forms.reference import normalise_reference
+from forms_server.forms.routing import recipients_for
 from forms_server.lifecycle import needs_picking_up
 from forms_server.signing import Purpose, Signer, TokenError
 

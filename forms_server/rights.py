@@ -21,7 +21,8 @@ from typing import Any
 
 from forms_server.delivery.renewals import lapsing_consents
 from forms_server.errors import FormsServerError
-from forms_server.forms.definitions import FORMS, FieldKind, display_value, validate_field
+from forms_server.forms.definitions import FORMS
+from forms_server.forms.fields import FieldKind, display_value, validate_field
 from forms_server.forms.reference import normalise_reference
 from forms_server.handbook.guidelines import archived_version
 from forms_server.lifecycle import Do, Event, decide

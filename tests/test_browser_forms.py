@@ -10,7 +10,8 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from forms_server.config.env import Settings
-from forms_server.forms.definitions import FORMS, Answers, FieldKind, FormDefinition
+from forms_server.forms.definitions import FORMS
+from forms_server.forms.fields import Answers, FieldKind, FormDefinition
 from forms_server.forms.reference import new_reference
 from forms_server.links import Links
 from forms_server.services import signer_for

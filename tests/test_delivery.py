@@ -24,7 +24,8 @@ from forms_server.config.env import (
     SmtpSecurity,
     load_settings,
 )
-from forms_server.forms.definitions import FORMS, Submission
+from forms_server.forms.definitions import FORMS
+from forms_server.forms.fields import Submission
 from forms_server.forms.reference import new_reference
 from forms_server.mail.messages import Envelope, PermanentDeliveryError, build_message
 from forms_server.mail.relay import Relay

@@ -15,9 +15,8 @@ import pytest
 
 from forms_server.config.decisions import default_retention_days
 from forms_server.forms import definitions as forms_module
-from forms_server.forms.definitions import (
-    FORMS,
-    LEAVE_KINDS,
+from forms_server.forms.definitions import FORMS, LEAVE_KINDS
+from forms_server.forms.fields import (
     Answers,
     Field,
     FieldKind,
@@ -26,12 +25,11 @@ from forms_server.forms.definitions import (
     answer_rows,
     display_value,
     is_shown,
-    is_urgent,
     next_steps_for,
-    recipients_for,
     validate,
     validate_field,
 )
+from forms_server.forms.routing import is_urgent, recipients_for
 
 TEXT_KINDS = {FieldKind.TEXT, FieldKind.EMAIL, FieldKind.PHONE_OR_EMAIL, FieldKind.TEXTAREA}
 CHOICE_KINDS = {FieldKind.RADIOS}

@@ -7,7 +7,8 @@ from datetime import date
 from pathlib import Path
 
 from forms_server.config.env import PROJECT_ROOT
-from forms_server.forms.definitions import CONSENT, FieldKind
+from forms_server.forms.definitions import CONSENT
+from forms_server.forms.fields import FieldKind
 from forms_server.handbook.guidelines import archive_guidelines
 
 STATEMENTS = [spec.label for spec in CONSENT.fields if spec.kind is FieldKind.AGREE]

@@ -28,7 +28,7 @@ from starlette.testclient import TestClient
 from forms_server.config.decisions import DeliveryMode, default_retention_days
 from forms_server.config.env import Settings, load_settings
 from forms_server.delivery.housekeeping import keep_house
-from forms_server.forms.definitions import Submission
+from forms_server.forms.fields import Submission
 from forms_server.services import Services as Delivery
 from forms_server.services import open_services
 from forms_server.storage.acknowledgements import Acknowledgements

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from forms_server.delivery.intake import OutboxWriteError
-from forms_server.forms.definitions import Submission
+from forms_server.forms.fields import Submission
 from forms_server.services import Services as Delivery
 from forms_server.storage.outbox import ItemStatus
 from tests.own_loop import in_own_loop

@@ -21,7 +21,8 @@ from starlette.testclient import TestClient
 from forms_server.config.decisions import DeliveryMode
 from forms_server.config.env import Settings
 from forms_server.delivery.read_windows import end_read_windows
-from forms_server.forms.definitions import FORMS, Answers, Submission
+from forms_server.forms.definitions import FORMS
+from forms_server.forms.fields import Answers, Submission
 from forms_server.forms.reference import new_reference
 from forms_server.links import Links
 from forms_server.mail.crypto import load_recipient_key

@@ -11,14 +11,8 @@ from email.policy import default
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from forms_server.forms.definitions import (
-    FORMS,
-    FieldKind,
-    FormDefinition,
-    Submission,
-    is_shown,
-    validate,
-)
+from forms_server.forms.definitions import FORMS
+from forms_server.forms.fields import FieldKind, FormDefinition, Submission, is_shown, validate
 from forms_server.mail.messages import WIRE_POLICY, Envelope, build_message, new_message_id
 from tests.test_delivery import mail_settings, submission
 

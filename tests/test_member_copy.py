@@ -27,7 +27,8 @@ from forms_server.delivery.member_copy import (
     MEMBER_COPY_SUBJECT,
     CopyLimit,
 )
-from forms_server.forms.definitions import FORMS, Submission
+from forms_server.forms.definitions import FORMS
+from forms_server.forms.fields import Submission
 from forms_server.services import Services as Delivery
 from forms_server.signing import Purpose, Signer
 from forms_server.storage.outbox import MEMBER_COPY, ItemStatus, RecipientStatus

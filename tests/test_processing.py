@@ -8,8 +8,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from forms_server.config.decisions import decisions_from
-from forms_server.forms.definitions import FORMS, PRIVACY_GROUPS, Submission, privacy_collected
+from forms_server.forms.definitions import FORMS, PRIVACY_GROUPS
+from forms_server.forms.fields import Submission
 from forms_server.forms.reference import new_reference
+from forms_server.forms.wording import privacy_collected
 from forms_server.handbook.processing import (
     OUTBOX_IN_THE_CLEAR,
     READABLE_IN_THE_CLEAR,

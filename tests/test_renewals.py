@@ -15,7 +15,8 @@ from starlette.testclient import TestClient
 
 from forms_server.delivery.member_copy import MEMBER_COPY_SENDER
 from forms_server.delivery.renewals import REMIND_DAYS_BEFORE
-from forms_server.forms.definitions import FORMS, Submission
+from forms_server.forms.definitions import FORMS
+from forms_server.forms.fields import Submission
 from forms_server.forms.reference import new_reference
 from forms_server.links import Links
 from forms_server.mail.messages import RENEWAL_SUBJECT

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from forms_server.forms.definitions import FORMS, Submission
+from forms_server.forms.definitions import FORMS
+from forms_server.forms.fields import Submission
 from forms_server.forms.reference import new_reference
 from forms_server.storage.ledger import Ledger
 from forms_server.storage.records import STORE_FORMAT, StoreError, SubmissionStore

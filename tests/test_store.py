@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from forms_server.forms.definitions import FORMS, Answers, Submission
+from forms_server.forms.definitions import FORMS
+from forms_server.forms.fields import Answers, Submission
 from forms_server.forms.reference import new_reference
 from forms_server.storage.records import StoreCorruptError, SubmissionStore
 from tests.test_views import valid_answers
@@ -24,7 +25,8 @@ WRITER = """
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from forms_server.forms.definitions import FORMS, Answers, Submission
+from forms_server.forms.definitions import FORMS
+from forms_server.forms.fields import Answers, Submission
 from forms_server.forms.reference import new_reference
 from forms_server.storage.records import SubmissionStore
 from tests.test_views import valid_answers

@@ -16,7 +16,8 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from forms_server.config.env import load_settings
-from forms_server.forms.definitions import FORMS, FieldKind, FormDefinition, body_limit
+from forms_server.forms.definitions import FORMS
+from forms_server.forms.fields import FieldKind, FormDefinition, body_limit
 from forms_server.forms.reference import new_reference, normalise_reference
 from forms_server.mail.catcher import CaughtMessage, caught_messages
 from forms_server.signing import Purpose

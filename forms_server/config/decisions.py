@@ -285,9 +285,7 @@ def decisions_from(group: Mapping[str, Any]) -> Decisions:
         f"{where}facilitator_concern_email", raw["facilitator_concern_email"]
     )
     if facilitator_concern_email is not None:
-        from forms_server.forms.definitions import (
-            is_usable_email_address,  # one rule for an address
-        )
+        from forms_server.forms.fields import is_usable_email_address  # one rule for an address
 
         if not is_usable_email_address(facilitator_concern_email):
             raise DecisionsError(
@@ -296,9 +294,7 @@ def decisions_from(group: Mapping[str, Any]) -> Decisions:
             )
     escalation_email = text_or_none(f"{where}escalation_email", raw["escalation_email"])
     if escalation_email is not None:
-        from forms_server.forms.definitions import (
-            is_usable_email_address,  # one rule for an address
-        )
+        from forms_server.forms.fields import is_usable_email_address  # one rule for an address
 
         if not is_usable_email_address(escalation_email):
             raise DecisionsError(

@@ -268,9 +268,7 @@ def group_facts_from(handbook_config: Path) -> Mapping[str, Any]:
 
 
 def addresses(config: Config, name: str, default: str) -> tuple[str, ...]:
-    from forms_server.forms.definitions import (
-        is_usable_email_address,  # one rule for what an address is
-    )
+    from forms_server.forms.fields import is_usable_email_address  # one rule for what an address is
 
     values = tuple(
         value.strip()

@@ -12,14 +12,9 @@ from email.message import EmailMessage
 from forms_server.config.decisions import DeliveryMode
 from forms_server.config.env import MailSettings
 from forms_server.errors import FormsServerError
-from forms_server.forms.definitions import (
-    COPY_FULL,
-    FORMS,
-    Recipients,
-    Submission,
-    member_copy_wanted,
-    recipients_for,
-)
+from forms_server.forms.definitions import FORMS
+from forms_server.forms.fields import Recipients, Submission
+from forms_server.forms.routing import COPY_FULL, member_copy_wanted, recipients_for
 from forms_server.lifecycle import strictest
 from forms_server.links import Links
 from forms_server.mail.crypto import RecipientKey, RecipientKeyError, encrypt_for

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from forms_server.forms.definitions import Submission
+from forms_server.forms.fields import Submission
 from forms_server.lifecycle import Batch, FloodLimits
 from forms_server.mail.relay import Relay
 

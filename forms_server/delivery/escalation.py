@@ -19,7 +19,7 @@ import anyio.to_thread
 from forms_server.delivery.composer import Composer
 from forms_server.delivery.digests import Digests, SendLog
 from forms_server.delivery.runner import recipient_failed
-from forms_server.forms.definitions import Submission
+from forms_server.forms.fields import Submission
 from forms_server.lifecycle import Batch, Event, FloodLimits, SendState, how_to_send, priority
 from forms_server.mail.messages import new_message_id
 from forms_server.mail.relay import Relay

@@ -14,7 +14,9 @@ from forms_server.delivery.composer import Composer
 from forms_server.delivery.member_copy import COPY_REFUSED_ROUTE, COPY_ROUTE, CopyLimit
 from forms_server.delivery.sending import Sending
 from forms_server.errors import FormsServerError
-from forms_server.forms.definitions import FORMS, Submission, member_copy_wanted
+from forms_server.forms.definitions import FORMS
+from forms_server.forms.fields import Submission
+from forms_server.forms.routing import member_copy_wanted
 from forms_server.mail.messages import new_message_id
 from forms_server.storage.outbox import MEMBER_COPY, Outbox, OutboxItem, RecipientState
 from forms_server.storage.sealing import Sealer

@@ -16,7 +16,7 @@ import anyio.to_thread
 from forms_server.config.env import MailSettings
 from forms_server.delivery.composer import Composer, recipient_addresses
 from forms_server.delivery.runner import backoff_seconds, in_words
-from forms_server.forms.definitions import Recipients
+from forms_server.forms.fields import Recipients
 from forms_server.mail.messages import PermanentDeliveryError
 from forms_server.mail.relay import Relay
 from forms_server.storage.notices import Notice, Notices

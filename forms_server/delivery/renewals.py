@@ -26,7 +26,8 @@ import anyio.to_thread
 from forms_server.config.decisions import days_in_months
 from forms_server.delivery.composer import Composer
 from forms_server.delivery.runner import in_words
-from forms_server.forms.definitions import FORMS, Recipients
+from forms_server.forms.definitions import FORMS
+from forms_server.forms.fields import Recipients
 from forms_server.mail.relay import Relay
 from forms_server.storage.files import replace_atomically
 from forms_server.storage.notices import Notices

@@ -28,7 +28,7 @@ from forms_server.delivery.composer import Composer
 from forms_server.delivery.digests import Digests, SendLog
 from forms_server.delivery.runner import backoff_seconds, in_words, recipient_failed
 from forms_server.errors import FormsServerError
-from forms_server.forms.definitions import Submission
+from forms_server.forms.fields import Submission
 from forms_server.lifecycle import Batch, FloodLimits, SendState, how_to_send, priority
 from forms_server.mail.messages import DeliveryError, new_message_id
 from forms_server.mail.relay import Relay

@@ -24,7 +24,7 @@ from forms_server.delivery.intake import Intake
 from forms_server.delivery.notices import NoticesJob
 from forms_server.delivery.runner import Job, Runner
 from forms_server.delivery.sending import Recording, Sending
-from forms_server.forms.definitions import Submission
+from forms_server.forms.fields import Submission
 from forms_server.storage.files import write_problem
 from forms_server.storage.outbox import Outbox
 

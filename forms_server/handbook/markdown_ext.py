@@ -31,7 +31,8 @@ from mkdocs.exceptions import PluginError
 from forms_server.config.decisions import DecisionsError, decisions_from
 from forms_server.config.env import SettingsError, undelivered_kept_days
 from forms_server.delivery.member_copy import MEMBER_COPY_SENDER, MEMBER_COPY_SUBJECT
-from forms_server.forms.definitions import PRIVACY_GROUPS, privacy_collected, privacy_retention
+from forms_server.forms.definitions import PRIVACY_GROUPS
+from forms_server.forms.wording import privacy_collected, privacy_retention
 from forms_server.handbook.processing import delivery_in_words, holdings_table, record_of_processing
 
 # How mkdocs.yml names this extension under `markdown_extensions`.

@@ -14,12 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from forms_server.config.decisions import ConcernRoute, Decisions, DeliveryMode
-from forms_server.forms.definitions import (
-    PRIVACY_GROUPS,
-    FormDefinition,
-    privacy_collected,
-    unique,
-)
+from forms_server.forms.definitions import PRIVACY_GROUPS
+from forms_server.forms.fields import FormDefinition
+from forms_server.forms.wording import privacy_collected, unique
 
 # Each key of a kept record's file (store.py) that is not sealed, in words. The test checks
 # that these are exactly the keys the store writes beside `sealed`.

@@ -23,15 +23,15 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from forms_server.config.env import PACKAGE_DIR, MailSettings
 from forms_server.delivery.member_copy import MEMBER_COPY_SENDER, MEMBER_COPY_SUBJECT
 from forms_server.errors import FormsServerError
-from forms_server.forms.definitions import (
-    FORMS,
+from forms_server.forms.definitions import FORMS
+from forms_server.forms.fields import (
     FormDefinition,
     Submission,
     answer_rows,
     is_usable_email_address,
     next_steps_for,
-    shown_answer,
 )
+from forms_server.forms.routing import shown_answer
 from forms_server.storage.records import StoredRecord
 
 TEMPLATES = PACKAGE_DIR / "templates" / "email"

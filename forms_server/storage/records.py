@@ -39,7 +39,8 @@ from tinydb.storages import Storage
 
 from forms_server.config.decisions import default_retention_days
 from forms_server.errors import FormsServerError
-from forms_server.forms.definitions import FORMS, Submission
+from forms_server.forms.definitions import FORMS
+from forms_server.forms.fields import Submission
 from forms_server.storage.files import exclusive_lock, replace_atomically
 from forms_server.storage.ledger import ErasureReason, Ledger
 from forms_server.storage.sealing import Sealer

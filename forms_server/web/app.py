@@ -24,7 +24,8 @@ from starlette.staticfiles import StaticFiles
 
 from forms_server.config.env import PACKAGE_DIR, Settings, SmtpSecurity, load_settings
 from forms_server.errors import FormsServerError
-from forms_server.forms.definitions import CONSENT, FieldKind
+from forms_server.forms.definitions import CONSENT
+from forms_server.forms.fields import FieldKind
 from forms_server.handbook.build import check_built_from, inline_script_hashes, theme_stylesheets
 from forms_server.handbook.guidelines import archive_guidelines
 from forms_server.handbook.search import read_index

@@ -28,19 +28,18 @@ from forms_server.delivery.member_copy import (
     MEMBER_COPY_SENDER,
     MEMBER_COPY_SUBJECT,
 )
-from forms_server.forms.definitions import (
-    LEAVE_KINDS,
+from forms_server.forms.definitions import LEAVE_KINDS
+from forms_server.forms.fields import (
     Answers,
     FormDefinition,
     Recipients,
     Submission,
     answer_rows,
-    is_urgent,
-    recipients_for,
     validate,
-    what_happens_next,
 )
 from forms_server.forms.reference import normalise_reference
+from forms_server.forms.routing import is_urgent, recipients_for
+from forms_server.forms.wording import what_happens_next
 from forms_server.signing import (
     ExpiredTokenError,
     FutureTokenError,

@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl, urlsplit
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
-from forms_server.forms.definitions import FormDefinition, body_limit
+from forms_server.forms.fields import FormDefinition, body_limit
 from forms_server.web.pages import context_of
 
 # Posts that carry no answers (the leave notice chooser). A form's own limit is `body_limit`,

@@ -14,7 +14,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from forms_server.config.env import Settings
-from forms_server.forms.definitions import FORMS, Answers, FieldKind, FormDefinition
+from forms_server.forms.definitions import FORMS
+from forms_server.forms.fields import Answers, FieldKind, FormDefinition
 from forms_server.forms.reference import normalise_reference
 from forms_server.handbook.guidelines import archived_version
 from forms_server.lifecycle import Event

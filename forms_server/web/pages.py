@@ -14,7 +14,8 @@ from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
 from forms_server.config.env import PACKAGE_DIR, Settings
-from forms_server.forms.definitions import FORMS, FormDefinition
+from forms_server.forms.definitions import FORMS
+from forms_server.forms.fields import FormDefinition
 from forms_server.handbook.guidelines import GuidelinesVersion
 from forms_server.handbook.search import Section
 from forms_server.links import Links

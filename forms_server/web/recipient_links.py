@@ -15,13 +15,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from forms_server.delivery.composer import open_submission, recipient_addresses
-from forms_server.forms.definitions import (
-    FORMS,
-    Recipients,
-    answer_rows,
-    next_steps_for,
-    shown_answer,
-)
+from forms_server.forms.definitions import FORMS
+from forms_server.forms.fields import Recipients, answer_rows, next_steps_for
+from forms_server.forms.routing import shown_answer
 from forms_server.web.guards import duration_in_words, read_form
 from forms_server.web.pages import context_of, link_refused, render, render_values
 
