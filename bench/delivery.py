@@ -28,7 +28,9 @@ from pathlib import Path
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from forms_server.config.env import PROJECT_ROOT, HealthLimits, MailSettings, SmtpSecurity
+from forms_server.config.env import HealthLimits
+from forms_server.config.group import PROJECT_ROOT
+from forms_server.config.mail import MailSettings, SmtpSecurity
 from forms_server.delivery.worker import Delivery
 from forms_server.forms.fields import Submission
 from forms_server.forms.reference import new_reference

@@ -28,7 +28,8 @@ from playwright.sync_api import sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from forms_server.config.decisions import DeliveryMode
-from forms_server.config.env import PROJECT_ROOT, load_settings
+from forms_server.config.env import load_settings
+from forms_server.config.group import PROJECT_ROOT
 from forms_server.delivery.worker import Delivery
 from forms_server.forms.definitions import FORMS
 from forms_server.forms.fields import Answers, Submission

@@ -38,7 +38,7 @@ import httpx2
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope
 
-from forms_server.config.env import PROJECT_ROOT
+from forms_server.config.group import PROJECT_ROOT
 from forms_server.forms.reference import new_reference
 from forms_server.handbook.build import build_handbook
 from forms_server.storage.records import SubmissionStore

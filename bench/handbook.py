@@ -24,7 +24,8 @@ from pathlib import Path
 
 import uvicorn
 
-from forms_server.config.env import PROJECT_ROOT, load_settings
+from forms_server.config.env import load_settings
+from forms_server.config.group import PROJECT_ROOT
 from forms_server.handbook.build import build_handbook
 from forms_server.web.app import create_app
 

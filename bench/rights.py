@@ -105,10 +105,11 @@ def main() -> None:
         results = {
             "find --email": median_seconds(lambda: rights.find(email=email), arguments.runs),
             "export (JSON)": median_seconds(
-                lambda: rights.export_json(rights.find(email=email)), arguments.runs
+                lambda: as_json(rights.find(email=email), rights.data_dir, rights.clock()),
+                arguments.runs,
             ),
             "export (CSV)": median_seconds(
-                lambda: rights.export_csv(rights.find(email=email)), arguments.runs
+                lambda: as_csv(rights.find(email=email), rights.data_dir), arguments.runs
             ),
             "keys rotate": median_seconds(rights.reseal, arguments.runs),
         }

@@ -41,7 +41,8 @@ import uvicorn
 from playwright.sync_api import Browser, BrowserContext, Page, Request, Response, sync_playwright
 
 from bench.handbook import first_view_bytes
-from forms_server.config.env import PROJECT_ROOT, load_settings
+from forms_server.config.env import load_settings
+from forms_server.config.group import PROJECT_ROOT
 from forms_server.handbook.build import build_handbook
 from forms_server.handbook.search import SEARCH_INDEX
 from forms_server.web.app import create_app

@@ -51,7 +51,7 @@ from starlette.routing import Route
 # Run as a script from the project folder too: the helpers of bench/forms.py.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.forms import ArrivalClock, free_port, peak_memory_mb, rate, start_server, submit_to_smtp
-from forms_server.config.env import PROJECT_ROOT
+from forms_server.config.group import PROJECT_ROOT
 from forms_server.handbook.build import build_handbook
 
 BARE_PAGE = "<!doctype html><html lang=en><title>Bare</title><p>Hello.</p></html>"

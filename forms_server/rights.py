@@ -10,25 +10,20 @@ written. Each action writes one content-free audit line. An erasure is decided b
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from forms_server.delivery.renewals import lapsing_consents
 from forms_server.errors import FormsServerError
 from forms_server.forms.definitions import FORMS
-from forms_server.forms.fields import FieldKind, display_value, validate_field
+from forms_server.forms.fields import FieldKind, validate_field
 from forms_server.forms.reference import normalise_reference
-from forms_server.handbook.guidelines import archived_version
 from forms_server.lifecycle import Do, Event, decide
 from forms_server.storage.form_files import FormFiles
 from forms_server.storage.ledger import ErasureReason
-from forms_server.storage.outbox import ItemStatus, OutboxItem
+from forms_server.storage.outbox_items import ItemStatus, OutboxItem
 from forms_server.storage.reading import Readable
 from forms_server.storage.records import StoredRecord
 from forms_server.storage.watch import Watched
@@ -40,9 +35,6 @@ UNDELIVERED = "not yet delivered"
 FAILED = "delivery failed, kept for a retry"
 WATCHED = "waiting for someone to pick it up"
 READABLE = "kept to be read from a link-only email"
-
-# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 class RightsError(FormsServerError):
@@ -114,10 +106,6 @@ def kept_record(record: StoredRecord) -> Held:
         record.guidelines_version,
         record.expires_at,
     )
-
-
-def formula_safe(value: str) -> str:
-    return "'" + value if value.startswith(FORMULA_STARTS) else value
 
 
 def held_back_because(until: datetime | None) -> str:
@@ -221,75 +209,6 @@ class Rights:
         )
         return sorted(found, key=lambda held: held.received_at)
 
-    # -- Export ------------------------------------------------------------------------------
-
-    def rows(self, held: Held) -> list[tuple[str, str]]:
-        """(question, answer) in the form's order, as the member saw them."""
-        form = FORMS.get(held.form_kind)
-        if form is None:
-            return [(name, str(value)) for name, value in held.answers.items()]
-        return [
-            (spec.short_name, display_value(spec, held.answers[spec.name]))
-            for spec in form.fields
-            if spec.name in held.answers and held.answers[spec.name] not in ("", [])
-        ]
-
-    def guidelines_in_words(self, version: str | None) -> str | None:
-        if version is None:
-            return None
-        archived = archived_version(self.data_dir, version)
-        when = f"as they were on {archived.in_words}" if archived else "version not archived"
-        return f"{when} (version {version}, kept in guidelines/{version}.json)"
-
-    def export_json(self, found: Iterable[Held]) -> str:
-        records = [
-            {
-                "reference": held.reference,
-                "form": FORMS[held.form_kind].email_name
-                if held.form_kind in FORMS
-                else held.form_kind,
-                "received": held.received_at.isoformat(),
-                "where": held.where,
-                "deleted_by": held.expires_at.isoformat() if held.expires_at else None,
-                "guidelines_agreed": self.guidelines_in_words(held.guidelines_version),
-                "answers": dict(self.rows(held)),
-                "matched_by": list(held.matched_by),
-            }
-            for held in found
-        ]
-        return json.dumps(
-            {"exported_at": self.clock().isoformat(), "records": records},
-            indent=2,
-            ensure_ascii=False,
-        )
-
-    def export_csv(self, found: Iterable[Held]) -> str:
-        """One row per answer; every cell safe to open in a spreadsheet."""
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["reference", "form", "received", "where", "question", "answer"])
-        for held in found:
-            form_name = FORMS[held.form_kind].email_name if held.form_kind in FORMS else ""
-            rows = self.rows(held)
-            agreed = self.guidelines_in_words(held.guidelines_version)
-            if agreed:
-                rows.append(("Guidelines agreed", agreed))
-            for question, answer in rows:
-                writer.writerow(
-                    [
-                        formula_safe(cell)
-                        for cell in (
-                            held.reference,
-                            form_name,
-                            held.received_at.isoformat(),
-                            held.where,
-                            question,
-                            answer,
-                        )
-                    ]
-                )
-        return out.getvalue()
-
     # -- Correct -----------------------------------------------------------------------------
 
     def correct(self, reference: str, field_name: str, value: str) -> StoredRecord:
@@ -388,17 +307,3 @@ class Rights:
                     count += 1
         self.ledger.audit("keys rotate", self.clock(), count)
         return count
-
-    # -- Consents that expire ----------------------------------------------------------------
-
-    def consents_expiring(
-        self, within: timedelta, renewal_months: int | None
-    ) -> list[tuple[StoredRecord, datetime]]:
-        """Each consent whose record is deleted, or whose renewal falls due, within `within`:
-        the record, and that date."""
-        horizon = self.clock() + within
-        return [
-            (record, lapses)
-            for record, lapses in lapsing_consents(self.store.all(), renewal_months)
-            if lapses <= horizon
-        ]

@@ -21,7 +21,8 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
-from forms_server.config.env import PROJECT_ROOT, Settings, load_settings
+from forms_server.config.env import Settings, load_settings
+from forms_server.config.group import PROJECT_ROOT
 from forms_server.handbook.build import build_handbook
 from forms_server.web.app import create_app
 from tests.decided import DECIDED, copy_project

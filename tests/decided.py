@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from forms_server.config.env import PROJECT_ROOT
+from forms_server.config.group import PROJECT_ROOT
 
 DECIDED: dict[str, Any] = {
     "concern_route": "safeguarding lead",

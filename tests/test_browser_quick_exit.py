@@ -8,7 +8,7 @@ import pytest
 import yaml
 from playwright.sync_api import Browser, Page, expect
 
-from forms_server.config.env import PROJECT_ROOT
+from forms_server.config.group import PROJECT_ROOT
 from tests.browser import visit
 from tests.handbook_pages import HandbookPage
 

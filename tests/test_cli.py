@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from forms_server.forms.fields import Submission
-from forms_server.storage.outbox import ItemStatus, RecipientStatus
+from forms_server.storage.outbox_items import ItemStatus, RecipientStatus
 from tests.smtp_server import SmtpServer, smtp_server
 from tests.test_delivery import mail_settings, make_delivery, submission
 

@@ -16,13 +16,10 @@ import pytest
 from bs4 import BeautifulSoup
 from starlette.testclient import TestClient
 
-from forms_server.config.decisions import (
-    DECISIONS,
-    DECISIONS_FINGERPRINT_FILE,
-    decisions_from,
-    unsettled,
-)
-from forms_server.config.env import PROJECT_ROOT, Settings, load_settings
+from forms_server.cli.check import unsettled
+from forms_server.config.decisions import DECISIONS, DECISIONS_FINGERPRINT_FILE, decisions_from
+from forms_server.config.env import Settings, load_settings
+from forms_server.config.group import PROJECT_ROOT
 from forms_server.forms.definitions import FORMS
 from forms_server.handbook.build import HandbookBuildError
 from forms_server.web.app import create_app

@@ -17,20 +17,15 @@ import pytest
 from starlette.datastructures import Secret
 
 from forms_server.cli.outbox import retry_failed
-from forms_server.config.env import (
-    HealthLimits,
-    MailSettings,
-    Settings,
-    SmtpSecurity,
-    load_settings,
-)
+from forms_server.config.env import HealthLimits, Settings, load_settings
+from forms_server.config.mail import MailSettings, SmtpSecurity
 from forms_server.forms.definitions import FORMS
 from forms_server.forms.fields import Submission
 from forms_server.forms.reference import new_reference
 from forms_server.mail.messages import Envelope, PermanentDeliveryError, build_message
 from forms_server.mail.relay import Relay
 from forms_server.services import Services, open_services
-from forms_server.storage.outbox import ItemStatus
+from forms_server.storage.outbox_items import ItemStatus
 from forms_server.storage.sealing import Sealer
 from tests.own_loop import in_own_loop
 from tests.smtp_server import SmtpServer, free_port, smtp_server

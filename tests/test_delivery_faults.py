@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 
 from forms_server.cli.outbox import retry_failed
-from forms_server.config.env import PROJECT_ROOT
+from forms_server.config.group import PROJECT_ROOT
 from forms_server.services import Services as Delivery
-from forms_server.storage.outbox import FORMAT, ItemStatus, RecipientStatus
+from forms_server.storage.outbox_items import FORMAT, ItemStatus, RecipientStatus
 from tests.own_loop import in_own_loop
 from tests.smtp_server import SmtpServer, smtp_server
 from tests.test_delivery import (

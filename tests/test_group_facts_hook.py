@@ -10,7 +10,7 @@ import pytest
 import yaml
 from mkdocs.exceptions import PluginError
 
-from forms_server.config.env import PROJECT_ROOT, group_facts_from
+from forms_server.config.group import PROJECT_ROOT, group_facts_from
 from forms_server.handbook.markdown_ext import (
     fill_placeholders,
     makeExtension,

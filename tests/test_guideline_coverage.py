@@ -17,7 +17,8 @@ import pytest
 from bs4 import BeautifulSoup
 from starlette.testclient import TestClient
 
-from forms_server.config.env import PROJECT_ROOT, Settings
+from forms_server.config.env import Settings
+from forms_server.config.group import PROJECT_ROOT
 from forms_server.web.app import create_app
 from tests.handbook_pages import url_path_for
 

@@ -6,7 +6,7 @@ import json
 from datetime import date
 from pathlib import Path
 
-from forms_server.config.env import PROJECT_ROOT
+from forms_server.config.group import PROJECT_ROOT
 from forms_server.forms.definitions import CONSENT
 from forms_server.forms.fields import FieldKind
 from forms_server.handbook.guidelines import archive_guidelines

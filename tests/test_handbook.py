@@ -14,7 +14,7 @@ import yaml
 from bs4 import BeautifulSoup, Tag
 
 from forms_server.config.decisions import decisions_from
-from forms_server.config.env import PROJECT_ROOT
+from forms_server.config.group import PROJECT_ROOT
 from forms_server.forms.definitions import FORMS, LEAVE_KINDS
 from forms_server.handbook.build import HandbookBuildError, build_handbook
 from tests.handbook_pages import HandbookPage

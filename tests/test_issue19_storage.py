@@ -27,12 +27,13 @@ from forms_server.forms.reference import new_reference
 from forms_server.rights import Rights
 from forms_server.services import Services as Delivery
 from forms_server.services import open_services
-from forms_server.storage import records as store_module
+from forms_server.storage import store_file as store_module
 from forms_server.storage.acknowledgements import Acknowledgements
 from forms_server.storage.outbox import Outbox
 from forms_server.storage.reading import ReadingRoom
-from forms_server.storage.records import META_TABLE, AtomicJSONStorage, StoreError, SubmissionStore
+from forms_server.storage.records import SubmissionStore
 from forms_server.storage.sealing import Sealer
+from forms_server.storage.store_file import META_TABLE, AtomicJSONStorage, StoreError
 from forms_server.web.app import create_app
 from tests.own_loop import in_own_loop
 from tests.smtp_server import SmtpServer, smtp_server

@@ -16,7 +16,7 @@ import pytest
 from forms_server.delivery.intake import OutboxWriteError
 from forms_server.forms.fields import Submission
 from forms_server.services import Services as Delivery
-from forms_server.storage.outbox import ItemStatus
+from forms_server.storage.outbox_items import ItemStatus
 from tests.own_loop import in_own_loop
 from tests.smtp_server import SmtpServer, smtp_server
 from tests.test_delivery import (

@@ -27,7 +27,7 @@ from forms_server.lifecycle import (
 )
 from forms_server.services import Services
 from forms_server.storage.ledger import ErasureReason
-from forms_server.storage.outbox import ItemStatus
+from forms_server.storage.outbox_items import ItemStatus
 from tests.own_loop import in_own_loop
 from tests.smtp_server import SmtpServer, smtp_server
 from tests.test_delivery import CONCERNS, FACILITATORS, mail_settings, make_delivery, submission

@@ -28,7 +28,7 @@ from forms_server.links import Links
 from forms_server.mail.crypto import load_recipient_key
 from forms_server.services import Services as Delivery
 from forms_server.storage.form_files import FormFiles
-from forms_server.storage.outbox import ItemStatus, RecipientStatus
+from forms_server.storage.outbox_items import ItemStatus, RecipientStatus
 from forms_server.storage.reading import ReadingRoom
 from forms_server.storage.watch import Watch
 from forms_server.web.app import create_app

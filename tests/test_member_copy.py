@@ -31,7 +31,7 @@ from forms_server.forms.definitions import FORMS
 from forms_server.forms.fields import Submission
 from forms_server.services import Services as Delivery
 from forms_server.signing import Purpose, Signer
-from forms_server.storage.outbox import MEMBER_COPY, ItemStatus, RecipientStatus
+from forms_server.storage.outbox_items import MEMBER_COPY, ItemStatus, RecipientStatus
 from tests import test_acknowledgements
 from tests.own_loop import in_own_loop
 from tests.smtp_server import SmtpServer, smtp_server

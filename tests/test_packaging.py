@@ -9,7 +9,7 @@ from importlib.metadata import packages_distributions
 
 from packaging.requirements import Requirement
 
-from forms_server.config.env import PROJECT_ROOT
+from forms_server.config.group import PROJECT_ROOT
 
 PYPROJECT = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 

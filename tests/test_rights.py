@@ -17,8 +17,9 @@ from forms_server.forms.definitions import FORMS
 from forms_server.forms.fields import Submission
 from forms_server.forms.reference import new_reference
 from forms_server.storage.ledger import Ledger
-from forms_server.storage.records import STORE_FORMAT, StoreError, SubmissionStore
+from forms_server.storage.records import SubmissionStore
 from forms_server.storage.sealing import Sealer, SealingError
+from forms_server.storage.store_file import STORE_FORMAT, StoreError
 from tests.test_cli import DATA_KEY, environment, forms_server
 from tests.test_views import valid_answers
 

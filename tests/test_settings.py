@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from forms_server.config.env import SettingsError, load_settings
+from forms_server.config.env import load_settings
+from forms_server.config.group import SettingsError
 from tests.decided import DECIDED, write_group_config
 
 STRONG_OLD = "o" * 32

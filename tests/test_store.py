@@ -15,7 +15,8 @@ import pytest
 from forms_server.forms.definitions import FORMS
 from forms_server.forms.fields import Answers, Submission
 from forms_server.forms.reference import new_reference
-from forms_server.storage.records import StoreCorruptError, SubmissionStore
+from forms_server.storage.records import SubmissionStore
+from forms_server.storage.store_file import StoreCorruptError
 from tests.test_views import valid_answers
 
 DATA_KEY = bytes(range(32))

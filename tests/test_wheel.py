@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from forms_server.config.env import PROJECT_ROOT
+from forms_server.config.group import PROJECT_ROOT
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.slow

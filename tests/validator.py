@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from forms_server.config.env import PROJECT_ROOT
+from forms_server.config.group import PROJECT_ROOT
 
 VNU_JAR = Path(
     os.environ.get("VNU_JAR", PROJECT_ROOT / ".vnu/node_modules/vnu-jar/build/dist/vnu.jar")

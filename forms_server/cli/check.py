@@ -4,10 +4,20 @@ and keys, and a conversation with the mail relay."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from forms_server.cli.words import age_in_words, say
-from forms_server.config.decisions import DeliveryMode, unsettled
+from forms_server.config.decisions import (
+    DECISIONS,
+    NOT_DECIDED,
+    DecisionSpec,
+    DeliveryMode,
+    is_decided,
+    raw_decisions,
+)
 from forms_server.config.env import Settings
 from forms_server.mail.crypto import load_recipient_keys
 from forms_server.mail.messages import DeliveryError
@@ -82,6 +92,38 @@ def report_delivery_modes(settings: Settings, now: datetime) -> None:
             elif key.expires_at is not None and key.expires_at - now <= KEY_WARNING:
                 warning = " Expires within a month: ask them for a new one."
             say(f"  {address}: {key.kind.value} {key.describe}, {expiry}.{warning}")
+
+
+@dataclass(frozen=True)
+class Unsettled:
+    spec: DecisionSpec
+    # "not decided", or "at its default" (a value the group has not changed).
+    state: str
+    parts: tuple[str, ...]  # for a decision per form: which ones
+
+
+def unsettled(group: Mapping[str, Any]) -> list[Unsettled]:
+    """Every decision still "not decided" or at its default, for `forms-server check`."""
+    raw = raw_decisions(group)
+    found = []
+    for spec in DECISIONS:
+        value = raw[spec.key]
+        if isinstance(spec.default, Mapping):
+            open_parts = tuple(part for part, given in value.items() if not is_decided(given))
+            default_parts = tuple(
+                part
+                for part, given in value.items()
+                if is_decided(given) and given == spec.default[part]
+            )
+            if open_parts:
+                found.append(Unsettled(spec, NOT_DECIDED, open_parts))
+            if default_parts:
+                found.append(Unsettled(spec, "at its default", default_parts))
+        elif not is_decided(value):
+            found.append(Unsettled(spec, NOT_DECIDED, ()))
+        elif value == spec.default:
+            found.append(Unsettled(spec, "at its default", ()))
+    return found
 
 
 def report_unsettled_decisions(settings: Settings) -> None:

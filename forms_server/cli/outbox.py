@@ -21,7 +21,7 @@ from forms_server.delivery.housekeeping import keep_house
 from forms_server.lifecycle import priority
 from forms_server.services import Services, open_services
 from forms_server.storage.folder_store import safe_name
-from forms_server.storage.outbox import ItemStatus, RecipientStatus
+from forms_server.storage.outbox_items import ItemStatus, RecipientStatus
 
 # A quarantined file's name, as `forms-server outbox` lists it.
 QUARANTINED_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}\.json\.[0-9]{8}T[0-9]{6,12}$")

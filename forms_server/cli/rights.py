@@ -15,6 +15,8 @@ from datetime import timedelta
 from forms_server.cli.words import say
 from forms_server.config.decisions import DeliveryMode
 from forms_server.config.env import Settings, new_data_key, new_secret_key
+from forms_server.delivery.renewals import consents_expiring
+from forms_server.export import as_csv, as_json
 from forms_server.rights import FAILED, Held, Rights, RightsError
 from forms_server.services import open_services
 
@@ -58,7 +60,7 @@ def find(settings: Settings, arguments: argparse.Namespace) -> int:
 
 def expiring(settings: Settings, rights: Rights, days: int) -> int:
     renewal = settings.decisions.consent_renewal_months
-    due = rights.consents_expiring(timedelta(days=days), renewal)
+    due = consents_expiring(rights.store.all(), timedelta(days=days), renewal, rights.clock())
     rights.ledger.audit("find expiring", rights.clock(), len(due))
     what = (
         f"is due for renewal ({renewal} months) or deleted"
@@ -83,7 +85,11 @@ def export(settings: Settings, arguments: argparse.Namespace) -> int:
     rights, found = found_for(settings, arguments, "export")
     if not found:
         return 1
-    text = rights.export_csv(found) if arguments.csv else rights.export_json(found)
+    text = (
+        as_csv(found, rights.data_dir)
+        if arguments.csv
+        else as_json(found, rights.data_dir, rights.clock())
+    )
     if arguments.output is None:
         sys.stdout.write(text)
         return 0

@@ -375,38 +375,6 @@ def decisions_from(group: Mapping[str, Any]) -> Decisions:
     )
 
 
-@dataclass(frozen=True)
-class Unsettled:
-    spec: DecisionSpec
-    # "not decided", or "at its default" (a value the group has not changed).
-    state: str
-    parts: tuple[str, ...]  # for a decision per form: which ones
-
-
-def unsettled(group: Mapping[str, Any]) -> list[Unsettled]:
-    """Every decision still "not decided" or at its default, for `forms-server check`."""
-    raw = raw_decisions(group)
-    found = []
-    for spec in DECISIONS:
-        value = raw[spec.key]
-        if isinstance(spec.default, Mapping):
-            open_parts = tuple(part for part, given in value.items() if not is_decided(given))
-            default_parts = tuple(
-                part
-                for part, given in value.items()
-                if is_decided(given) and given == spec.default[part]
-            )
-            if open_parts:
-                found.append(Unsettled(spec, NOT_DECIDED, open_parts))
-            if default_parts:
-                found.append(Unsettled(spec, "at its default", default_parts))
-        elif not is_decided(value):
-            found.append(Unsettled(spec, NOT_DECIDED, ()))
-        elif value == spec.default:
-            found.append(Unsettled(spec, "at its default", ()))
-    return found
-
-
 def fingerprint(group: Mapping[str, Any]) -> str:
     """A short digest of the group's facts and decisions, as the handbook was built from them:
     the server compares it with its own, so a handbook built elsewhere cannot contradict it."""

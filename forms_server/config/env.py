@@ -1,8 +1,10 @@
-"""Settings: the only place that reads the environment.
+"""Settings: the only place that reads `FORMS_*` and `.env`.
 
 Values come from `FORMS_*` environment variables, then a `.env` file in the working folder, then
 the embedded defaults below, which are enough to run everything on one machine with no setup.
-Bad values stop start-up with a message that names the variable and says how to fix it.
+Bad values stop start-up with a message that names the variable and says how to fix it. The
+group's facts are config/group.py's; the relay and the routes, config/mail.py's and
+config/recipients.py's.
 """
 
 from __future__ import annotations
@@ -11,99 +13,25 @@ import base64
 import os
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from enum import StrEnum
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from starlette.config import Config
 from starlette.datastructures import CommaSeparatedStrings, Secret
 
-from forms_server.config.decisions import (
-    DELIVERY_ROUTES,
-    ConcernRoute,
-    Decisions,
-    DecisionsError,
-    DeliveryMode,
-    decisions_from,
+from forms_server.config.decisions import Decisions, DecisionsError, decisions_from
+from forms_server.config.group import (
+    SettingsError,
+    default_handbook_config,
+    default_work_folder,
+    group_facts_from,
+    undelivered_kept_days,
 )
-from forms_server.errors import FormsServerError
-
-PACKAGE_DIR = Path(__file__).resolve().parent.parent
-# In a checkout (and an editable install) the handbook's sources sit beside the package.
-PROJECT_ROOT = PACKAGE_DIR.parent
-# A wheel carries a copy of them inside the package instead (setup.py puts it there).
-PACKAGED_HANDBOOK = PACKAGE_DIR / "handbook_sources"
-
-
-def is_checkout() -> bool:
-    return (PROJECT_ROOT / "mkdocs.yml").is_file() and (PROJECT_ROOT / "docs").is_dir()
-
-
-def default_handbook_config() -> Path:
-    """The checkout's mkdocs.yml, or the copy in the installed package."""
-    return (PROJECT_ROOT if is_checkout() else PACKAGED_HANDBOOK) / "mkdocs.yml"
-
-
-def default_work_folder() -> Path:
-    """Where the built site and the data go unless configured: the checkout, or, for an
-    installed package (whose folder may not be writable), the folder the server starts in."""
-    return PROJECT_ROOT if is_checkout() else Path.cwd()
-
+from forms_server.config.mail import MailSettings, mail_settings_from
 
 MINIMUM_SECRET_BYTES = 32
 ENVIRONMENTS = ("development", "production")
-
-
-class SettingsError(FormsServerError):
-    """A setting is missing or wrong; the message says which and how to fix it."""
-
-
-class SmtpSecurity(StrEnum):
-    STARTTLS = "starttls"  # required, never falls back to plain text
-    TLS = "tls"  # implicit TLS from the first byte
-    NONE = "none"  # loopback only, unless explicitly allowed
-
-
-DEVELOPMENT_SENDER = "forms@localhost.localdomain"
-DEVELOPMENT_SAFEGUARDING = "safeguarding-lead@example.org,safeguarding-deputy@example.org"
-# Development only, while the group has not decided: the embedded catcher keeps what is sent.
-DEVELOPMENT_FACILITATOR_CONCERNS = "facilitator-concerns@example.org"
-
-
-@dataclass(frozen=True)
-class MailSettings:
-    """Where and how the facilitators' email goes. No host means the embedded catcher."""
-
-    host: str | None
-    port: int
-    security: SmtpSecurity
-    username: str | None
-    password: Secret | None
-    timeout_seconds: float
-    # A custom CA for the relay's certificate (tests, private relays); None trusts the system.
-    ca_file: Path | None
-    # Plain text to a relay that is not on this machine is refused unless this is set.
-    allow_plaintext: bool
-    sender: str
-    facilitators: tuple[str, ...]
-    # Who receives concerns, as the group decided (decisions.concern_route): the facilitators,
-    # or the safeguarding lead and deputy.
-    concerns: tuple[str, ...]
-    # Who receives a concern about a facilitator: never a facilitator.
-    facilitator_concerns: tuple[str, ...]
-    retry_hours: float
-    # The DATA command and the reply after the whole message (RFC 5321 4.5.3.2.6: 10 minutes).
-    data_timeout_seconds: float = 600.0
-    # A concern or urgent notice nobody picked up in time: never a facilitator.
-    escalation: tuple[str, ...] = ()
-    # How each route's mail is delivered (decisions.delivery_mode): full, link-only, encrypted.
-    modes: Mapping[str, DeliveryMode] = field(
-        default_factory=lambda: dict.fromkeys(DELIVERY_ROUTES, DeliveryMode.FULL)
-    )
-    # Recipients' own S/MIME certificates or OpenPGP keys (FORMS_RECIPIENT_KEYS): address -> file.
-    recipient_key_files: Mapping[str, Path] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -249,202 +177,6 @@ def secret_keys_from(config: Config, environment: str, data_dir: Path) -> tuple[
     return keys
 
 
-REQUIRED_GROUP_FACTS = ("name", "organisation", "facilitators_email", "crisis_contacts", "exit_url")
-
-
-def group_facts_from(handbook_config: Path) -> Mapping[str, Any]:
-    """The group's facts from the handbook's configuration: one place for both."""
-    try:
-        config = yaml.safe_load(handbook_config.read_text(encoding="utf-8"))
-        facts = config["extra"]["group"]
-    except (OSError, yaml.YAMLError, KeyError, TypeError) as error:
-        raise SettingsError(
-            f"Could not read the group's facts (extra.group) from {handbook_config}: {error}"
-        ) from error
-    missing = [name for name in REQUIRED_GROUP_FACTS if not facts.get(name)]
-    if missing:
-        raise SettingsError(f"{handbook_config}: extra.group needs {', '.join(missing)}.")
-    return dict(facts)
-
-
-def addresses(config: Config, name: str, default: str) -> tuple[str, ...]:
-    from forms_server.forms.fields import is_usable_email_address  # one rule for what an address is
-
-    values = tuple(
-        value.strip()
-        for value in config(name, cast=CommaSeparatedStrings, default=default)
-        if value.strip()
-    )
-    if not values:
-        raise SettingsError(f"{name} needs at least one email address.")
-    for value in values:
-        if not is_usable_email_address(value):
-            raise SettingsError(f"{name}: {value!r} is not an email address.")
-    return values
-
-
-def concern_recipients(
-    config: Config, environment: str, decisions: Decisions, facilitators: tuple[str, ...]
-) -> tuple[str, ...]:
-    """Concerns go where the group decided. The guidelines say "message the facilitators", so
-    that is what development does while the group has not decided; production must choose."""
-    route = decisions.concern_route
-    if route is None:
-        if environment == "production":
-            raise SettingsError(
-                "extra.group.decisions.concern_route is not decided. In production, choose who "
-                "receives concerns: 'facilitators' (as the guidelines say) or 'safeguarding "
-                "lead' (a lead and deputy, whose addresses go in FORMS_SAFEGUARDING)."
-            )
-        route = ConcernRoute.FACILITATORS
-    if route is ConcernRoute.FACILITATORS:
-        return facilitators
-    return addresses(
-        config,
-        "FORMS_SAFEGUARDING",
-        "" if environment == "production" else DEVELOPMENT_SAFEGUARDING,
-    )
-
-
-DEVELOPMENT_ESCALATION = "escalation@example.org"
-
-
-def never_a_facilitator(
-    environment: str,
-    decision: str,
-    address: str | None,
-    development_address: str,
-    what_it_receives: str,
-    facilitators: tuple[str, ...],
-) -> tuple[str, ...]:
-    """A decided address that must never be a facilitator's: production needs it decided;
-    development uses a placeholder the embedded catcher keeps."""
-    if address is None:
-        if environment == "production":
-            raise SettingsError(
-                f"extra.group.decisions.{decision} is not decided. In production, give an "
-                f"address that is not a facilitator's: it receives {what_it_receives}."
-            )
-        address = development_address
-    # Email addresses are compared without case: Facilitators@x and facilitators@x are one
-    # mailbox everywhere that matters here.
-    if address.lower() in {facilitator.lower() for facilitator in facilitators}:
-        raise SettingsError(
-            f"extra.group.decisions.{decision} must not be a facilitator's address: it "
-            f"receives {what_it_receives}."
-        )
-    return (address,)
-
-
-def facilitator_concern_recipients(
-    environment: str, decisions: Decisions, facilitators: tuple[str, ...]
-) -> tuple[str, ...]:
-    return never_a_facilitator(
-        environment,
-        "facilitator_concern_email",
-        decisions.facilitator_concern_email,
-        DEVELOPMENT_FACILITATOR_CONCERNS,
-        "concerns about facilitators, instead of the facilitators",
-        facilitators,
-    )
-
-
-def escalation_recipients(
-    environment: str, decisions: Decisions, facilitators: tuple[str, ...]
-) -> tuple[str, ...]:
-    return never_a_facilitator(
-        environment,
-        "escalation_email",
-        decisions.escalation_email,
-        DEVELOPMENT_ESCALATION,
-        "concerns and urgent notices nobody picked up in time, some of them about facilitators",
-        facilitators,
-    )
-
-
-def mail_settings_from(
-    config: Config, environment: str, group: Mapping[str, Any], decisions: Decisions
-) -> MailSettings:
-    host = config("FORMS_SMTP_HOST", default="") or None
-    try:
-        security = SmtpSecurity(config("FORMS_SMTP_SECURITY", default="starttls"))
-    except ValueError as error:
-        choices = ", ".join(mode.value for mode in SmtpSecurity)
-        raise SettingsError(f"FORMS_SMTP_SECURITY must be one of {choices}.") from error
-    if host is None and environment == "production":
-        raise SettingsError(
-            "FORMS_SMTP_HOST is not set. In production, set it to your mail relay; the "
-            "embedded mail catcher is for development only."
-        )
-    try:
-        port = config(
-            "FORMS_SMTP_PORT", cast=int, default=465 if security is SmtpSecurity.TLS else 587
-        )
-        timeout = config("FORMS_SMTP_TIMEOUT_SECONDS", cast=float, default=10.0)
-        data_timeout = config("FORMS_SMTP_DATA_TIMEOUT_SECONDS", cast=float, default=600.0)
-        retry_hours = config("FORMS_RETRY_HOURS", cast=float, default=48.0)
-        allow_plaintext = config("FORMS_SMTP_ALLOW_PLAINTEXT", cast=bool, default=False)
-    except ValueError as error:
-        raise SettingsError(str(error)) from error
-    if not 0 < timeout <= data_timeout <= 3600:
-        raise SettingsError(
-            "FORMS_SMTP_TIMEOUT_SECONDS must be above 0, and FORMS_SMTP_DATA_TIMEOUT_SECONDS at "
-            "least as long and at most 3600 (the relay's reply after a whole message can take "
-            "minutes: 600 is the standard's suggestion)."
-        )
-    ca_file = config("FORMS_SMTP_CA_FILE", default="") or None
-    if ca_file is not None and not Path(ca_file).is_file():
-        raise SettingsError(f"FORMS_SMTP_CA_FILE points to {ca_file}, which does not exist.")
-    password = Secret(config("FORMS_SMTP_PASSWORD", default=""))
-    facilitators = addresses(config, "FORMS_FACILITATORS", str(group["facilitators_email"]))
-    concerns = concern_recipients(config, environment, decisions, facilitators)
-    facilitator_concerns = facilitator_concern_recipients(environment, decisions, facilitators)
-    escalation = escalation_recipients(environment, decisions, facilitators)
-    sender = addresses(config, "FORMS_MAIL_FROM", DEVELOPMENT_SENDER)[0]
-    if environment == "production" and sender.lower().endswith("@localhost.localdomain"):
-        raise SettingsError(
-            "FORMS_MAIL_FROM is not set. In production, set it to the service's own address "
-            "on your domain (for example forms@your-group.org.uk): mail from "
-            "localhost.localdomain is refused or marked as spam."
-        )
-    return MailSettings(
-        host=host,
-        port=port,
-        security=security,
-        username=config("FORMS_SMTP_USERNAME", default="") or None,
-        password=password if str(password) else None,
-        timeout_seconds=timeout,
-        data_timeout_seconds=data_timeout,
-        ca_file=Path(ca_file) if ca_file else None,
-        allow_plaintext=allow_plaintext,
-        sender=sender,
-        facilitators=facilitators,
-        concerns=concerns,
-        facilitator_concerns=facilitator_concerns,
-        escalation=escalation,
-        retry_hours=retry_hours,
-        modes=decisions.delivery_mode,
-        recipient_key_files=recipient_key_files_from(config),
-    )
-
-
-def recipient_key_files_from(config: Config) -> dict[str, Path]:
-    """FORMS_RECIPIENT_KEYS: `address=/path/to/cert.pem,address2=/path/to/key.asc`."""
-    files: dict[str, Path] = {}
-    for entry in config("FORMS_RECIPIENT_KEYS", cast=CommaSeparatedStrings, default=""):
-        address, separator, path = entry.partition("=")
-        if not separator or not address.strip() or not path.strip():
-            raise SettingsError(
-                f"FORMS_RECIPIENT_KEYS: {entry!r} is not address=/path/to/key-or-certificate."
-            )
-        if not Path(path.strip()).is_file():
-            raise SettingsError(f"FORMS_RECIPIENT_KEYS: {path.strip()} does not exist.")
-        files[address.strip().lower()] = Path(path.strip())
-    return files
-
-
-# The worker finishes a pass at least every minute, and reports after every item it sends, so
-# five silent minutes means it has stopped or is stuck.
 WORKER_SILENT_SECONDS = 5 * 60.0
 LOCAL_HOSTS = "127.0.0.1,localhost"
 
@@ -477,16 +209,6 @@ def public_url_from(config: Config, environment: str, port: int) -> str:
         hosts = CommaSeparatedStrings(config("FORMS_ALLOWED_HOSTS", default=""))
         return f"https://{hosts[0].strip()}" if len(hosts) else ""
     return f"http://127.0.0.1:{port}"
-
-
-def undelivered_kept_days(group: Mapping[str, Any], handbook_config: Path) -> int:
-    value = group.get("undelivered_kept_days", 7)
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 90:
-        raise SettingsError(
-            f"{handbook_config}: extra.group.undelivered_kept_days must be a whole number of "
-            "days from 1 to 90."
-        )
-    return value
 
 
 def load_settings(

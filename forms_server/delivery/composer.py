@@ -10,7 +10,7 @@ from datetime import datetime
 from email.message import EmailMessage
 
 from forms_server.config.decisions import DeliveryMode
-from forms_server.config.env import MailSettings
+from forms_server.config.mail import MailSettings
 from forms_server.errors import FormsServerError
 from forms_server.forms.definitions import FORMS
 from forms_server.forms.fields import Recipients, Submission
@@ -33,7 +33,7 @@ from forms_server.mail.messages import (
 )
 from forms_server.mail.relay import Relay
 from forms_server.storage.folder_store import SealedForm
-from forms_server.storage.outbox import MEMBER_COPY
+from forms_server.storage.outbox_items import MEMBER_COPY
 from forms_server.storage.reading import ReadingRoom
 from forms_server.storage.records import StoredRecord
 from forms_server.storage.sealing import Sealer

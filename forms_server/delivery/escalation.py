@@ -24,7 +24,7 @@ from forms_server.lifecycle import Batch, Event, FloodLimits, SendState, how_to_
 from forms_server.mail.messages import new_message_id
 from forms_server.mail.relay import Relay
 from forms_server.storage.form_files import FormFiles
-from forms_server.storage.outbox import RecipientState, RecipientStatus
+from forms_server.storage.outbox_items import RecipientState, RecipientStatus
 from forms_server.storage.watch import Watched
 
 logger = logging.getLogger(__name__)
@@ -189,22 +189,6 @@ class Escalation:
                 if r.status is RecipientStatus.PENDING
             )
         return min(moments, default=None)
-
-    def problems(self) -> list[str]:
-        problems = []
-        refused = [w for w in self.watched.values() if w.refused]
-        for watched in refused:
-            problems.append(
-                f"The escalation of {watched.reference} was refused for "
-                f"{len(watched.refused)} of {len(watched.recipients)} escalation address(es): "
-                f"{watched.refused[0].last_error}"
-            )
-        if self.overdue:
-            problems.append(
-                f"{len(self.overdue)} concern(s) or urgent notice(s) escalated, and still nobody "
-                "has marked them as being dealt with."
-            )
-        return problems
 
     # -- Digests carry a flood of escalations --------------------------------------------------
 

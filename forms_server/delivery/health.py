@@ -15,7 +15,8 @@ from datetime import datetime
 from typing import Any
 
 from forms_server.config.env import HealthLimits
-from forms_server.storage.outbox import ItemStatus, OutboxItem
+from forms_server.storage.outbox_items import ItemStatus, OutboxItem
+from forms_server.storage.watch import Watched
 
 
 @dataclass(frozen=True)
@@ -114,3 +115,19 @@ def assess(
         problems.append(f"A form has waited {wait // 60} minute(s).")
     problems.extend(more)
     return Health(summary, tuple(problems), silent, now)
+
+
+def escalation_problems(watched: Iterable[Watched], overdue: int) -> list[str]:
+    """Escalations refused for good (a mistyped address, say), and those nobody picked up."""
+    problems = [
+        f"The escalation of {each.reference} was refused for {len(each.refused)} of "
+        f"{len(each.recipients)} escalation address(es): {each.refused[0].last_error}"
+        for each in watched
+        if each.refused
+    ]
+    if overdue:
+        problems.append(
+            f"{overdue} concern(s) or urgent notice(s) escalated, and still nobody has marked "
+            "them as being dealt with."
+        )
+    return problems

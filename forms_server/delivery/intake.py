@@ -18,7 +18,8 @@ from forms_server.forms.definitions import FORMS
 from forms_server.forms.fields import Submission
 from forms_server.forms.routing import member_copy_wanted
 from forms_server.mail.messages import new_message_id
-from forms_server.storage.outbox import MEMBER_COPY, Outbox, OutboxItem, RecipientState
+from forms_server.storage.outbox import Outbox
+from forms_server.storage.outbox_items import MEMBER_COPY, OutboxItem, RecipientState
 from forms_server.storage.sealing import Sealer
 
 logger = logging.getLogger(__name__)

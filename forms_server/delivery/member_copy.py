@@ -20,7 +20,7 @@ from pathlib import Path
 
 from forms_server.storage.files import exclusive_lock, replace_atomically
 from forms_server.storage.ledger import Ledger
-from forms_server.storage.outbox import MEMBER_COPY
+from forms_server.storage.outbox_items import MEMBER_COPY
 
 __all__ = ["MEMBER_COPY", "MEMBER_COPY_SENDER", "MEMBER_COPY_SUBJECT", "CopyLimit"]
 

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 import anyio.to_thread
 
-from forms_server.config.env import MailSettings
+from forms_server.config.mail import MailSettings
 from forms_server.delivery.composer import Composer, recipient_addresses
 from forms_server.delivery.runner import backoff_seconds, in_words
 from forms_server.forms.fields import Recipients

@@ -63,6 +63,18 @@ def consent_lapses_at(record: StoredRecord, renewal_months: int | None) -> datet
     return min(renewal, record.expires_at)
 
 
+def consents_expiring(
+    records: Iterable[StoredRecord], within: timedelta, renewal_months: int | None, now: datetime
+) -> list[Lapsing]:
+    """Each consent whose record is deleted, or whose renewal falls due, within `within`."""
+    horizon = now + within
+    return [
+        (record, lapses)
+        for record, lapses in lapsing_consents(records, renewal_months)
+        if lapses <= horizon
+    ]
+
+
 def address_of(record: StoredRecord) -> str | None:
     """Where the member's own messages go: the kept field given for that."""
     form = FORMS.get(record.form_kind)

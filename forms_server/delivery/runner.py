@@ -27,7 +27,7 @@ from forms_server.errors import FormsServerError
 from forms_server.mail.messages import PermanentDeliveryError
 from forms_server.storage.files import replace_atomically
 from forms_server.storage.folder_store import optional_time
-from forms_server.storage.outbox import RecipientState, RecipientStatus
+from forms_server.storage.outbox_items import RecipientState, RecipientStatus
 
 logger = logging.getLogger(__name__)
 

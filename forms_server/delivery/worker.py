@@ -19,11 +19,12 @@ import anyio.to_thread
 from forms_server.config.env import HealthLimits
 from forms_server.delivery.digests import Digests
 from forms_server.delivery.escalation import Escalation
-from forms_server.delivery.health import Health, assess, summarise
+from forms_server.delivery.health import Health, assess, escalation_problems, summarise
 from forms_server.delivery.intake import Intake
 from forms_server.delivery.notices import NoticesJob
+from forms_server.delivery.recording import Recording
 from forms_server.delivery.runner import Job, Runner
-from forms_server.delivery.sending import Recording, Sending
+from forms_server.delivery.sending import Sending
 from forms_server.forms.fields import Submission
 from forms_server.storage.files import write_problem
 from forms_server.storage.outbox import Outbox
@@ -49,7 +50,7 @@ class Jobs:
     others: tuple[Job, ...] = ()
 
     def in_order(self) -> tuple[Job, ...]:
-        records = Recording(self.sending)
+        records = Recording(self.sending.records)
         return (self.sending, self.escalation, self.digests, records, *self.others, self.notices)
 
 
@@ -161,10 +162,9 @@ class Worker:
 
     def health(self, now: datetime) -> Health:
         """From what the jobs last saw and what arrived since: no I/O here."""
-        more = [
-            *self.escalation.problems(),
-            *self.notices.problems(now, self.limits.waiting_seconds),
-        ]
+        escalation = self.escalation
+        more = escalation_problems(escalation.watched.values(), len(escalation.overdue))
+        more += self.notices.problems(now, self.limits.waiting_seconds)
         more += self.runner.problems()
         if self.escalation.waiting_for_contact:
             more.append("An escalation is due, but no escalation contact is configured.")
@@ -173,7 +173,7 @@ class Worker:
                 f"A flood: {self.digests.last_waiting} form(s) wait for a digest, because one "
                 "address has had more than its hourly number of messages."
             )
-        if self.sending.memory_only:
+        if self.sending.records.memory_only:
             more.append(
                 "Messages the relay accepted could not be written down, not even in the "
                 "journal: a restart before the data folder is writable would send them again."

@@ -29,7 +29,7 @@ from markdown.preprocessors import Preprocessor
 from mkdocs.exceptions import PluginError
 
 from forms_server.config.decisions import DecisionsError, decisions_from
-from forms_server.config.env import SettingsError, undelivered_kept_days
+from forms_server.config.group import SettingsError, undelivered_kept_days
 from forms_server.delivery.member_copy import MEMBER_COPY_SENDER, MEMBER_COPY_SUBJECT
 from forms_server.forms.definitions import PRIVACY_GROUPS
 from forms_server.forms.wording import privacy_collected, privacy_retention

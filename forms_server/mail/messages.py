@@ -20,7 +20,8 @@ from email.utils import format_datetime
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from forms_server.config.env import PACKAGE_DIR, MailSettings
+from forms_server.config.group import PACKAGE_DIR
+from forms_server.config.mail import MailSettings
 from forms_server.delivery.member_copy import MEMBER_COPY_SENDER, MEMBER_COPY_SUBJECT
 from forms_server.errors import FormsServerError
 from forms_server.forms.definitions import FORMS

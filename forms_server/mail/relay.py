@@ -17,7 +17,7 @@ from email.message import EmailMessage
 
 import aiosmtplib
 
-from forms_server.config.env import MailSettings, SmtpSecurity
+from forms_server.config.mail import MailSettings, SmtpSecurity
 from forms_server.mail.messages import (
     WIRE_POLICY,
     DeliveryError,

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from forms_server.storage.folder_store import FolderStore, SealedForm, optional_time, parse_time
-from forms_server.storage.outbox import RecipientState, RecipientStatus, with_recipient
+from forms_server.storage.outbox_items import RecipientState, RecipientStatus, with_recipient
 
 
 @dataclass(frozen=True)

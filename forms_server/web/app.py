@@ -22,7 +22,9 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from forms_server.config.env import PACKAGE_DIR, Settings, SmtpSecurity, load_settings
+from forms_server.config.env import Settings, load_settings
+from forms_server.config.group import PACKAGE_DIR
+from forms_server.config.mail import SmtpSecurity
 from forms_server.errors import FormsServerError
 from forms_server.forms.definitions import CONSENT
 from forms_server.forms.fields import FieldKind
@@ -33,7 +35,14 @@ from forms_server.links import Links
 from forms_server.services import Services, open_services, signer_for
 from forms_server.signing import TokenError
 from forms_server.storage.files import write_problem
-from forms_server.web import errors, form_flow, member_links, operations, recipient_links
+from forms_server.web import (
+    errors,
+    form_flow,
+    member_links,
+    operations,
+    receipt,
+    recipient_links,
+)
 from forms_server.web.drafts import Drafts
 from forms_server.web.limits import PostLimits, ReadLimit
 from forms_server.web.middleware import IncidentPages, StandardHeaders
@@ -81,7 +90,7 @@ def routes(settings: Settings) -> list[Route | Mount]:
         ),
         Route(
             "/forms/{kind}/received/{reference}",
-            form_flow.received,
+            receipt.received,
             methods=["GET"],
             name="received",
         ),

@@ -19,27 +19,17 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from forms_server.config.decisions import ConcernRoute
-from forms_server.config.env import Settings
 from forms_server.delivery.intake import OutboxWriteError
-from forms_server.delivery.member_copy import (
-    COPY_REFUSED_ROUTE,
-    COPY_ROUTE,
-    MEMBER_COPY_SENDER,
-    MEMBER_COPY_SUBJECT,
-)
 from forms_server.forms.definitions import LEAVE_KINDS
 from forms_server.forms.fields import (
     Answers,
     FormDefinition,
-    Recipients,
     Submission,
     answer_rows,
     validate,
 )
 from forms_server.forms.reference import normalise_reference
 from forms_server.forms.routing import is_urgent, recipients_for
-from forms_server.forms.wording import what_happens_next
 from forms_server.signing import (
     ExpiredTokenError,
     FutureTokenError,
@@ -335,71 +325,6 @@ async def quick_exit(request: Request) -> Response:
         # HTTPS); Back then has to ask the server, which answers "expired".
         headers={**NO_STORE, "Clear-Site-Data": '"cache"'},
     )
-
-
-async def received(request: Request) -> Response:
-    form = form_for(request.path_params["kind"])
-    reference = normalise_reference(request.path_params["reference"])
-    if reference is None:
-        raise HTTPException(404)
-    context = context_of(request)
-    routes = routes_of_receipt(request, form, reference)
-    decisions = context.settings.decisions
-    return render(
-        request,
-        "received.html",
-        form=form,
-        title=f"{form.email_name} received",
-        reference=reference,
-        what_happens_next=what_happens_next(form, decisions.reply_within_days),
-        readers=readers_of(context.settings, routes),
-        about_a_facilitator=Recipients.FACILITATOR_CONCERNS.value in routes,
-        facilitator_concern_email=decisions.facilitator_concern_email,
-        copy_sent=COPY_ROUTE in routes,
-        copy_refused=COPY_REFUSED_ROUTE in routes,
-        copies_per_day=context.settings.member_copies_per_day,
-        copy_sender=MEMBER_COPY_SENDER,
-        copy_subject=MEMBER_COPY_SUBJECT,
-    )
-
-
-def routes_of_receipt(request: Request, form: FormDefinition, reference: str) -> tuple[str, ...]:
-    """Who the form went to, for a receipt this server can vouch for; 404 for any other, so a
-    guessed reference learns nothing. Just sent: from memory (the address bar says nothing of
-    who it went to). Otherwise, from the outbox: its item while pending, its marker after."""
-    sent = context_of(request).drafts.sent_as(reference)
-    if sent is not None:
-        kind, routes = sent
-        if kind != form.kind:
-            raise HTTPException(404)
-        return routes
-    outbox = context_of(request).forms.outbox
-    item = outbox.read(reference)
-    if item is not None:
-        if item.form_kind != form.kind:
-            raise HTTPException(404)
-        return tuple(item.route.split("+"))
-    if outbox.is_delivered(reference):
-        return ()  # delivered: who it went to is no longer kept
-    raise HTTPException(404)
-
-
-def readers_of(settings: Settings, routes: tuple[str, ...]) -> str:
-    """Who reads the form, in words, for the confirmation page."""
-    names = {
-        Recipients.FACILITATORS.value: "the facilitators",
-        Recipients.CONCERNS.value: (
-            "our safeguarding lead and their deputy"
-            if settings.decisions.concern_route is ConcernRoute.SAFEGUARDING_LEAD
-            else "the facilitators"
-        ),
-        Recipients.FACILITATOR_CONCERNS.value: (
-            settings.decisions.facilitator_concern_email
-            or "the contact for concerns about facilitators"
-        ),
-    }
-    readers = list(dict.fromkeys(names[route] for route in routes if route in names))
-    return " and ".join(readers)
 
 
 async def add_slash(request: Request) -> Response:

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from forms_server.config.env import Settings
+from forms_server.export import rows
 from forms_server.forms.definitions import FORMS
 from forms_server.forms.fields import Answers, FieldKind, FormDefinition
 from forms_server.forms.reference import normalise_reference
@@ -75,9 +76,7 @@ async def yours(request: Request) -> Response:
     held_back = await anyio.to_thread.run_sync(services.files.held.get, reference)
     values |= {"kept": kept, "state": "kept", "guidelines": guidelines, "held_back": held_back}
     if action == "show":
-        return render_values(
-            request, "yours.html", values | {"rows": rights.rows(kept), "shown": True}
-        )
+        return render_values(request, "yours.html", values | {"rows": rows(kept), "shown": True})
     if action == "ask":
         decided = context.settings.decisions.withdrawing_consent
         return render_values(

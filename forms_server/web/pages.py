@@ -13,7 +13,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
-from forms_server.config.env import PACKAGE_DIR, Settings
+from forms_server.config.env import Settings
+from forms_server.config.group import PACKAGE_DIR
 from forms_server.forms.definitions import FORMS
 from forms_server.forms.fields import FormDefinition
 from forms_server.handbook.guidelines import GuidelinesVersion

@@ -1,0 +1,65 @@
+"""The group's facts, set once under `extra.group` in the handbook's mkdocs.yml, and where that
+file and the package's own files are."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from forms_server.errors import FormsServerError
+
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
+# In a checkout (and an editable install) the handbook's sources sit beside the package.
+PROJECT_ROOT = PACKAGE_DIR.parent
+# A wheel carries a copy of them inside the package instead (setup.py puts it there).
+PACKAGED_HANDBOOK = PACKAGE_DIR / "handbook_sources"
+
+
+def is_checkout() -> bool:
+    return (PROJECT_ROOT / "mkdocs.yml").is_file() and (PROJECT_ROOT / "docs").is_dir()
+
+
+def default_handbook_config() -> Path:
+    """The checkout's mkdocs.yml, or the copy in the installed package."""
+    return (PROJECT_ROOT if is_checkout() else PACKAGED_HANDBOOK) / "mkdocs.yml"
+
+
+def default_work_folder() -> Path:
+    """Where the built site and the data go unless configured: the checkout, or, for an
+    installed package (whose folder may not be writable), the folder the server starts in."""
+    return PROJECT_ROOT if is_checkout() else Path.cwd()
+
+
+class SettingsError(FormsServerError):
+    """A setting is missing or wrong; the message says which and how to fix it."""
+
+
+REQUIRED_GROUP_FACTS = ("name", "organisation", "facilitators_email", "crisis_contacts", "exit_url")
+
+
+def group_facts_from(handbook_config: Path) -> Mapping[str, Any]:
+    """The group's facts from the handbook's configuration: one place for both."""
+    try:
+        config = yaml.safe_load(handbook_config.read_text(encoding="utf-8"))
+        facts = config["extra"]["group"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as error:
+        raise SettingsError(
+            f"Could not read the group's facts (extra.group) from {handbook_config}: {error}"
+        ) from error
+    missing = [name for name in REQUIRED_GROUP_FACTS if not facts.get(name)]
+    if missing:
+        raise SettingsError(f"{handbook_config}: extra.group needs {', '.join(missing)}.")
+    return dict(facts)
+
+
+def undelivered_kept_days(group: Mapping[str, Any], handbook_config: Path) -> int:
+    value = group.get("undelivered_kept_days", 7)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 90:
+        raise SettingsError(
+            f"{handbook_config}: extra.group.undelivered_kept_days must be a whole number of "
+            "days from 1 to 90."
+        )
+    return value
