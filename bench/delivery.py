@@ -22,25 +22,20 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from forms_server.config.env import HealthLimits
+from bench.services import bench_mail, bench_services
 from forms_server.config.group import PROJECT_ROOT
-from forms_server.config.mail import MailSettings, SmtpSecurity
-from forms_server.delivery.worker import Delivery
 from forms_server.forms.fields import Submission
 from forms_server.forms.reference import new_reference
 from forms_server.mail.catcher import free_loopback_port
-from forms_server.storage.outbox import Outbox
-from forms_server.storage.records import SubmissionStore
+from forms_server.services import Services
 
-KEY = bytes(range(32))
 ANSWERS = {"name": "Bench Member", "dates": "2 and 9 December", "message": "Benchmark."}
-LIMITS = HealthLimits(300, 3600, 300)
 
 
 class CountingRelay:
@@ -58,42 +53,22 @@ class CountingRelay:
         return "250 OK"
 
 
-def mail(port: int) -> MailSettings:
-    return MailSettings(
-        host="127.0.0.1",
-        port=port,
-        security=SmtpSecurity.NONE,
-        username=None,
-        password=None,
-        timeout_seconds=5,
-        ca_file=None,
-        allow_plaintext=False,
-        sender="forms@bench.example",
-        facilitators=("f1@bench.example", "f2@bench.example"),
-        concerns=("lead@bench.example",),
-        facilitator_concerns=("org@bench.example",),
-        retry_hours=48,
+def delivery_for(data_dir: Path, port: int, **mail_changes: object) -> Services:
+    # Duplicates and cost, not flood protection: every form in its own email.
+    return bench_services(
+        data_dir,
+        bench_mail(port, **mail_changes),
+        digest_after_per_hour=1_000_000,
+        urgent_alone_per_hour=1000,
     )
 
 
-def delivery_for(data_dir: Path, port: int) -> Delivery:
-    return Delivery(
-        Outbox(data_dir),
-        SubmissionStore(data_dir, KEY),
-        mail(port),
-        "Bench",
-        timedelta(hours=4),
-        LIMITS,
-        timedelta(days=7),
-        # Duplicates and cost, not flood protection: every form in its own email.
-        sent_alone_per_hour=1_000_000,
-    )
-
-
-def receive(delivery: Delivery, count: int) -> None:
+def receive(delivery: Services, count: int) -> None:
     for _ in range(count):
         now = datetime.now(UTC)
-        delivery.add(Submission(new_reference(), "leave-missing", dict(ANSWERS), now, False, None))
+        delivery.worker.intake.add(
+            Submission(new_reference(), "leave-missing", dict(ANSWERS), now, False, None)
+        )
 
 
 WORKER = """
@@ -104,7 +79,7 @@ from bench.delivery import delivery_for
 delivery = delivery_for(Path(sys.argv[1]), int(sys.argv[2]))
 async def main():
     while delivery.outbox.pending().items:
-        await delivery.deliver_due()
+        await delivery.worker.run_pass()
 asyncio.run(main())
 """
 
@@ -150,12 +125,12 @@ def cost_with_history(markers: int) -> tuple[float, float]:
         for number in range(markers):
             (delivery.outbox.delivered_folder / f"M{number:08d}").touch()
         receive(delivery, 20)
-        asyncio.run(delivery.deliver_due())  # every form fails once and backs off
-        a_pass = median_seconds(lambda: asyncio.run(delivery.deliver_due()), 30)
+        asyncio.run(delivery.worker.run_pass())  # every form fails once and backs off
+        a_pass = median_seconds(lambda: asyncio.run(delivery.worker.run_pass()), 30)
         # One health check takes microseconds: time batches of them, so timer noise averages out.
         batch = 10_000
         health = median_seconds(
-            lambda: [delivery.health(datetime.now(UTC)) for _ in range(batch)], 15
+            lambda: [delivery.worker.health(datetime.now(UTC)) for _ in range(batch)], 15
         )
         return a_pass, health / batch
 

@@ -30,16 +30,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from forms_server.config.decisions import DeliveryMode
 from forms_server.config.env import load_settings
 from forms_server.config.group import PROJECT_ROOT
-from forms_server.delivery.worker import Delivery
 from forms_server.forms.definitions import FORMS
 from forms_server.forms.fields import Answers, Submission
 from forms_server.forms.reference import new_reference
 from forms_server.handbook.build import build_handbook
+from forms_server.links import Links
 from forms_server.mail.crypto import load_recipient_key
 from forms_server.mail.messages import WIRE_POLICY, new_message_id
-from forms_server.storage.reading import ReadingRoom, read_links
+from forms_server.services import signer_for
+from forms_server.storage.reading import ReadingRoom
 from forms_server.storage.sealing import Sealer
-from forms_server.web.app import create_app, signer_for
+from forms_server.web.app import create_app
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS, free_port
 from tests.test_delivery import mail_settings, make_delivery
 from tests.test_message_crypto import openpgp_key, smime_certificate
@@ -59,23 +60,19 @@ def concern() -> Submission:
 
 
 def sizes(folder: Path) -> dict[str, int]:
-    delivery: Delivery = make_delivery(folder, mail_settings(None))
-    delivery.reading = ReadingRoom(folder, timedelta(days=5))
-    delivery.read_link = read_links(
-        signer_for(load_settings(env_file=None, environ={"FORMS_DATA_DIR": str(folder / "keys")})),
-        "https://forms.example",
-    )
+    delivery = make_delivery(folder, mail_settings(None), public_url="https://forms.example")
+    composer = delivery.composer
     cert, _ = smime_certificate(folder)
     keys = {"S/MIME": load_recipient_key(RECIPIENT, cert)}
     keys["OpenPGP"] = load_recipient_key(RECIPIENT, openpgp_key(folder)[0])
     item = concern()
     found = {}
     for name, mode in (("full", DeliveryMode.FULL), ("link-only", DeliveryMode.LINK_ONLY)):
-        message = delivery.form_message(item, RECIPIENT, new_message_id("f@x.org"), mode, "x")
+        message = composer.form_message(item, RECIPIENT, new_message_id("f@x.org"), mode, "x")
         found[name] = len(message.as_bytes(policy=WIRE_POLICY))
     for name, key in keys.items():
-        delivery.recipient_keys = {RECIPIENT: key}
-        message = delivery.form_message(
+        composer.recipient_keys = {RECIPIENT: key}
+        message = composer.form_message(
             item, RECIPIENT, new_message_id("f@x.org"), DeliveryMode.ENCRYPTED, "x"
         )
         found[name] = len(message.as_bytes(policy=WIRE_POLICY))
@@ -105,7 +102,7 @@ def read_times(folder: Path, runs: int) -> tuple[float, float]:
     base = f"http://127.0.0.1:{port}"
     sealer = Sealer(settings.data_keys_bytes)
     room = ReadingRoom(settings.data_dir, timedelta(days=5))
-    links = read_links(signer_for(settings), base)
+    links = Links(signer_for(settings), base)
     baseline, reading = [], []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
@@ -124,7 +121,7 @@ def read_times(folder: Path, runs: int) -> tuple[float, float]:
             page.goto(base + "/", wait_until="load")
             baseline.append(time.perf_counter() - start)
             start = time.perf_counter()
-            page.goto(links(item.reference, "concern", RECIPIENT), wait_until="load")
+            page.goto(links.read(item.reference, "concern", RECIPIENT), wait_until="load")
             page.get_by_role("button", name="Show the submission").click()
             page.get_by_text("did not see the point").first.wait_for()
             reading.append(time.perf_counter() - start)

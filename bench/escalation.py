@@ -17,8 +17,7 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
@@ -26,18 +25,12 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 # Run as a script from the project folder: the relay and settings of bench/delivery.py.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.delivery import KEY, LIMITS, mail
-from forms_server.config.decisions import default_retention_days
-from forms_server.delivery.worker import Delivery
+from bench.services import bench_mail, bench_services
 from forms_server.forms.fields import Submission
 from forms_server.forms.reference import new_reference
 from forms_server.mail.catcher import free_loopback_port
-from forms_server.storage.acknowledgements import Acknowledgements
-from forms_server.storage.outbox import Outbox
-from forms_server.storage.records import SubmissionStore
-from forms_server.storage.watch import Watch
 
-ESCALATION = "deputy@bench.example"
+ESCALATION = "escalation@bench.example"
 ANSWERS = {
     "about": "member",
     "immediate_risk": "yes",
@@ -71,24 +64,17 @@ async def run(after: float, runs: int, relay: ArrivalRelay, port: int) -> tuple[
     repeats = 0
     with tempfile.TemporaryDirectory() as folder:
         data = Path(folder)
-        delivery = Delivery(
-            Outbox(data),
-            SubmissionStore(data, KEY),
-            replace(mail(port), escalation=(ESCALATION,)),
-            "Bench",
-            timedelta(hours=4),
-            LIMITS,
-            timedelta(days=7),
-            acknowledgements=Acknowledgements(data, default_retention_days()),
-            watch=Watch(data),
-            escalate_after={"urgent": timedelta(seconds=after), "other": timedelta(days=2)},
+        # Seconds rather than the minutes a group decides, so the bench runs in seconds.
+        minutes = {"urgent": after / 60, "other": 2 * 24 * 60}
+        delivery = bench_services(
+            data, bench_mail(port), decisions={"escalate_after_minutes": minutes}
         )
-        worker = asyncio.create_task(delivery.run())
+        worker = asyncio.create_task(delivery.worker.run())
         for _ in range(runs):
             reference = new_reference()
             received = datetime.now(UTC)
             due = time.monotonic() + after
-            await delivery.receive(
+            await delivery.worker.receive(
                 Submission(reference, "concern", dict(ANSWERS), received, True, None)
             )
             while reference not in relay.escalations:
@@ -98,17 +84,13 @@ async def run(after: float, runs: int, relay: ArrivalRelay, port: int) -> tuple[
             await asyncio.sleep(after)  # time for a second escalation, were there one
             repeats += len(relay.escalations[reference]) - 1
         picked_up = new_reference()
-        await delivery.receive(
+        await delivery.worker.receive(
             Submission(picked_up, "concern", dict(ANSWERS), datetime.now(UTC), True, None)
         )
-        if delivery.acknowledgements is None:
-            raise RuntimeError("the bench delivery keeps acknowledgements")
-        delivery.acknowledgements.record(
-            picked_up, "concern", "lead@bench.example", datetime.now(UTC)
-        )
+        delivery.files.pick_up(picked_up, "concern", "lead@bench.example")
         await asyncio.sleep(after * 2)
         repeats += len(relay.escalations.get(picked_up, []))
-        await delivery.stop()
+        await delivery.worker.stop()
         await worker
     return lags, repeats
 

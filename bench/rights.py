@@ -23,12 +23,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.delivery import KEY, mail
+from bench.services import KEY, bench_mail, bench_services
+from forms_server.export import as_csv, as_json
 from forms_server.forms.definitions import FORMS
 from forms_server.forms.fields import Answers, Submission
 from forms_server.forms.reference import new_reference
 from forms_server.mail.messages import WIRE_POLICY, Envelope, build_member_copy, new_message_id
-from forms_server.rights import Rights
 from forms_server.storage.records import SubmissionStore
 from tests.test_views import valid_answers
 
@@ -82,7 +82,9 @@ def copy_bytes(full: bool) -> int:
     submission = Submission(new_reference(), form.kind, answers, NOW, False, None)
     message = build_member_copy(
         submission,
-        Envelope("member@example.org", new_message_id("forms@bench.example"), mail(25), "", NOW),
+        Envelope(
+            "member@example.org", new_message_id("forms@bench.example"), bench_mail(25), "", NOW
+        ),
         "https://forms.example/forms/yours/" + "x" * 120,
         NOW + timedelta(days=90),
         with_answers=full,
@@ -98,8 +100,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         data = Path(folder)
         email = fill(data, arguments.members)
-        store = SubmissionStore(data, KEY)
-        rights = Rights(store, data)
+        services = bench_services(data, bench_mail(25))
+        store, rights = services.store, services.rights
         baseline = median_seconds(store.all, arguments.runs)
         # Each command as the tool runs it: the search, then what it does with what it found.
         results = {
