@@ -28,6 +28,8 @@ from pathlib import Path
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+# Run as a script from the project folder.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.services import bench_mail, bench_services
 from forms_server.config.group import PROJECT_ROOT
 from forms_server.forms.fields import Submission

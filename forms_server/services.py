@@ -146,7 +146,7 @@ def assemble(settings: Settings, clock: Clock) -> Services:
     )
     copy_limit = CopyLimit(data_dir, store.ledger, settings.member_copies_per_day)
     intake = Intake(outbox, store.sealer, composer, copy_limit, sending, lambda _: None)
-    worker = Worker(outbox, runner, intake, jobs, settings.health)
+    worker = Worker(files, runner, intake, jobs, settings.health)
     intake.woken = worker.woken
     return Services(
         settings=settings,

@@ -5,7 +5,8 @@ up in time never does; an urgent notice that reached nobody escalates at once.""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -145,3 +146,18 @@ def test_the_outbox_command_lists_an_overdue_form_and_exits_1(tmp_path: Path) ->
     result = forms_server(tmp_path, environment(tmp_path), "outbox")
     assert "Overdue: 7CX-J7G-6TW (concern, urgent) was escalated" in result.stdout
     assert result.returncode == 1
+
+
+@in_own_loop
+async def test_the_worker_wakes_when_a_concern_delivered_in_its_pass_falls_due(
+    server: SmtpServer, tmp_path: Path
+) -> None:
+    """The timer starts when the concern is recorded, after the escalation job has looked:
+    the worker still wakes for it then, not at its next idle minute."""
+    clock = Clock()
+    delivery = watching_delivery(tmp_path / "data", server, clock)
+    concern = replace(submission("concern", immediate_risk="yes"), urgent=True, received_at=clock())
+    await delivery.worker.receive(concern)
+    await delivery.worker.run_pass()
+    assert delivery.files.watch.get(concern.reference) is not None
+    assert delivery.worker.next_due_at == clock() + timedelta(minutes=30)

@@ -27,7 +27,7 @@ from forms_server.delivery.runner import Job, Runner
 from forms_server.delivery.sending import Sending
 from forms_server.forms.fields import Submission
 from forms_server.storage.files import write_problem
-from forms_server.storage.outbox import Outbox
+from forms_server.storage.form_files import FormFiles
 
 logger = logging.getLogger(__name__)
 
@@ -56,9 +56,10 @@ class Jobs:
 
 class Worker:
     def __init__(
-        self, outbox: Outbox, runner: Runner, intake: Intake, jobs: Jobs, limits: HealthLimits
+        self, files: FormFiles, runner: Runner, intake: Intake, jobs: Jobs, limits: HealthLimits
     ) -> None:
-        self.outbox = outbox
+        self.files = files
+        self.outbox = files.outbox
         self.runner = runner
         self.intake = intake
         self.jobs = jobs.in_order()
@@ -120,7 +121,9 @@ class Worker:
             else:
                 await self.sending.read_waiting()
         self.last_pass_at = self.clock()
+        # A concern delivered in this pass starts its timer after the escalation job has run.
         dues = [job.next_due_at() for job in self.jobs] + [self.runner.next_due_at()]
+        dues += self.files.take_timers()
         self.next_due_at = min((due for due in dues if due is not None), default=None)
 
     async def inspect(self) -> None:

@@ -53,6 +53,8 @@ class FormSteps:
         self.held = HeldErasures(data_dir)
         self.notices = Notices(outbox)
         self.escalate_after = escalate_after
+        # When the timers started since the worker last asked fall due (it wakes for them).
+        self.timers_started: list[datetime] = []
         self.clock = clock
 
     def reached(self, reference: str) -> tuple[str, ...]:
@@ -117,6 +119,7 @@ class FormSteps:
     def start_watch(self, item: OutboxItem, since: datetime) -> None:
         """From `since`, the group's time to pick it up; then it escalates."""
         after = self.escalate_after["urgent" if item.urgent else "other"]
+        self.timers_started.append(since + after)
         self.watch.start(
             Watched(
                 reference=item.reference,
@@ -128,6 +131,10 @@ class FormSteps:
                 reached=item.reached,
             )
         )
+
+    def take_timers(self) -> list[datetime]:
+        started, self.timers_started = self.timers_started, []
+        return started
 
     def escalate_now(self, reference: str, item: OutboxItem | None, now: datetime) -> None:
         watched = self.watch.get(reference)
