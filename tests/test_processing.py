@@ -13,6 +13,7 @@ from forms_server.forms.fields import Submission
 from forms_server.forms.reference import new_reference
 from forms_server.forms.wording import privacy_collected
 from forms_server.handbook.processing import (
+    HELD_IN_THE_CLEAR,
     OUTBOX_IN_THE_CLEAR,
     READABLE_IN_THE_CLEAR,
     RECORD_IN_THE_CLEAR,
@@ -20,6 +21,8 @@ from forms_server.handbook.processing import (
     holdings,
 )
 from forms_server.services import Services as Delivery
+from forms_server.storage.held_erasures import HeldErasure, HeldErasures
+from forms_server.storage.ledger import ErasureReason
 from forms_server.storage.reading import ReadingRoom
 from forms_server.storage.watch import Watch, Watched
 from tests.decided import DECIDED, write_group_config
@@ -140,3 +143,11 @@ def test_the_record_of_processing_comes_from_the_same_sources(tmp_path: Path) ->
     for group in PRIVACY_GROUPS:
         for phrase in privacy_collected(group):
             assert phrase in record, phrase
+
+
+def test_a_held_erasure_holds_in_the_clear_exactly_what_the_notice_says(tmp_path: Path) -> None:
+    held = HeldErasures(tmp_path)
+    reference = new_reference()
+    held.hold(HeldErasure(reference, "concern", ErasureReason.ERASED, NOW, NOW))
+    stored = json.loads(held.files.path(reference).read_text())
+    assert set(stored) == set(HELD_IN_THE_CLEAR)

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from email.message import EmailMessage
 from typing import Protocol
 
 from forms_server.forms.fields import Submission
@@ -78,19 +79,25 @@ class Digests:
     limits: FloodLimits
     every: timedelta
     send_log: SendLog
-    compose: Callable[[list[Submission], str, int, bool], object]
+    compose: Callable[[list[Submission], str, int, bool], EmailMessage]
     name: str = "digests"
     carriers: dict[bool, Carrier] = field(default_factory=dict)
     waiting: dict[DigestKey, list[str]] = field(default_factory=dict)
     next_at: dict[DigestKey, datetime] = field(default_factory=dict)
-    # Forms waiting for a digest when the last pass ended (the health check reports a flood).
-    last_waiting: int = 0
+    # Forms waiting for a digest, until it goes (the health check reports a flood).
+    held: dict[DigestKey, set[str]] = field(default_factory=dict)
+
+    @property
+    def last_waiting(self) -> int:
+        return len({reference for references in self.held.values() for reference in references})
 
     def start_pass(self) -> None:
         self.waiting = {}
 
     def add(self, address: str, batch: Batch, escalation: bool, reference: str) -> None:
-        self.waiting.setdefault(DigestKey(address, batch, escalation), []).append(reference)
+        key = DigestKey(address, batch, escalation)
+        self.waiting.setdefault(key, []).append(reference)
+        self.held.setdefault(key, set()).add(reference)
 
     def interval(self, key: DigestKey) -> timedelta:
         return URGENT_DIGEST_EVERY if key.batch is Batch.URGENT_DIGEST else self.every
@@ -98,7 +105,6 @@ class Digests:
     async def run(self, now: datetime) -> None:
         """Each address's waiting forms in one message, once its time comes; until then they
         wait, with no attempt counted. Urgent-only digests first."""
-        self.last_waiting = len({r for references in self.waiting.values() for r in references})
         if not self.relay.ready:
             return
         keys = sorted(self.waiting, key=lambda key: key.batch is not Batch.URGENT_DIGEST)
@@ -114,11 +120,13 @@ class Digests:
                 message = self.compose(
                     forms, key.address, self.limits.alone_per_hour, key.escalation
                 )
-                await self.relay.send(message, key.address)  # type: ignore[arg-type]
+                await self.relay.send(message, key.address)
             except Exception as error:  # noqa: BLE001 - this digest's fault alone
                 await carrier.digest_failed(references, key.address, error, now)
+                self.held[key].difference_update(references)
                 continue
             await carrier.digest_sent(references, key.address, now)
+            self.held[key].difference_update(references)
             self.next_at[key] = now + self.interval(key)
             self.send_log.note(key.address, now)
             logger.info("Delivered %d forms in one digest to one recipient", len(references))

@@ -62,6 +62,16 @@ WATCH_IN_THE_CLEAR: Mapping[str, str] = {
 }
 
 
+# An erasure held back until the form is picked up (held_erasures.py); the file's name is the
+# reference.
+HELD_IN_THE_CLEAR: Mapping[str, str] = {
+    "form_kind": "which form it was",
+    "reason": "who asked, and why",
+    "asked_at": "when",
+    "until": "the day it is deleted at the latest",
+}
+
+
 @dataclass(frozen=True)
 class Holding:
     """One kind of thing the server holds."""
@@ -125,8 +135,9 @@ def link_only_holdings(decisions: Decisions) -> list[Holding]:
             sealed=("everything you wrote",),
             clear=in_words(READABLE_IN_THE_CLEAR),
             kept_for=f"what you wrote: {window} day(s) from when its email was sent (sent on "
-            "because nobody picked it up: again from then); who read it: as long as the form's "
-            "record",
+            "because nobody picked it up: again from then), and, if it says someone may be at "
+            "risk, until someone has marked it as being dealt with, at the latest as long as "
+            "the form's record; who read it: as long as the form's record",
             file="readable/",
         )
     ]
@@ -169,9 +180,19 @@ def holdings(decisions: Decisions, undelivered_kept_days: int) -> list[Holding]:
             what="A concern, or a form that says someone may be at risk, until someone picks it up",
             sealed=("everything you wrote",),
             clear=in_words(WATCH_IN_THE_CLEAR),
-            kept_for="until someone marks it as being dealt with, or it is sent on because "
-            "nobody did in time; then what you wrote is deleted",
+            kept_for="what you wrote: until someone marks it as being dealt with, or it has "
+            "been sent on because nobody did in time; the rest: until someone marks it, at "
+            "the latest as long as the form's record",
             file="watch/",
+        ),
+        Holding(
+            what="A request to delete a form that says someone may be at risk, made before "
+            "anyone picked it up",
+            sealed=(),
+            clear=("the reference number", *in_words(HELD_IN_THE_CLEAR)),
+            kept_for="until someone marks the form as being dealt with, or its record's time "
+            "ends, whichever comes first; then the form is deleted",
+            file="held-erasures/",
         ),
         *link_only_holdings(decisions),
         Holding(
@@ -221,11 +242,24 @@ def holdings(decisions: Decisions, undelivered_kept_days: int) -> list[Holding]:
             file="erasures.jsonl",
         ),
         Holding(
-            what="A message the facilitators must get (for example: you withdrew your consent)",
+            what="A message the people who received a form must get (for example: you "
+            "withdrew your consent; someone is dealing with it; it has been deleted)",
             sealed=(),
-            clear=("the reference number", "what happened"),
+            clear=(
+                "the reference number",
+                "what happened",
+                "the addresses of the people it goes to (never yours)",
+            ),
             kept_for="until it is delivered",
             file="outbox/notices/",
+        ),
+        Holding(
+            what="A note that a message was delivered, if the disk was too full to write it "
+            "anywhere else (so it is never sent twice)",
+            sealed=(),
+            clear=("the reference number", "the address it went to (never yours)", "when"),
+            kept_for="until the form's own file can be written, usually seconds",
+            file="outbox/accepted.journal",
         ),
     ]
     return held
