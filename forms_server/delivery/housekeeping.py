@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 import anyio.to_thread
 
 from forms_server.delivery.read_windows import end_read_windows
+from forms_server.delivery.runner import Every
 from forms_server.lifecycle import Event, decide
 from forms_server.storage.form_files import FormFiles
 from forms_server.storage.ledger import ErasureReason
@@ -75,13 +76,11 @@ class Housekeeping:
     def __init__(self, files: FormFiles, replay_window: timedelta) -> None:
         self.files = files
         self.replay_window = replay_window
-        self.last_sweep: datetime | None = None
+        self.every = Every(EVERY)
 
     async def run(self, now: datetime) -> None:
-        if self.last_sweep is not None and now - self.last_sweep < EVERY:
-            return
-        self.last_sweep = now
-        await anyio.to_thread.run_sync(keep_house, self.files, now, self.replay_window)
+        if self.every.due(now):
+            await anyio.to_thread.run_sync(keep_house, self.files, now, self.replay_window)
 
     def next_due_at(self) -> datetime | None:
-        return self.last_sweep + EVERY if self.last_sweep else None
+        return self.every.next_due_at()

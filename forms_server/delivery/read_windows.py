@@ -9,12 +9,14 @@ from datetime import datetime, timedelta
 
 import anyio.to_thread
 
+from forms_server.delivery.runner import Every
 from forms_server.lifecycle import Do, Event
 from forms_server.storage.form_files import FormFiles
 
 logger = logging.getLogger(__name__)
 
-CHECK_EVERY = timedelta(hours=1)
+# More often than housekeeping's hour: a window ends within ten minutes of its time.
+CHECK_EVERY = timedelta(minutes=10)
 
 
 def end_read_windows(files: FormFiles, now: datetime) -> int:
@@ -39,13 +41,11 @@ class ReadWindows:
 
     def __init__(self, files: FormFiles) -> None:
         self.files = files
-        self.last_check: datetime | None = None
+        self.every = Every(CHECK_EVERY)
 
     async def run(self, now: datetime) -> None:
-        if self.last_check is not None and now - self.last_check < CHECK_EVERY:
-            return
-        self.last_check = now
-        await anyio.to_thread.run_sync(end_read_windows, self.files, now)
+        if self.every.due(now):
+            await anyio.to_thread.run_sync(end_read_windows, self.files, now)
 
     def next_due_at(self) -> datetime | None:
-        return self.last_check + CHECK_EVERY if self.last_check else None
+        return self.every.next_due_at()

@@ -25,7 +25,7 @@ import anyio.to_thread
 
 from forms_server.config.decisions import days_in_months
 from forms_server.delivery.composer import Composer
-from forms_server.delivery.runner import in_words
+from forms_server.delivery.runner import Every, in_words
 from forms_server.forms.definitions import FORMS
 from forms_server.forms.fields import Recipients
 from forms_server.mail.relay import Relay
@@ -163,10 +163,10 @@ class RenewalsJob:
         self.notices = notices
         self.composer = composer
         self.relay = relay
-        self.last_check: datetime | None = None
+        self.every = Every(CHECK_EVERY)
 
     async def run(self, now: datetime) -> None:
-        if not self.relay.ready or (self.last_check and now - self.last_check < CHECK_EVERY):
+        if not self.relay.ready or not self.every.due(now):
             return
         renewals = self.renewals
         consents = await anyio.to_thread.run_sync(renewals.consents)
@@ -182,7 +182,6 @@ class RenewalsJob:
             )
         if weekly is not None:
             await anyio.to_thread.run_sync(renewals.weekly_done, now)
-        self.last_check = now
         for record, lapses in renewals.reminders_due(now, consents):
             address = address_of(record)
             if address is None:
@@ -197,4 +196,4 @@ class RenewalsJob:
             logger.info("Reminded %s to sign again", record.reference)
 
     def next_due_at(self) -> datetime | None:
-        return self.last_check + CHECK_EVERY if self.last_check else None
+        return self.every.next_due_at()

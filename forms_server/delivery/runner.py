@@ -83,6 +83,24 @@ class Job(Protocol):
         ...
 
 
+@dataclass
+class Every:
+    """The schedule of a job that works at most once per `interval` (hourly housekeeping)."""
+
+    interval: timedelta
+    last: datetime | None = None
+
+    def due(self, now: datetime) -> bool:
+        """True, and counted as run, if its time has come."""
+        if self.last is not None and now - self.last < self.interval:
+            return False
+        self.last = now
+        return True
+
+    def next_due_at(self) -> datetime | None:
+        return self.last + self.interval if self.last else None
+
+
 @dataclass(frozen=True)
 class JobState:
     failures: int = 0  # in a row

@@ -86,12 +86,15 @@ class FormFiles(FormSteps):
     ) -> tuple[Acknowledgement, bool]:
         """Records who picked it up (the first stands) and, if this is the first, does what a
         pick-up does. `by_route`: who it went to, for a form whose files no longer say."""
+        # Who it reached, read before the pick-up is on disk: from then on another process may
+        # stop its timer, and with it the note of who had it.
+        everyone = self.reached(reference) or by_route
         acknowledgement, first = self.acknowledgements.record(
             reference, form_kind, by, self.clock()
         )
         state = self.state_of(reference) if first else None
         if state is not None:
-            self.carry_out(state, decide(state, Event.PICKED_UP), by=by, by_route=by_route)
+            self.carry_out(state, decide(state, Event.PICKED_UP), by=by, by_route=everyone)
         return acknowledgement, first
 
     def readable_now(self, readable: Readable, now: datetime) -> bool:

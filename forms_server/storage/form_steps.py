@@ -105,7 +105,7 @@ class FormSteps:
                     HeldErasure(reference, state.form_kind, reason, now, state.kept_until or now)
                 )
             elif step is Do.FINISH_HELD_ERASURE:
-                erased = self.finish_held_erasure(state, now)
+                erased = self.finish_held_erasure(state, now, by_route)
             elif step is Do.ERASE:
                 erased = self.erase(state, reason, now)
             elif step is Do.ERASE_READABLE:
@@ -180,11 +180,18 @@ class FormSteps:
             )
         return erased
 
-    def finish_held_erasure(self, state: FormState, now: datetime) -> bool:
-        held = self.held.get(state.reference)
+    def finish_held_erasure(
+        self, state: FormState, now: datetime, by_route: tuple[str, ...] = ()
+    ) -> bool:
+        """Done once: whichever process claims the held erasure carries it out."""
+        held = self.held.claim(state.reference)
         if held is None:
             return False
-        erased = self.erase(state, held.reason, now)
+        try:
+            erased = self.erase(state, held.reason, now)
+        except OSError:
+            self.held.hold(held)  # not done: it stays held, and is tried again
+            raise
         self.tell(
             state.reference,
             "",
@@ -193,8 +200,8 @@ class FormSteps:
             "kept until someone picked it up, because it says someone may be at risk. The forms "
             f"server has now deleted it. Delete the email with reference {state.reference} from "
             "your mailbox too.\n",
+            by_route,
         )
-        self.held.release(state.reference)
         logger.info("Carried out the erasure held back for %s", state.reference)
         self.store.ledger.audit("erase (held back, now done)", now, 1, reference=state.reference)
         return erased

@@ -64,5 +64,14 @@ class HeldErasures:
     def all(self) -> list[HeldErasure]:
         return self.files.all()
 
-    def release(self, reference: str) -> None:
-        self.files.remove(reference)
+    def claim(self, reference: str) -> HeldErasure | None:
+        """The held erasure, taken off the list by this caller alone (another process that
+        finds it gone does nothing); None if there is none."""
+        held = self.files.get(reference)
+        if held is None:
+            return None
+        try:
+            self.files.path(reference).unlink()
+        except FileNotFoundError:
+            return None
+        return held
