@@ -594,3 +594,30 @@ async def test_past_the_hourly_rate_forms_come_together_in_one_digest(
     await delivery.worker.run_pass()
     assert to_facilitators(server) == 5 * len(FACILITATORS)
     assert all(status(delivery, item.reference) is ItemStatus.DELIVERED for item in later)
+
+
+@in_own_loop
+async def test_a_form_recorded_before_its_last_recipient_had_it_is_still_finished_and_watched(
+    server: SmtpServer, tmp_path: Path
+) -> None:
+    """The first recipient's send is put off (451) while the second gets it: the record is kept
+    at once. Once the first gets it too, the form must be finished (its content leaves the
+    outbox) and, as a concern, watched so it escalates if nobody picks it up. Found by the
+    bench: such an item stayed in the outbox for ever, never watched."""
+    delivery = make_delivery(tmp_path / "data", mail_settings(server))
+    server.handler.data_replies.append("451 4.3.0 Try again later")
+    concern = submission("concern", about="member")
+    await delivery.worker.receive(concern)
+    await delivery.worker.run_pass()
+    waiting = delivery.outbox.read(concern.reference)
+    assert waiting is not None
+    assert waiting.recorded
+    assert [r.status for r in waiting.recipients] == [
+        RecipientStatus.PENDING,
+        RecipientStatus.ACCEPTED,
+    ]
+    make_everything_due(delivery)
+    await delivery.worker.run_pass()
+    assert delivery.outbox.read(concern.reference) is None
+    assert delivery.outbox.is_delivered(concern.reference)
+    assert delivery.files.watch.get(concern.reference) is not None

@@ -155,9 +155,15 @@ async def test_the_worker_wakes_when_a_concern_delivered_in_its_pass_falls_due(
     """The timer starts when the concern is recorded, after the escalation job has looked:
     the worker still wakes for it then, not at its next idle minute."""
     clock = Clock()
-    delivery = watching_delivery(tmp_path / "data", server, clock)
+    delivery = make_delivery(
+        tmp_path / "data",
+        mail_settings(server, escalation=(ESCALATION,)),
+        clock=clock,
+        # Sooner than any other job's next turn, so the timer is what the worker wakes for.
+        decisions={"escalate_after_minutes": {"urgent": 1, "other": 2 * 24 * 60}},
+    )
     concern = replace(submission("concern", immediate_risk="yes"), urgent=True, received_at=clock())
     await delivery.worker.receive(concern)
     await delivery.worker.run_pass()
     assert delivery.files.watch.get(concern.reference) is not None
-    assert delivery.worker.next_due_at == clock() + timedelta(minutes=30)
+    assert delivery.worker.next_due_at == clock() + timedelta(minutes=1)

@@ -142,6 +142,9 @@ class Records:
         if to_record:
             await anyio.to_thread.run_sync(self.record, to_record, now)
         for item in list(self.index.values()):
+            if item.status is ItemStatus.DELIVERED:
+                # Recorded when its first recipient had it; every recipient has it now.
+                await anyio.to_thread.run_sync(self.delivered, item)
             await anyio.to_thread.run_sync(self.settle, item, now)
         for reference in [
             r for r, item in self.index.items() if item.status is ItemStatus.DELIVERED
@@ -210,15 +213,16 @@ class Records:
         for item in recorded:
             done = replace(item, recorded=True, next_record_at=None)
             self.index[item.reference] = done
-            try:
-                if done.status is ItemStatus.DELIVERED:
-                    self.files.delivered(done)
-                else:
-                    self.outbox.save(done)
-            except OSError as error:
-                # The record is in the store (which keeps one per reference), so doing this
-                # again next pass is harmless.
-                logger.error("Could not finish %s: %s", done.reference, error)
+            if done.status is not ItemStatus.DELIVERED:
+                self.save(done)  # the rest once every recipient has it (see `finish`)
+
+    def delivered(self, item: OutboxItem) -> None:
+        """Every recipient has it and its record is kept: the lifecycle's turn. If this fails,
+        the next pass does it again, harmlessly (the store keeps one record per reference)."""
+        try:
+            self.files.delivered(item)
+        except OSError as error:
+            logger.error("Could not finish %s: %s", item.reference, error)
 
     def record_failed(self, item: OutboxItem, error: Exception, now: datetime) -> None:
         attempts = item.record_attempts + 1
