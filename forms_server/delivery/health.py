@@ -9,12 +9,13 @@ reference.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from forms_server.config.env import HealthLimits
+from forms_server.delivery.runner import JobState
 from forms_server.storage.outbox_items import ItemStatus, OutboxItem
 from forms_server.storage.watch import Watched
 
@@ -27,6 +28,26 @@ class OutboxSummary:
     oldest_urgent_at: datetime | None = None
     failed: int = 0
     quarantined: int = 0
+
+
+class WaitingIndex(dict[str, OutboxItem]):
+    """The delivery job's view of what is waiting, by reference. It counts its changes, so the
+    health check works its summary out again only when something changed."""
+
+    changes = 0
+
+    def __setitem__(self, reference: str, item: OutboxItem) -> None:
+        self.changes += 1
+        super().__setitem__(reference, item)
+
+    def __delitem__(self, reference: str) -> None:
+        self.changes += 1
+        super().__delitem__(reference)
+
+    def replace_all(self, items: Iterable[OutboxItem]) -> None:
+        self.changes += 1
+        super().clear()
+        super().update((item.reference, item) for item in items)
 
 
 def summarise(items: Iterable[OutboxItem], quarantined: int) -> OutboxSummary:
@@ -57,7 +78,7 @@ class Health:
     # Forms waiting for a digest, and escalations nobody has picked up.
     in_digests: int = 0
     overdue: int = 0
-    jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    jobs: Mapping[str, JobState] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -82,7 +103,7 @@ class Health:
             },
             "escalations_overdue": self.overdue,
             "worker": {"seconds_since_last_pass": self.worker_seconds_since_pass},
-            "jobs": self.jobs,
+            "jobs": {name: state.to_json() for name, state in self.jobs.items()},
             # Delivered with a mark, never dropped; many at once may mean a flood of spam.
             "suspected_automated_since_start": self.suspected_automated,
         }

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 import anyio.to_thread
 
 from forms_server.delivery.composer import Composer
+from forms_server.delivery.health import WaitingIndex
 from forms_server.delivery.runner import backoff_seconds, in_words, recipient_failed
 from forms_server.errors import FormsServerError
 from forms_server.forms.fields import Submission
@@ -96,7 +97,7 @@ class Records:
         files: FormFiles,
         store: SubmissionStore,
         composer: Composer,
-        index: dict[str, OutboxItem],
+        index: WaitingIndex,
         windows: tuple[timedelta, timedelta],
     ) -> None:
         self.files = files

@@ -26,6 +26,7 @@ import anyio.to_thread
 
 from forms_server.delivery.composer import Composer
 from forms_server.delivery.digests import Digests, SendLog
+from forms_server.delivery.health import OutboxSummary, WaitingIndex, summarise
 from forms_server.delivery.recording import Records, failed, item_failed
 from forms_server.forms.fields import Submission
 from forms_server.lifecycle import Batch, FloodLimits, SendState, how_to_send, priority
@@ -68,7 +69,8 @@ class Sending:
         self.limits = limits
         # What is waiting, as last read or changed: the health check reads it, so a form
         # received between passes counts at once.
-        self.index: dict[str, OutboxItem] = {}
+        self.index = WaitingIndex()
+        self.summary_of: tuple[int, int, OutboxSummary] = (-1, -1, OutboxSummary())
         self.records = Records(files, store, composer, self.index, windows)
         self.quarantined = 0
         self.known: set[str] = set()
@@ -83,10 +85,7 @@ class Sending:
 
     async def read_waiting(self) -> None:
         read = await anyio.to_thread.run_sync(self.outbox.pending)
-        self.index.clear()
-        self.index.update(
-            (item.reference, self.records.with_unsaved_accepts(item)) for item in read.items
-        )
+        self.index.replace_all(self.records.with_unsaved_accepts(item) for item in read.items)
         self.known = set(self.index)
         for found in read.quarantined:
             rule = await anyio.to_thread.run_sync(self.files.found_unreadable, found)
@@ -128,6 +127,14 @@ class Sending:
             while not self.stopping and (chosen := self.next_send(now)) is not None:
                 await self.send(*chosen, now)
                 await self.look_for_arrivals()
+
+    def summary(self) -> OutboxSummary:
+        """What is waiting, in counts and times; worked out again only after a change."""
+        changes, quarantined, summary = self.summary_of
+        if (changes, quarantined) != (self.index.changes, self.quarantined):
+            summary = summarise(self.index.values(), self.quarantined)
+            self.summary_of = (self.index.changes, self.quarantined, summary)
+        return summary
 
     def next_due_at(self) -> datetime | None:
         return min(

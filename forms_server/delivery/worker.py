@@ -19,7 +19,7 @@ import anyio.to_thread
 from forms_server.config.env import HealthLimits
 from forms_server.delivery.digests import Digests
 from forms_server.delivery.escalation import Escalation
-from forms_server.delivery.health import Health, assess, escalation_problems, summarise
+from forms_server.delivery.health import Health, assess, escalation_problems
 from forms_server.delivery.intake import Intake
 from forms_server.delivery.notices import NoticesJob
 from forms_server.delivery.recording import Recording
@@ -182,7 +182,7 @@ class Worker:
                 "journal: a restart before the data folder is writable would send them again."
             )
         health = assess(
-            summarise(self.sending.index.values(), self.sending.quarantined),
+            self.sending.summary(),
             self.folder_problem,
             self.last_pass_at,
             now,
@@ -194,5 +194,5 @@ class Worker:
             suspected_automated=self.intake.suspected_automated,
             in_digests=self.digests.last_waiting,
             overdue=len(self.escalation.overdue),
-            jobs={name: state.to_json() for name, state in self.runner.states.items()},
+            jobs=dict(self.runner.states),
         )

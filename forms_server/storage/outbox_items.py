@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 from forms_server.storage.folder_store import (
@@ -99,7 +100,8 @@ class OutboxItem(SealedForm):
     failed_at: datetime | None = None
     content_erased_at: datetime | None = None
 
-    @property
+    # Worked out once per item (it is frozen): the health check asks often.
+    @cached_property
     def status(self) -> ItemStatus:
         if self.problem is not None:
             return ItemStatus.FAILED
@@ -116,7 +118,7 @@ class OutboxItem(SealedForm):
             return ItemStatus.DELIVERED
         return ItemStatus.FAILED
 
-    @property
+    @cached_property
     def reached(self) -> tuple[str, ...]:
         """Recipients of the form (not the member's own copy) who have it."""
         return tuple(
