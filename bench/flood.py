@@ -219,6 +219,18 @@ def alone(site: Path, runs: int) -> float:
     return statistics.median(times)
 
 
+def said(told: list[str]) -> dict[str, list[int]]:
+    """Each problem once, its changing count as N, and the counts it went through."""
+    found: dict[str, list[int]] = {}
+    for problem in told:
+        number = re.search(r"\b(\d+) form\(s\)", problem)
+        key = re.sub(r"\b\d+ form\(s\)", "N form(s)", problem)
+        found.setdefault(key, [])
+        if number:
+            found[key].append(int(number.group(1)))
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--forms", type=int, default=500)
@@ -238,9 +250,10 @@ def main() -> None:
                 f"confirm to the relay for both concerns recipients ({seconds / baseline:.1f}x "
                 f"alone; target under {target:.0f} s)"
             )
-            print("  the operator was told (/healthz from this machine, each problem once):")
-            for problem in told:
-                print(f"    {problem}")
+            print("  the operator was told (/healthz from this machine, every second):")
+            for problem, numbers in said(told).items():
+                counts = f" (N from {min(numbers)} to {max(numbers)})" if numbers else ""
+                print(f"    {problem}{counts}")
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ from forms_server.cli.rights import correct, erase, export, find, keys
 from forms_server.cli.serve import serve
 from forms_server.config.env import load_settings
 from forms_server.errors import FormsServerError
-from forms_server.handbook.processing import record_of_processing
+from forms_server.handbook.record_of_processing import record_of_processing
 
 logger = logging.getLogger("forms_server")
 

@@ -33,7 +33,8 @@ from forms_server.config.group import SettingsError, undelivered_kept_days
 from forms_server.delivery.member_copy import MEMBER_COPY_SENDER, MEMBER_COPY_SUBJECT
 from forms_server.forms.definitions import PRIVACY_GROUPS
 from forms_server.forms.wording import privacy_collected, privacy_retention
-from forms_server.handbook.processing import delivery_in_words, holdings_table, record_of_processing
+from forms_server.handbook.processing import delivery_in_words, holdings_table
+from forms_server.handbook.record_of_processing import record_of_processing
 
 # How mkdocs.yml names this extension under `markdown_extensions`.
 EXTENSION_NAME = "forms_server.handbook.markdown_ext"

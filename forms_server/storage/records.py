@@ -247,8 +247,7 @@ class SubmissionStore:
         file (never emptied first): then the older keys open nothing here and can go."""
         count = 0
         with self.locked() as database:
-            storage = database.storage
-            data = storage.read() or {}
+            data = database.storage.read() or {}
             for name, table in data.items():
                 if name == META_TABLE:
                     continue
@@ -258,7 +257,7 @@ class SubmissionStore:
                         self.sealer, opened.reference, opened.kept, opened.guidelines_version
                     )
                     count += 1
-            storage.write(data)
+            database.storage.write(data)
         return count
 
     def reapply_erasures(self) -> int:
