@@ -76,7 +76,6 @@ class Sending:
         self.known: set[str] = set()
         self.deferred: set[tuple[str, str]] = set()
         self.stopping = False
-        self.pass_now: datetime | None = None
 
     # -- What is waiting -------------------------------------------------------------------
 
@@ -120,7 +119,6 @@ class Sending:
     # -- A pass ----------------------------------------------------------------------------
 
     async def run(self, now: datetime) -> None:
-        self.pass_now = now
         self.deferred = set()
         await self.read_waiting()
         if self.relay.ready:

@@ -135,11 +135,9 @@ class FolderStore(Generic[T]):
     def encoded(self, record: T) -> bytes:
         return json.dumps(self.encode(record), separators=(",", ":")).encode("utf-8")
 
-    def create(self, record: T, name_is_free: Callable[[], bool] = lambda: True) -> bool:
+    def create(self, record: T) -> bool:
         """Written durably and whole; False (nothing written) if the name is taken."""
-        return create_exclusively(
-            self.path(self.name_of(record)), self.encoded(record), name_is_free
-        )
+        return create_exclusively(self.path(self.name_of(record)), self.encoded(record))
 
     def save(self, record: T) -> None:
         replace_atomically(self.path(self.name_of(record)), self.encoded(record))
