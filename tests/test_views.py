@@ -895,6 +895,19 @@ def test_a_form_page_never_lets_the_browser_restore_typed_answers(client: TestCl
     assert page.select('a[target="_blank"]') == []
 
 
+@pytest.mark.parametrize("kind", sorted(FORMS))
+def test_no_field_lets_the_browser_save_what_was_typed(client: TestClient, kind: str) -> None:
+    """A field's own autocomplete ("name", "tel", "email") overrides the form's "off": Chromium
+    then saved the member's name and the number asked only of someone not safe. Being a member
+    of this group is itself health information, so no field ever asks the browser to keep it."""
+    page = soup_of(client.get(f"/forms/{kind}/").text)
+    # Radios and boxes cannot carry it (the form's own "off" covers them).
+    fields = page.select("form input[type=text], form input[type=email], form textarea")
+    assert fields
+    for field in fields:
+        assert field.get("autocomplete") == "off", field
+
+
 # -- Receipts: only for forms that exist, and saying who reads them -----------------------------
 
 

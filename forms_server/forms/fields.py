@@ -66,7 +66,10 @@ class Field:
     handbook_link: tuple[str, str] | None = None
     # Kept on our server after delivery (encrypted). Everything else is gone once delivered.
     kept: bool = False
-    # The browser's autofill hint (WCAG 1.3.5).
+    # What the field holds, as an autofill token ("name", "tel"). The page never sends it: every
+    # field says autocomplete="off", so the browser keeps nothing typed (being a member of this
+    # group is itself health information), at the cost of WCAG 1.3.5's purpose hints. The
+    # command line uses it to recognise a name (rights.py).
     autocomplete: str = ""
     # What the privacy notice says we collect, as a phrase: "the name we should use for you".
     privacy: str = ""
