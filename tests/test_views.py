@@ -1023,14 +1023,58 @@ def test_a_limited_member_is_told_the_real_wait_and_the_way_round(
         site_dir, tmp_path / "data", FORMS_CLIENT_POST_BURST="1", FORMS_CLIENT_POSTS_PER_MINUTE="6"
     )
     with TestClient(app, base_url=BASE_URL, client=("198.51.100.7", 4000)) as client:
-        answers = valid_answers(FORMS["concern"])
-        assert client.post("/forms/concern/", data=answers).status_code == 200
-        refused = client.post("/forms/concern/", data=answers)
+        answers = valid_answers(FORMS["leave-missing"])
+        assert client.post("/forms/leave-missing/", data=answers).status_code == 200
+        refused = client.post("/forms/leave-missing/", data=answers)
     assert refused.status_code == 429
     assert refused.headers["retry-after"] == "10"
-    assert "Wait 10 seconds, then try again." in refused.text
-    assert "If you or someone else is in danger now, call 999." in refused.text
+    assert "Wait 10 seconds, then press Continue again." in refused.text
     assert "facilitators@example.org" in refused.text
+    # Nothing typed is lost to a limit: the form comes back with every answer.
+    assert VALID["dates"] in refused.text
+
+
+def test_a_concern_has_a_budget_of_its_own_that_ordinary_forms_cannot_use_up(
+    site_dir: Path, tmp_path: Path
+) -> None:
+    """A shared network (/24) can be other people: 25 posts from it made the next concern
+    get 429, and Back lost what was typed. Risk forms count against a larger budget of their
+    own, so ordinary posts from the same network never stop them."""
+    app = make_app(site_dir, tmp_path / "data", FORMS_CLIENT_POST_BURST="2")
+    with TestClient(app, base_url=BASE_URL, client=("198.51.100.7", 4000)) as client:
+        ordinary = valid_answers(FORMS["leave-missing"])
+        statuses = [
+            client.post("/forms/leave-missing/", data=ordinary).status_code for _ in range(4)
+        ]
+        assert statuses == [200, 200, 429, 429]
+        for kind in ("concern", "leave-left-early"):
+            answers = valid_answers(FORMS[kind])
+            assert client.post(f"/forms/{kind}/", data=answers).status_code == 200
+
+
+def test_past_its_own_budget_a_concern_comes_back_with_every_answer_and_no_wrong_contact(
+    site_dir: Path, tmp_path: Path
+) -> None:
+    app = make_app(
+        site_dir, tmp_path / "data", FORMS_CLIENT_POST_BURST="1", FORMS_CLIENT_POSTS_PER_MINUTE="6"
+    )
+    about_a_facilitator = {
+        **valid_answers(FORMS["concern"]),
+        "about": "facilitator",
+        "what_happened": "A facilitator said something that worried me (kingfisher).",
+    }
+    with TestClient(app, base_url=BASE_URL, client=("198.51.100.7", 4000)) as client:
+        statuses = [
+            client.post("/forms/concern/", data=about_a_facilitator).status_code for _ in range(3)
+        ]
+        assert statuses == [200, 200, 200]  # three times an ordinary form's budget
+        refused = client.post("/forms/concern/", data=about_a_facilitator)
+    assert refused.status_code == 429
+    assert refused.headers["retry-after"] == "4"  # 18 a minute: one every 3.3 seconds
+    assert "kingfisher" in refused.text  # everything typed is still there, to send again
+    assert "If you or someone else is in danger now, call 999." in refused.text
+    # Never sent to the facilitators with a concern about one of them.
+    assert "facilitators@example.org" not in refused.text
 
 
 @pytest.mark.parametrize("kind", [*FORMS, "leave"])

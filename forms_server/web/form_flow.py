@@ -36,7 +36,7 @@ from forms_server.signing import (
     Purpose,
     TokenError,
 )
-from forms_server.web.guards import read_form
+from forms_server.web.guards import limited, read_form
 from forms_server.web.pages import (
     NO_STORE,
     FormsContext,
@@ -141,17 +141,22 @@ def form_with_answers(
     draft: str,
     status_code: int = 200,
     replaces: str | None = None,
+    held: tuple[int, list[str]] | None = None,
 ) -> Response:
-    """The form; signing again from a renewal reminder, it carries which record it replaces."""
+    """The form; signing again from a renewal reminder, it carries which record it replaces;
+    `held`: the wait and what to say, when a limit holds the post back (answers kept)."""
     context = context_of(request)
     renews = context.links.renew_token(replaces) if replaces else None
     cannot_save = context.cannot_save is not None
-    return render(
+    if held is not None:
+        status_code = 429
+    response = render(
         request,
         "form.html",
         # The answers stay on the page; the status says the service is unavailable.
         status_code=503 if cannot_save and status_code == 200 else status_code,
         cannot_save=cannot_save,
+        notices=held[1] if held else [],
         form=form,
         title=form.title,
         answers=answers,
@@ -159,6 +164,9 @@ def form_with_answers(
         draft=draft,
         renews=renews,
     )
+    if held is not None:
+        response.headers["Retry-After"] = str(held[0])
+    return response
 
 
 async def form_page(request: Request) -> Response:
@@ -176,6 +184,11 @@ async def form_answers(request: Request) -> Response:
         return expired_page(request)
     checked = validate(form, submitted)
     replaces = context.links.open_renew(submitted.get("renews")) if form.binds_guidelines else None
+    held = limited(request, form, checked.answers, "Continue")
+    if held is not None:
+        return form_with_answers(
+            request, form, checked.answers, {}, draft, replaces=replaces, held=held
+        )
     if not checked.ok:
         return form_with_answers(
             request, form, checked.answers, checked.errors, draft, 400, replaces
@@ -226,7 +239,13 @@ async def form_change(request: Request) -> Response:
         return expired_page(request)
     draft = context.drafts.token_for(reference)
     return form_with_answers(
-        request, form, payload["answers"], {}, draft, replaces=payload.get("replaces")
+        request,
+        form,
+        payload["answers"],
+        {},
+        draft,
+        replaces=payload.get("replaces"),
+        held=limited(request, form, payload["answers"], "Continue"),
     )
 
 
@@ -237,6 +256,20 @@ async def form_confirm(request: Request) -> Response:
     reference: str = payload["reference"]
     if context.drafts.is_cancelled(reference):
         return expired_page(request)
+    held = limited(request, form, payload["answers"], "Send")
+    if held is not None:
+        response = check_answers_page(
+            request,
+            form,
+            payload["answers"],
+            looks_automated=bool(payload.get("automated")),
+            reference=reference,
+            notice=" ".join(held[1]),
+            replaces=payload.get("replaces"),
+        )
+        response.status_code = 429
+        response.headers["Retry-After"] = str(held[0])
+        return response
     if age < context.settings.min_confirm_seconds:
         # Faster than anyone can read the page: a script, or a slip. Nothing is sent; a person
         # sees their answers again and sends them with one more click.

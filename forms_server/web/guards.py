@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl, urlsplit
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
-from forms_server.forms.fields import FormDefinition, body_limit
+from forms_server.forms.fields import Answers, FormDefinition, body_limit
 from forms_server.web.pages import context_of
 
 # Posts that carry no answers (the leave notice chooser). A form's own limit is `body_limit`,
@@ -30,18 +30,25 @@ def refuse_cross_site(request: Request) -> None:
             raise HTTPException(403, "This form can only be sent from our own pages.")
 
 
-def refuse_floods(request: Request, form: FormDefinition | None) -> None:
+def wait_seconds(request: Request, form: FormDefinition | None) -> int | None:
+    """None if this post may go ahead (it is counted); else the real wait, in whole seconds.
+    A form that can carry a risk to someone counts against a larger budget of its own."""
     address = request.client.host if request.client else "unknown"
     protected = form is not None and form.can_be_urgent
     wait = context_of(request).limits.wait_seconds(address, protected)
+    return None if wait is None else max(1, math.ceil(wait))
+
+
+def refuse_floods(request: Request) -> None:
+    """For posts that carry no answers (a chooser, a link's button): a plain page."""
+    wait = wait_seconds(request, None)
     if wait is not None:
-        seconds = max(1, math.ceil(wait))
         raise HTTPException(
             429,
             detail=" ".join(
-                [f"Wait {duration_in_words(seconds)}, then try again.", *way_round(request, form)]
+                [f"Wait {duration_in_words(wait)}, then try again.", *way_round(request)]
             ),
-            headers={"Retry-After": str(seconds)},
+            headers={"Retry-After": str(wait)},
         )
 
 
@@ -52,14 +59,25 @@ def duration_in_words(seconds: int) -> str:
     return "1 minute" if minutes == 1 else f"{minutes} minutes"
 
 
-def way_round(request: Request, form: FormDefinition | None) -> list[str]:
-    """What someone who was told to wait can do now instead, fitting their form."""
+def way_round(
+    request: Request, form: FormDefinition | None = None, answers: Answers | None = None
+) -> list[str]:
+    """What someone who was told to wait can do now instead, fitting their form and answers:
+    never the facilitators, for a concern about one of them."""
     settings = context_of(request).settings
     facilitators = str(settings.group["facilitators_email"])
     sentences = []
     if form is not None and form.can_be_urgent:
         sentences.append("If you or someone else is in danger now, call 999.")
-    if form is not None and form.rerouted_when is not None:
+    rerouted = form is not None and form.rerouted_when is not None
+    if rerouted and answers is not None and form is not None:
+        field_name, answer, _ = form.rerouted_when or ("", "", None)
+        if answers.get(field_name) == answer:
+            contact = settings.decisions.facilitator_concern_email
+            if contact:
+                sentences.append(f"You can also email {contact}.")
+            return sentences
+    if rerouted:
         contact = settings.decisions.facilitator_concern_email
         sentences.append(
             f"You can also email the facilitators at {facilitators}"
@@ -70,11 +88,27 @@ def way_round(request: Request, form: FormDefinition | None) -> list[str]:
     return sentences
 
 
+def limited(
+    request: Request, form: FormDefinition, answers: Answers, again: str
+) -> tuple[int, list[str]] | None:
+    """None if this form's post may go ahead; else the wait and what the page says, for a
+    page that keeps every answer (nothing typed is ever lost to a limit)."""
+    wait = wait_seconds(request, form)
+    if wait is None:
+        return None
+    return wait, [
+        f"You have sent a lot in a short time. Wait {duration_in_words(wait)}, then press "
+        f"{again} again. Everything you typed is still here.",
+        *way_round(request, form, answers),
+    ]
+
+
 async def read_form(
     request: Request, form: FormDefinition | None = None
 ) -> dict[str, str | list[str]]:
     refuse_cross_site(request)
-    refuse_floods(request, form)
+    if form is None:
+        refuse_floods(request)  # a form's own posts are limited once their answers are read
     max_bytes = SMALL_BODY_BYTES if form is None else body_limit(form)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/x-www-form-urlencoded":

@@ -100,6 +100,9 @@ def network_of(address: str) -> str:
     return str(ipaddress.ip_network(f"{parsed}/{prefix}", strict=False))
 
 
+RISK_BUDGET = 3
+
+
 class PostLimits:
     def __init__(
         self,
@@ -113,6 +116,14 @@ class PostLimits:
         self.per_network = RateLimiter(
             per_client_burst, per_client_per_minute, max_clients_tracked, clock
         )
+        # Forms that can carry a risk to someone: a budget of their own, three times as large,
+        # so a busy shared network (other people's posts) never uses it up.
+        self.risky = RateLimiter(
+            per_client_burst * RISK_BUDGET,
+            per_client_per_minute * RISK_BUDGET,
+            max_clients_tracked,
+            clock,
+        )
         self.everyone = RateLimiter(global_burst, global_per_minute, 1, clock)
 
     def allow(self, address: str, protected: bool = False) -> bool:
@@ -120,9 +131,12 @@ class PostLimits:
 
     def wait_seconds(self, address: str, protected: bool = False) -> float | None:
         """None if this post may go ahead; else how many seconds until it may. A `protected`
-        post never counts against the shared budget: a flood from elsewhere cannot stop it."""
+        post counts against its network's risk budget alone, never the shared one: a flood
+        from elsewhere cannot stop it, nor ordinary posts from its own network."""
+        if protected:
+            return self.risky.wait_seconds(network_of(address))
         wait = self.per_network.wait_seconds(network_of(address))
-        if wait is not None or protected:
+        if wait is not None:
             return wait
         return self.everyone.wait_seconds("everyone")
 
