@@ -63,7 +63,7 @@ def on_post_build(config: MkDocsConfig) -> None:
     for script in OWN_SCRIPTS:
         path = site_dir / script
         path.write_text(without_comments(path.read_text(encoding="utf-8")), encoding="utf-8")
-    # What the search page and GET /search read (Zensical writes its own, in the same shape).
+    # What the search page and POST /search read (Zensical writes its own, in the same shape).
     write_index(site_dir, page_locations(config.nav), excluded_from_search(Path(config.docs_dir)))
 
 

@@ -1,5 +1,5 @@
-"""Searching the handbook: the index of the built site, the ranking, and GET /search?q= for a
-browser without JavaScript."""
+"""Searching the handbook: the index of the built site, the ranking (stems, typos, words that
+mean someone needs help now), and POST /search for a browser without JavaScript."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from forms_server.handbook.search import (
     Section,
     marked,
     page_locations,
+    read_crisis_words,
     read_index,
     search,
     source_location,
@@ -76,11 +77,63 @@ def test_a_word_is_found_as_it_is_typed(sections: list[Section]) -> None:
     assert search(sections, "cam")[0].section == search(sections, "camera")[0].section
 
 
-def test_every_word_of_the_query_must_be_there() -> None:
+def test_sections_with_every_word_come_and_else_those_with_the_most() -> None:
     found = section("Leaving", "You can leave the group at any time.")
     other = section("Cameras", "Your camera is up to you.", "other/")
-    assert [r.section for r in search([found, other], "leave group")] == [found]
-    assert [r.section for r in search([found, other], "leave camera")] == []
+    both = section("Notes", "Nothing here.", "notes/")
+    assert [r.section for r in search([found, other, both], "leave group")] == [found]
+    # No section has "leave" and "camera": each that has one of them is better than nothing,
+    # for a member who typed a sentence should not be told there is nothing.
+    assert [r.section for r in search([found, other, both], "leave camera")] == [found, other]
+    assert [r.section for r in search([found, other, both], "leave group camera")] == [found]
+
+
+@pytest.mark.parametrize(
+    ("typed", "finds"),
+    [
+        ("cameras", "camera"),  # a plural finds the singular
+        ("leaving", "leave"),  # and an ending, the word
+        ("confidentail", "confidential"),  # one letter swapped
+        ("safegaurding", "safeguarding"),
+        ("atend", "attend"),  # one letter missing
+        ("how do I leave the group", "leave"),  # the little words of a question do not count
+    ],
+)
+def test_a_member_finds_the_section_with_the_words_they_would_type(
+    sections: list[Section], typed: str, finds: str
+) -> None:
+    results = search(sections, typed)
+    assert results, typed
+    assert finds in (results[0].section.title + " " + results[0].section.text).lower()
+
+
+def test_a_short_word_is_not_read_as_another(sections: list[Section]) -> None:
+    # "cam" is the start of "camera", and a four-letter word gets no typo allowance: "rule"
+    # never becomes "role" or "rude".
+    assert all(
+        "rule" in (r.section.title + r.section.text).lower() for r in search(sections, "rule")
+    )
+
+
+def test_the_list_of_crisis_words_is_substantial_and_each_puts_help_first(
+    site_dir: Path, sections: list[Section]
+) -> None:
+    crisis = read_crisis_words(site_dir)
+    assert len(crisis) >= 30
+    lines = (site_dir / "help/crisis-words.txt").read_text(encoding="utf-8").splitlines()
+    phrases = [line for line in lines if line.strip() and not line.startswith("#")]
+    for phrase in phrases:
+        for typed in [phrase, phrase.upper(), f"what if I {phrase}"]:
+            first = [r.section.location for r in search(sections, typed, crisis)][:1]
+            assert first == ["help/get-help-now/"], typed
+    # Words that only look alike do not: "skills" is not "kill myself", "camera" not a crisis.
+    for typed in ["camera", "skills", "leave the group"]:
+        assert search(sections, typed, crisis)[0].section.location != "help/get-help-now/"
+
+
+def test_without_the_crisis_list_search_still_works(tmp_path: Path, site_dir: Path) -> None:
+    assert read_crisis_words(tmp_path) == ()
+    assert search(read_index(site_dir), "camera", read_crisis_words(tmp_path))
 
 
 def test_ranking_counts_the_heading_ten_times_and_ties_keep_the_handbooks_order() -> None:
@@ -152,7 +205,7 @@ def test_a_missing_or_broken_index_leaves_search_empty_and_the_server_up(
     assert read_index(copied) == []
     assert "Search is empty" in caplog.text
     with TestClient(make_app(copied, tmp_path / "data"), base_url=BASE_URL) as client:
-        response = client.get("/search", params={"q": "camera"})
+        response = client.post("/search", data={"q": "camera"})
         assert response.status_code == 200
         assert "Search is not working right now" in response.text
         assert client.get("/forms/consent/").status_code == 200
@@ -168,7 +221,7 @@ def test_the_menus_sources_become_the_sites_addresses() -> None:
     assert page_locations(nav) == ["", "part/", "part/a/"]
 
 
-# -- GET /search without JavaScript -------------------------------------------------------------
+# -- POST /search without JavaScript ------------------------------------------------------------
 
 
 @pytest.fixture
@@ -177,8 +230,10 @@ def client(site_dir: Path, tmp_path: Path) -> TestClient:
 
 
 def test_the_server_page_lists_results_linking_into_the_handbook(client: TestClient) -> None:
-    response = client.get("/search", params={"q": "camera"})
+    response = client.post("/search", data={"q": "camera"})
     assert response.status_code == 200
+    # What was searched for stays out of the address: the history, a proxy's log.
+    assert str(response.url) == f"{BASE_URL}/search"
     assert response.headers["cache-control"] == "no-store"
     soup = BeautifulSoup(response.text, "html.parser")
     links = [str(a["href"]) for a in soup.select("ol.search-results a")]
@@ -194,10 +249,38 @@ def test_the_server_page_lists_results_linking_into_the_handbook(client: TestCli
 
 
 def test_the_server_page_with_nothing_found_says_what_to_try(client: TestClient) -> None:
-    response = client.get("/search", params={"q": "zzqx"})
+    response = client.post("/search", data={"q": "zzqx"})
     assert response.status_code == 200
     assert "0 results for" in response.text
     assert "Try a shorter word" in response.text
+    assert 'href="/help/get-help-now/"' in response.text
+
+
+def test_a_search_for_help_puts_help_first_without_javascript(client: TestClient) -> None:
+    response = client.post("/search", data={"q": "I want to kill myself"})
+    soup = BeautifulSoup(response.text, "html.parser")
+    links = [str(a["href"]) for a in soup.select("ol.search-results a")]
+    assert links[0] == "/help/get-help-now/"
+
+
+def test_an_address_with_a_query_shows_the_empty_form(client: TestClient) -> None:
+    # An old bookmark or a link someone sent: the page works, and searches nothing, so no
+    # address ever holds what a member looked for.
+    response = client.get("/search", params={"q": "camera"})
+    assert response.status_code == 200
+    soup = BeautifulSoup(response.text, "html.parser")
+    assert soup.select_one("ol.search-results") is None
+    assert soup.select_one("input[name=q]")["value"] == ""  # type: ignore[index]
+
+
+def test_a_search_from_another_site_is_refused_and_many_searches_are_not(
+    client: TestClient,
+) -> None:
+    refused = client.post("/search", data={"q": "camera"}, headers={"sec-fetch-site": "cross-site"})
+    assert refused.status_code == 403
+    # Far past the forms' burst: someone searching again and again is never told to wait.
+    for _ in range(40):
+        assert client.post("/search", data={"q": "help"}).status_code == 200
 
 
 def test_the_server_page_without_a_query_is_the_search_form(client: TestClient) -> None:
@@ -209,7 +292,7 @@ def test_the_server_page_without_a_query_is_the_search_form(client: TestClient) 
 
 
 def test_a_hostile_or_huge_query_is_escaped_and_cut(client: TestClient) -> None:
-    response = client.get("/search", params={"q": '<script>alert(1)</script>"' + "a" * 5000})
+    response = client.post("/search", data={"q": '<script>alert(1)</script>"' + "a" * 5000})
     assert response.status_code == 200
     assert "<script>alert" not in response.text
     assert "&lt;script&gt;" in response.text
@@ -230,4 +313,4 @@ def test_the_handbook_links_to_its_search_page_from_every_page(
     form = search_page.select_one("form[role=search]")
     assert form is not None
     assert form["action"] == "/search"
-    assert form["method"] == "get"
+    assert form["method"] == "post"

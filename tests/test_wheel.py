@@ -9,6 +9,7 @@ import sys
 import sysconfig
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from collections.abc import Iterator
@@ -24,10 +25,12 @@ pytestmark = pytest.mark.slow
 PIP_WHEEL = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps"]
 
 
-def get(url: str) -> tuple[int, str]:
-    """Status and text, as a member's browser would get them (an error status is an answer)."""
+def get(url: str, form: dict[str, str] | None = None) -> tuple[int, str]:
+    """Status and text, as a member's browser would get them (an error status is an answer);
+    with `form`, posted as the page's form would post it."""
+    body = None if form is None else urllib.parse.urlencode(form).encode()
     try:
-        with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 (loopback)
+        with urllib.request.urlopen(url, body, timeout=30) as response:  # noqa: S310 (loopback)
             return response.status, response.read().decode("utf-8")
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode("utf-8")
@@ -130,7 +133,7 @@ def test_the_installed_server_serves_the_handbook_and_a_form(served: tuple[str, 
     assert '<form method="post"' in form
     assert 'name="agree_guidelines"' in form
     assert get(url + "/forms/static/forms.css")[0] == 200
-    assert 'href="/joining/faq/#do-i-need-my-camera-on"' in get(url + "/search?q=camera")[1]
+    assert 'href="/joining/faq/#do-i-need-my-camera-on"' in get(url + "/search", {"q": "camera"})[1]
     # It built the handbook and keeps its data where it was started, not in this checkout.
     assert (folder / "site" / "index.html").is_file()
     assert (folder / "data").is_dir()

@@ -109,5 +109,11 @@ def test_our_search_works_on_zensicals_build_from_a_static_host(
         first.click()
         expect(page.locator("article h1")).to_be_visible()
         assert axe_violations(page) == []
+        # Zensical copies the crisis words too: a search for help finds it first.
+        page.goto(f"{zensical_url}/search/")
+        page.get_by_label("Search the handbook").fill("suicidal")
+        expect(page.locator("[data-search-results] a").first).to_have_attribute(
+            "href", f"{zensical_url}/help/get-help-now/"
+        )
         assert record.requests_elsewhere == []
         assert record.console_errors == []

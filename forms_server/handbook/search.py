@@ -1,5 +1,5 @@
 """Searching the handbook: one index of every section of every built page, read by the
-handbook's own script in the browser and by the server's `GET /search?q=` page without
+handbook's own script in the browser and by the server's `POST /search` page without
 JavaScript. Both rank the same way: assets/search.js mirrors this module, and a browser test
 compares their results.
 
@@ -16,6 +16,7 @@ import logging
 import re
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,77 @@ WORD = re.compile(r"[0-9a-z]+(?:'[0-9a-z]+)*")
 TAG = re.compile(r"<[^>]+>")
 MOST_RESULTS = 20
 SNIPPET_WORDS = 24
+# The commonest English endings, longest first; a stem keeps at least three letters.
+SUFFIXES = (
+    "ingly",
+    "edly",
+    "ings",
+    "ing",
+    "ies",
+    "ied",
+    "ness",
+    "ment",
+    "ally",
+    "ful",
+    "al",
+    "ly",
+    "es",
+    "ed",
+    "s",
+    "e",
+)
+MIN_STEM = 3
+# Words that say little about what someone looks for ("delete my data": "delete", "data").
+STOP_WORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "can",
+        "do",
+        "does",
+        "for",
+        "from",
+        "have",
+        "how",
+        "i",
+        "if",
+        "in",
+        "is",
+        "it",
+        "me",
+        "my",
+        "of",
+        "on",
+        "or",
+        "our",
+        "so",
+        "that",
+        "the",
+        "this",
+        "to",
+        "us",
+        "we",
+        "what",
+        "when",
+        "where",
+        "who",
+        "why",
+        "will",
+        "with",
+        "you",
+        "your",
+    ]
+)
+# A word of this many letters may have one typo; of the longer, two.
+SHORT_WORD = 5
+LONG_WORD = 8
+CRISIS_WORDS = "help/crisis-words.txt"
+HELP_PAGE = "help/get-help-now/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,9 +279,67 @@ def words(text: str) -> list[str]:
     return WORD.findall(text.lower().replace("\u2019", "'"))
 
 
-def matches(term: str, candidates: Iterable[str]) -> int:
-    """How many of the words start with the term: "cam" finds "camera" as the member types."""
-    return sum(1 for word in candidates if word.startswith(term))
+def stem(word: str) -> str:
+    """The word without the commonest English endings, so "cameras" finds "camera" and
+    "suicidal" finds "suicide". Light on purpose: the browser's script does exactly the same."""
+    for suffix in SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= MIN_STEM:
+            return word[: -len(suffix)] + ("y" if suffix in ("ies", "ied") else "")
+    return word
+
+
+def stems(text: str) -> list[str]:
+    return [stem(word) for word in words(text)]
+
+
+def query_terms(query: str) -> list[str]:
+    """The query's words, stemmed, once each; words like "my" and "the" only if nothing else
+    is left."""
+    every = list(dict.fromkeys(stems(query)))
+    meaningful = [term for term in every if term not in STOP_WORDS]
+    return meaningful or every
+
+
+def within(limit: int, first: str, second: str) -> bool:
+    """Whether two words are at most `limit` edits apart (a letter added, dropped, changed, or
+    two neighbours swapped: "confidentail")."""
+    if abs(len(first) - len(second)) > limit:
+        return False
+    previous2: list[int] = []
+    previous = list(range(len(second) + 1))
+    for i, a in enumerate(first, start=1):
+        current = [i] + [0] * len(second)
+        for j, b in enumerate(second, start=1):
+            cost = 0 if a == b else 1
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if i > 1 and j > 1 and a == second[j - 2] and first[i - 2] == b:
+                current[j] = min(current[j], previous2[j - 2] + 1)
+        if min(current) > limit:
+            return False
+        previous2, previous = previous, current
+    return previous[-1] <= limit
+
+
+def typo_allowance(term: str) -> int:
+    return 2 if len(term) >= LONG_WORD else 1 if len(term) >= SHORT_WORD else 0
+
+
+def spellings(term: str, vocabulary: Collection[str]) -> list[str]:
+    """The term itself if some word starts with it; else the words a typo away from it."""
+    if any(word.startswith(term) for word in vocabulary):
+        return [term]
+    allowance = typo_allowance(term)
+    return sorted(word for word in vocabulary if allowance and within(allowance, term, word))
+
+
+@lru_cache(maxsize=4096)
+def section_stems(section: Section) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    return tuple(stems(section.title)), tuple(stems(section.text))
+
+
+def matches(terms: Sequence[str], candidates: Iterable[str]) -> int:
+    """How many of the words start with one of the terms (a term and its spellings)."""
+    return sum(1 for word in candidates if any(word.startswith(term) for term in terms))
 
 
 def snippet(text: str, terms: Sequence[str]) -> str:
@@ -219,7 +349,7 @@ def snippet(text: str, terms: Sequence[str]) -> str:
         (
             index
             for index, token in enumerate(tokens)
-            if any(word.startswith(term) for word in words(token) for term in terms)
+            if any(word.startswith(term) for word in stems(token) for term in terms)
         ),
         0,
     )
@@ -230,34 +360,70 @@ def snippet(text: str, terms: Sequence[str]) -> str:
     return prefix + " ".join(chosen) + suffix
 
 
-def search(sections: Sequence[Section], query: str) -> list[Result]:
-    """Sections that contain every word of the query (as the start of a word), best first: a
-    match in the heading counts ten times a match in the text; ties keep the handbook's order."""
-    terms = list(dict.fromkeys(words(query)))
+def read_crisis_words(site_dir: Path) -> tuple[tuple[str, ...], ...]:
+    """The words and phrases that mean someone may need help now, kept beside the help page
+    (help/crisis-words.txt), as stems; none if the file is missing (search still works)."""
+    try:
+        lines = (site_dir / CRISIS_WORDS).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        logger.warning("Search has no crisis words: %s cannot be read", CRISIS_WORDS)
+        return ()
+    return tuple(tuple(stems(line)) for line in lines if line.strip() and not line.startswith("#"))
+
+
+def says_crisis(query: str, crisis: Sequence[tuple[str, ...]]) -> bool:
+    """Whether the query holds one of the crisis phrases, word for word (stemmed)."""
+    said = stems(query)
+    return any(
+        phrase and said[start : start + len(phrase)] == list(phrase)
+        for phrase in crisis
+        for start in range(len(said) - len(phrase) + 1)
+    )
+
+
+def search(
+    sections: Sequence[Section], query: str, crisis: Sequence[tuple[str, ...]] = ()
+) -> list[Result]:
+    """Sections that contain every meaningful word of the query (as the start of a word, each
+    word stemmed; a word found nowhere is read as its spellings a typo away), best first: a
+    match in the heading counts ten times a match in the text; ties keep the handbook's order.
+    If no section has them all, those with the most. A query that says someone may need help
+    now puts "Get help now" first."""
+    terms = query_terms(query)
     if not terms:
         return []
-    results = []
+    vocabulary = {word for section in sections for part in section_stems(section) for word in part}
+    wanted = [spellings(term, vocabulary) for term in terms]
+    scored = []
     for section in sections:
-        title_words, text_words = words(section.title), words(section.text)
-        score = 0
-        for term in terms:
-            found = 10 * matches(term, title_words) + matches(term, text_words)
-            if not found:
-                break
-            score += found
-        else:
-            results.append(Result(section, score, snippet(section.text, terms)))
+        title_stems, text_stems = section_stems(section)
+        found = [10 * matches(ways, title_stems) + matches(ways, text_stems) for ways in wanted]
+        if any(found):
+            scored.append((sum(1 for count in found if count), sum(found), section))
+    most = max((count for count, _, _ in scored), default=0)
+    flat = [term for ways in wanted for term in ways]
+    results = [
+        Result(section, score, snippet(section.text, flat))
+        for count, score, section in scored
+        if count == most
+    ]
     results.sort(key=lambda result: -result.score)
+    if says_crisis(query, crisis):
+        help_first = [s for s in sections if s.location == HELP_PAGE]
+        results = [
+            *(Result(s, 0, snippet(s.text, flat)) for s in help_first),
+            *(r for r in results if r.section.location != HELP_PAGE),
+        ]
     return results[:MOST_RESULTS]
 
 
 def marked(text: str, query: str) -> str:
     """The text, escaped for HTML, with each word that starts with a query word in <mark>."""
-    terms = words(query)
+    terms = query_terms(query)
     pieces = []
     for piece in re.split(r"([\w'\u2019]+)", text):
         escaped = html.escape(piece)
-        if piece and any(word.startswith(term) for word in words(piece) for term in terms):
+        if piece and any(word.startswith(term) for word in stems(piece) for term in terms):
             escaped = f"<mark>{escaped}</mark>"
         pieces.append(escaped)
     return "".join(pieces)

@@ -30,7 +30,7 @@ from forms_server.forms.definitions import CONSENT
 from forms_server.forms.fields import FieldKind
 from forms_server.handbook.build import check_built_from, inline_script_hashes, theme_stylesheets
 from forms_server.handbook.guidelines import archive_guidelines
-from forms_server.handbook.search import read_index
+from forms_server.handbook.search import read_crisis_words, read_index
 from forms_server.links import Links
 from forms_server.services import Services, open_services, signer_for
 from forms_server.signing import TokenError
@@ -66,7 +66,7 @@ def routes(settings: Settings) -> list[Route | Mount]:
     return [
         Route("/healthz", operations.healthz, methods=["GET"]),
         *development,
-        Route("/search", operations.search_page, methods=["GET"], name="search"),
+        Route("/search", operations.search_page, methods=["GET", "POST"], name="search"),
         Route("/forms/exit", form_flow.quick_exit, methods=["GET"], name="quick_exit"),
         Route("/forms/status/", member_links.status, methods=["GET", "POST"], name="status"),
         Route("/forms/yours/{token}", member_links.yours, methods=["GET", "POST"], name="yours"),
@@ -195,5 +195,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         services=services,
         unavailable=why,
         search_sections=read_index(site_dir),
+        crisis_words=read_crisis_words(site_dir),
     )
     return app

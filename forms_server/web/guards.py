@@ -104,10 +104,12 @@ def limited(
 
 
 async def read_form(
-    request: Request, form: FormDefinition | None = None
+    request: Request, form: FormDefinition | None = None, *, counted: bool = True
 ) -> dict[str, str | list[str]]:
+    """The post's fields. `counted=False` for a search: reading the handbook is never
+    limited, for someone searching again and again for help is the last to be told to wait."""
     refuse_cross_site(request)
-    if form is None:
+    if form is None and counted:
         refuse_floods(request)  # a form's own posts are limited once their answers are read
     max_bytes = SMALL_BODY_BYTES if form is None else body_limit(form)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()

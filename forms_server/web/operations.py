@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from forms_server.handbook.search import marked, search
+from forms_server.web.guards import read_form
 from forms_server.web.pages import NO_STORE, context_of, render
 
 logger = logging.getLogger(__name__)
@@ -61,10 +62,17 @@ SEARCH_QUERY_LIMIT = 200
 
 async def search_page(request: Request) -> Response:
     """The handbook's search form posts here when the browser runs no JavaScript: the same
-    index and ranking as the handbook's own script. The query is never logged or kept."""
-    query = " ".join(request.query_params.get("q", "").split())[:SEARCH_QUERY_LIMIT]
-    sections = context_of(request).search_sections
-    results = search(sections, query) if query else []
+    index, spellings and ranking as the handbook's own script. The query comes in the body,
+    never the address, so it stays out of the history and of any proxy's log; it is never
+    logged or kept. An address with `?q=` shows the empty form."""
+    query = ""
+    if request.method == "POST":
+        asked = (await read_form(request, counted=False)).get("q", "")
+        query = " ".join((asked if isinstance(asked, str) else " ".join(asked)).split())
+        query = query[:SEARCH_QUERY_LIMIT]
+    context = context_of(request)
+    sections = context.search_sections
+    results = search(sections, query, context.crisis_words) if query else []
     return render(
         request,
         "search.html",

@@ -49,6 +49,8 @@ class FormsContext:
     unavailable: str | None = None
     # Every section of every handbook page, from the built site's search.json.
     search_sections: Sequence[Section] = ()
+    # Words of someone who may need help now: their search puts "Get help now" first.
+    crisis_words: Sequence[tuple[str, ...]] = ()
 
     @property
     def forms(self) -> Services:
