@@ -18,8 +18,9 @@ from forms_server.errors import FormsServerError
 
 
 class Purpose(Enum):
+    # A check page's answers, from before drafts were sealed (web/drafts.py): read only to
+    # turn such a page into a draft, for as long as one can live.
     CHECK_ANSWERS = "check-answers"
-    DRAFT = "draft"  # one visit to a form (see drafts.py)
     ACKNOWLEDGE = "acknowledge"  # a recipient's private link: "mark as being dealt with"
     MEMBER_COPY = "member-copy"  # a member's private link to what is kept of their form
     RENEW = "renew"  # a member's link to sign their consent again, filled in

@@ -26,8 +26,10 @@ from tests.test_views import (
     make_app,
     post,
     reference_from,
-    token_in,
     valid_answers,
+)
+from tests.test_views import (
+    send as press_send,
 )
 
 LINK = re.compile(r"http://127\.0\.0\.1:8000(/forms/acknowledge/[A-Za-z0-9_.\-]+)")
@@ -47,8 +49,8 @@ def client(app: Starlette) -> Iterator[TestClient]:
 
 def send(client: TestClient, kind: str, **answers: str) -> str:
     check_page = post(client, f"/forms/{kind}/", {**valid_answers(FORMS[kind]), **answers})
-    sent = client.post(f"/forms/{kind}/confirm", data={"token": token_in(check_page)})
-    return reference_from(sent.headers["location"])
+    sent = press_send(client, check_page)
+    return reference_from(client, sent.headers["location"])
 
 
 def links_for(app: Starlette, reference: str) -> dict[str, str]:

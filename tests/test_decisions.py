@@ -23,10 +23,11 @@ from forms_server.config.group import PROJECT_ROOT
 from forms_server.forms.definitions import FORMS
 from forms_server.handbook.build import HandbookBuildError
 from forms_server.web.app import create_app
+from forms_server.web.drafts import COOKIE
 from tests.decided import DECIDED, group_with, write_group_config
 from tests.handbook_pages import url_path_for
 from tests.test_cli import environment, forms_server
-from tests.test_views import token_in, valid_answers
+from tests.test_views import send, valid_answers
 
 # What a page may only say when the group decided it.
 COMMITMENTS = {
@@ -68,9 +69,7 @@ def sent_receipt(client: TestClient, kind: str, **answers: str) -> str:
     """Sends a form as a member would; the path of its confirmation page."""
     check_page = client.post(f"/forms/{kind}/", data={**valid_answers(FORMS[kind]), **answers})
     assert check_page.status_code == 200, check_page.text
-    sent = client.post(
-        f"/forms/{kind}/confirm", data={"token": token_in(check_page.text)}, follow_redirects=False
-    )
+    sent = send(client, check_page.text)
     assert sent.status_code == 303
     return str(sent.headers["location"]).removeprefix("http://127.0.0.1")
 
@@ -206,6 +205,7 @@ WHERE_EACH_DECISION_SHOWS: list[tuple[str, str, str]] = [
     ("mailbox_retention", "about/privacy.md", DECIDED["mailbox_retention"]),
     ("delivery_mode", "about/privacy.md", "Concerns, to whoever receives them: the email holds no"),
     ("read_window_days", "about/privacy.md", "encrypted, for 4 days, then are deleted"),
+    ("draft_idle_minutes", "about/privacy.md", "or 35 minutes after your last step"),
     ("safeguarding_policy_url", "guidelines/safeguarding.md", "read our safeguarding policy"),
     ("cost", "joining/faq.md", DECIDED["cost"]),
     ("places", "joining/faq.md", DECIDED["places"]),
@@ -353,3 +353,33 @@ def test_the_shipped_file_lists_every_decision() -> None:
     text = (PROJECT_ROOT / "mkdocs.yml").read_text(encoding="utf-8")
     for spec in DECISIONS:
         assert f"      {spec.key}:" in text, spec.key
+
+
+def test_the_draft_time_said_everywhere_is_the_one_the_server_keeps_to(
+    decided_project: Path, decided_site: Path, tmp_path: Path
+) -> None:
+    """The privacy notice, every form and the drafts folder all take the group's one value;
+    the cookie the notice names is the one the server sets."""
+    minutes = DECIDED["draft_idle_minutes"]
+    privacy = (decided_site / "about/privacy/index.html").read_text("utf-8")
+    assert f'named "{COOKIE}"' in " ".join(privacy.replace("&quot;", '"').split())
+    settings = load_settings(
+        env_file=None,
+        environ={
+            "FORMS_DATA_DIR": str(tmp_path / "data"),
+            "FORMS_SITE_DIR": str(decided_site),
+            "FORMS_BUILD_HANDBOOK": "false",
+            "FORMS_HANDBOOK_CONFIG": str(decided_project / "mkdocs.yml"),
+        },
+    )
+    app = create_app(settings)
+    files = app.state.forms.drafts.files
+    assert files.idle_seconds == minutes * 60
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        for kind in FORMS:
+            page = " ".join(client.get(f"/forms/{kind}/").text.split())
+            assert f"we keep your answers for {minutes} minutes after your last step" in page
+        sent = client.post(
+            "/forms/concern/", data=valid_answers(FORMS["concern"]), follow_redirects=False
+        )
+        assert sent.headers["set-cookie"].startswith(f"{COOKIE}=")

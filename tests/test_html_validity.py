@@ -8,7 +8,7 @@ from pathlib import Path
 from starlette.testclient import TestClient
 
 from forms_server.forms.definitions import FORMS
-from tests.test_views import BASE_URL, make_app, post, token_in, valid_answers
+from tests.test_views import BASE_URL, make_app, post, send, valid_answers
 from tests.validator import html_errors
 
 
@@ -26,11 +26,11 @@ def test_every_state_of_every_form_page_is_valid_html(site_dir: Path, tmp_path: 
             states[f"{kind}-empty"] = client.get(f"/forms/{kind}/").text
             # Nothing answered: the page comes back with every error, as a 400.
             states[f"{kind}-errors"] = client.post(
-                f"/forms/{kind}/", data={form.fields[0].name: ""}
+                f"/forms/{kind}/", data={form.fields[0].name: ""}, follow_redirects=True
             ).text
             check_page = post(client, f"/forms/{kind}/", valid_answers(form))
             states[f"{kind}-check"] = check_page
-            received = client.post(f"/forms/{kind}/confirm", data={"token": token_in(check_page)})
+            received = send(client, check_page)
             states[f"{kind}-received"] = client.get(received.headers["location"]).text
         states["not-found"] = client.get("/forms/no-such-form/").text
         for name, query in {

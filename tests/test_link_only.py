@@ -40,7 +40,7 @@ from tests.test_cli import environment, forms_server
 from tests.test_delivery import CONCERNS, FACILITATORS, mail_settings, make_delivery
 from tests.test_message_crypto import openssl_decrypt, smime_certificate
 from tests.test_renewals import Clock
-from tests.test_views import BASE_URL, post, store_of, token_in, valid_answers
+from tests.test_views import BASE_URL, post, reference_from, send, store_of, valid_answers
 
 decided_settings = test_decisions.decided_settings
 server = test_renewals.server
@@ -222,8 +222,8 @@ def send_concern(client: TestClient) -> str:
         "name": PLANTED_NAME,
     }
     check_page = post(client, "/forms/concern/", answers)
-    sent = client.post("/forms/concern/confirm", data={"token": token_in(check_page)})
-    return str(sent.headers["location"]).rsplit("/", 1)[1]
+    sent = send(client, check_page)
+    return reference_from(client, sent.headers["location"])
 
 
 def links_from_catcher(app: Starlette, reference: str, count: int) -> dict[str, str]:
@@ -452,8 +452,8 @@ def test_a_member_who_deletes_their_form_deletes_its_link_only_copy_too(
         "copy_email_link": member,
     }
     check_page = post(client, "/forms/leave-missing/", answers)
-    sent = client.post("/forms/leave-missing/confirm", data={"token": token_in(check_page)})
-    reference = str(sent.headers["location"]).rsplit("/", 1)[1]
+    sent = send(client, check_page)
+    reference = reference_from(client, sent.headers["location"])
     links_from_catcher(app, reference, 1)  # the facilitators' link-only email (no keys here)
     room: ReadingRoom = app.state.services.files.reading
     readable = room.get(reference)

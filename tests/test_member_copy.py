@@ -41,8 +41,10 @@ from tests.test_views import (
     post,
     reference_from,
     store_of,
-    token_in,
     valid_answers,
+)
+from tests.test_views import (
+    send as press_send,
 )
 
 # The server with two facilitators, as the acknowledgement tests run it.
@@ -57,10 +59,10 @@ LINK = re.compile(r"http://127\.0\.0\.1:8000(/forms/yours/[A-Za-z0-9_.\-]+)")
 def send(client: TestClient, kind: str, **answers: str) -> tuple[str, str]:
     """The reference, and the receipt page's text."""
     check_page = post(client, f"/forms/{kind}/", {**valid_answers(FORMS[kind]), **answers})
-    sent = client.post(f"/forms/{kind}/confirm", data={"token": token_in(check_page)})
+    sent = press_send(client, check_page)
     assert sent.status_code == 303, sent.text
     receipt = client.get(sent.headers["location"])
-    return reference_from(sent.headers["location"]), receipt.text
+    return reference_from(client, sent.headers["location"]), receipt.text
 
 
 def raw_messages_to(app: Starlette, address: str, count: int = 1) -> list[bytes]:

@@ -29,9 +29,10 @@ from tests.test_views import (
     BASE_URL,
     make_app,
     post,
+    reference_from,
+    send,
     soup_of,
     store_of,
-    token_in,
     valid_answers,
     wait_until_delivered,
 )
@@ -175,8 +176,8 @@ def test_signing_again_from_the_link_replaces_the_old_record(app: Starlette) -> 
         form = FORMS["consent"]
         answers = {**valid_answers(form), "name": "Robin Quill", "email": MEMBER}
         check_page = post(client, "/forms/consent/", answers)
-        sent = client.post("/forms/consent/confirm", data={"token": token_in(check_page)})
-        old = sent.headers["location"].rsplit("/", 1)[1]
+        sent = send(client, check_page)
+        old = reference_from(client, sent.headers["location"])
         wait_until_delivered(app, old)
         link = Links(app.state.forms.signer, "").renew(old)
 
@@ -190,8 +191,8 @@ def test_signing_again_from_the_link_replaces_the_old_record(app: Starlette) -> 
 
         again = {**answers, "signature": "Robin Quill", "renews": str(renews["value"])}
         check_again = post(client, "/forms/consent/", again)
-        signed = client.post("/forms/consent/confirm", data={"token": token_in(check_again)})
-        new = signed.headers["location"].rsplit("/", 1)[1]
+        signed = send(client, check_again)
+        new = reference_from(client, signed.headers["location"])
         wait_until_delivered(app, new)
         store = store_of(app)
         assert store.get(old) is None
@@ -212,5 +213,5 @@ def test_a_renewal_link_for_a_record_no_longer_kept_is_refused(app: Starlette) -
         # An altered `renews` field replaces nothing: the form is sent as a new one.
         answers = {**valid_answers(FORMS["consent"]), "renews": "not-a-token"}
         check_page = post(client, "/forms/consent/", answers)
-        signed = client.post("/forms/consent/confirm", data={"token": token_in(check_page)})
+        signed = send(client, check_page)
         assert signed.status_code == 303

@@ -5,7 +5,8 @@
  * - Leaving hides the page at once, then replaces it with the exit site, so Back does not return.
  * - Moving between handbook pages also replaces the current history entry, so the handbook never
  *   holds more than one place in the Back list: after an exit, Back leaves it behind entirely.
- * - On a form, the button goes through the server, which takes back the draft (drafts.py).
+ * - The button goes through the forms server when it serves the handbook (/forms/exit), which
+ *   deletes this browser's drafts and clears its cookie and cache (forms_server/web/drafts.py).
  * - After an exit, a page reached with Back shows only "This page has expired".
  * Browser history itself cannot be erased from a web page; help/quick-exit explains that.
  */
@@ -17,7 +18,7 @@
   var EXITED = "quick-exit-used";
   var store = {};
   try {
-    store = window.sessionStorage; // may be turned off: the server still refuses the draft
+    store = window.sessionStorage; // may be turned off: the server has deleted the draft anyway
   } catch (error) {}
 
   function showExpired() {

@@ -107,6 +107,13 @@ DECISIONS: tuple[DecisionSpec, ...] = (
         "the privacy notice; the link-only email and page",
     ),
     DecisionSpec(
+        "draft_idle_minutes",
+        20,
+        "how many minutes a form filled in but not sent is kept after the member's last step "
+        "(Exit this page deletes it at once)",
+        "every form page; the privacy notice; the server deletes drafts after it",
+    ),
+    DecisionSpec(
         "reply_within_days",
         dict.fromkeys(REPLY_SUBJECTS, NOT_DECIDED),
         "how many days the facilitators take to reply to each form (consent, leave, concern) "
@@ -198,6 +205,7 @@ class Decisions:
     escalate_after_minutes: Mapping[str, int]
     delivery_mode: Mapping[str, DeliveryMode]
     read_window_days: int
+    draft_idle_minutes: int
     reply_within_days: Mapping[str, int | None]
     retention_months: Mapping[str, int]
     lawful_basis: Mapping[str, str | None]
@@ -345,6 +353,11 @@ def decisions_from(group: Mapping[str, Any]) -> Decisions:
     window = raw["read_window_days"]
     if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= 30:
         raise DecisionsError(f"{where}read_window_days must be a whole number of days, 1 to 30.")
+    idle = raw["draft_idle_minutes"]
+    if isinstance(idle, bool) or not isinstance(idle, int) or not 5 <= idle <= 120:
+        raise DecisionsError(
+            f"{where}draft_idle_minutes must be a whole number of minutes, 5 to 120."
+        )
     return Decisions(
         concern_route=concern_route,
         facilitator_concern_email=facilitator_concern_email,
@@ -352,6 +365,7 @@ def decisions_from(group: Mapping[str, Any]) -> Decisions:
         escalate_after_minutes=escalate_after,
         delivery_mode=modes,
         read_window_days=window,
+        draft_idle_minutes=idle,
         reply_within_days={
             subject: days_or_none(f"{where}reply_within_days.{subject}", value)
             for subject, value in raw["reply_within_days"].items()

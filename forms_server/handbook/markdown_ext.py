@@ -33,7 +33,7 @@ from forms_server.config.group import SettingsError, undelivered_kept_days
 from forms_server.delivery.member_copy import MEMBER_COPY_SENDER, MEMBER_COPY_SUBJECT
 from forms_server.forms.definitions import PRIVACY_GROUPS
 from forms_server.forms.wording import privacy_collected, privacy_retention
-from forms_server.handbook.processing import delivery_in_words, holdings_table
+from forms_server.handbook.processing import cookie_in_words, delivery_in_words, holdings_table
 from forms_server.handbook.record_of_processing import record_of_processing
 
 # How mkdocs.yml names this extension under `markdown_extensions`.
@@ -200,6 +200,7 @@ def fill_placeholders(markdown: str, facts: Mapping[str, Any], where: str) -> st
             "processing",
             {
                 "table": holdings_table(decisions, undelivered_days),
+                "cookie": cookie_in_words(decisions),
                 "delivery": delivery_in_words(decisions),
                 # The member's copy, named as the mailer names it.
                 "copy_sender": MEMBER_COPY_SENDER,

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from forms_server.config.decisions import Decisions, DeliveryMode
 from forms_server.forms.definitions import PRIVACY_GROUPS
 from forms_server.forms.wording import unique
+from forms_server.storage.draft_files import DRAFTS_FOLDER
+from forms_server.web.drafts import COOKIE
 
 # Each key of a kept record's file (store.py) that is not sealed, in words. The test checks
 # that these are exactly the keys the store writes beside `sealed`.
@@ -141,9 +143,35 @@ def link_only_holdings(decisions: Decisions) -> list[Holding]:
     ]
 
 
+def cookie_in_words(decisions: Decisions) -> str:
+    """The privacy notice's paragraph on the one cookie, from what the server sets and does."""
+    minutes = decisions.draft_idle_minutes
+    return (
+        f'When you continue from a form, our forms server sets one cookie, named "{COOKIE}". '
+        "It holds a random key that locks what you typed, so that only your browser can open "
+        "it while you check it and send it: we never keep that key, so we cannot read a form "
+        "you have not sent. The cookie is strictly necessary for the forms, so we do not ask "
+        "before setting it. It is not used to track you and has no expiry date: your browser "
+        "deletes it when you close it, unless your browser is set to reopen your tabs. "
+        "Exit this page deletes it at once, with what you typed. Otherwise, what you typed is "
+        f"deleted when you send it, or {minutes} minutes after your last step."
+    )
+
+
 def holdings(decisions: Decisions, undelivered_kept_days: int) -> list[Holding]:
     """Everything the server holds about people, in the order a member meets it."""
     held = [
+        Holding(
+            what="A form you have filled in but not sent yet",
+            sealed=(
+                "everything you wrote, locked with a key only your browser holds (in the "
+                "cookie below), not ours",
+            ),
+            clear=("when you last used it",),
+            kept_for=f"until you send it or use Exit this page, or "
+            f"{decisions.draft_idle_minutes} minutes after your last step",
+            file=f"{DRAFTS_FOLDER}/",
+        ),
         Holding(
             what="Any form, on its way to the people who receive it",
             sealed=("everything you wrote", "the address for your copy, if you asked for one"),

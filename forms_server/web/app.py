@@ -26,7 +26,7 @@ from forms_server.config.env import Settings, load_settings
 from forms_server.config.group import PACKAGE_DIR
 from forms_server.config.mail import SmtpSecurity
 from forms_server.errors import FormsServerError
-from forms_server.forms.definitions import CONSENT
+from forms_server.forms.definitions import CONSENT, FORMS
 from forms_server.forms.fields import FieldKind
 from forms_server.handbook.build import check_built_from, inline_script_hashes, theme_stylesheets
 from forms_server.handbook.guidelines import archive_guidelines
@@ -34,6 +34,7 @@ from forms_server.handbook.search import read_crisis_words, read_index
 from forms_server.links import Links
 from forms_server.services import Services, open_services, signer_for
 from forms_server.signing import TokenError
+from forms_server.storage.draft_files import DRAFTS_FOLDER, DraftFiles
 from forms_server.storage.files import write_problem
 from forms_server.web import (
     errors,
@@ -78,22 +79,21 @@ def routes(settings: Settings) -> list[Route | Mount]:
             methods=["GET", "POST"],
             name="acknowledge",
         ),
+        # A draft's pages: the address names neither the form nor the reference.
+        Route("/forms/check/{draft}", form_flow.check_page, methods=["GET"], name="check_page"),
+        Route("/forms/check/{draft}", form_flow.form_send, methods=["POST"], name="form_send"),
+        Route("/forms/received/{draft}", receipt.received, methods=["GET"], name="received"),
         # /forms/consent goes to /forms/consent/, as the handbook's own pages do.
         Route("/forms/{kind}", form_flow.add_slash, methods=["GET"]),
         Route("/forms/leave/", form_flow.leave_start, methods=["GET"], name="leave_start"),
         Route("/forms/leave/", form_flow.leave_choice, methods=["POST"], name="leave_choice"),
         Route("/forms/{kind}/", form_flow.form_page, methods=["GET"], name="form_page"),
         Route("/forms/{kind}/", form_flow.form_answers, methods=["POST"], name="form_answers"),
-        Route("/forms/{kind}/change", form_flow.form_change, methods=["POST"], name="form_change"),
-        Route(
-            "/forms/{kind}/confirm", form_flow.form_confirm, methods=["POST"], name="form_confirm"
-        ),
-        Route(
-            "/forms/{kind}/received/{reference}",
-            receipt.received,
-            methods=["GET"],
-            name="received",
-        ),
+        # A check page made before drafts were sealed (an upgrade while someone was on it).
+        Route("/forms/{kind}/change", form_flow.from_old_check_page, methods=["POST"]),
+        Route("/forms/{kind}/confirm", form_flow.from_old_check_page, methods=["POST"]),
+        # A receipt's address from before: it names the form and the reference.
+        Route("/forms/{kind}/received/{reference}", receipt.received_by_reference),
         Mount("/forms/static", app=StaticFiles(directory=FORMS_STATIC), name="static"),
         # Last, so the forms win: the handbook is everything else, /forms/ (its forms page)
         # included.
@@ -150,6 +150,18 @@ def services_or_why(settings: Settings) -> tuple[Services | None, str | None]:
     return services, None
 
 
+def draft_files_or_none(settings: Settings) -> DraftFiles | None:
+    """The drafts folder (never backed up: see storage/draft_files.py), or None if it cannot
+    be used; then each form says it cannot be saved and keeps what was typed."""
+    try:
+        return DraftFiles(
+            settings.data_dir / DRAFTS_FOLDER, settings.decisions.draft_idle_minutes * 60
+        )
+    except OSError as error:
+        logger.error("Drafts cannot be kept: the drafts folder (%s)", type(error).__name__)
+        return None
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
     site_dir = settings.site_dir
@@ -190,7 +202,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             global_burst=settings.global_post_burst,
             global_per_minute=settings.global_posts_per_minute,
         ),
-        drafts=Drafts(signer),
+        drafts=Drafts(
+            draft_files_or_none(settings),
+            FORMS,
+            max_age_seconds=settings.token_max_age_seconds,
+        ),
         read_limit=ReadLimit(),
         services=services,
         unavailable=why,

@@ -1,111 +1,204 @@
-"""Drafts: one per visit to a form, so a quick exit can take back everything typed in it.
+"""Drafts the host cannot read, bound to the member's browser.
 
-Each form page gets a new draft: a reference (the one the member's receipt will show) signed
-into a token the page carries. Every step re-sends it; the check page's token holds it too.
-Quick exit on a form page goes through the server, which cancels the draft; any later request
-for it (Back re-sending a form, a resubmitted check page) gets a neutral "This page has
-expired", never the answers. Because the reference is fixed per draft, Back and send again,
-a double click or a replay all end on the same receipt, and the outbox takes it once.
+A form's answers, once posted, are sealed on the server (storage/draft_files.py) under a key
+only the member's browser holds: a strictly necessary cookie carries 32 random bytes, the
+browser key, and the server never keeps it. From it come, for each form, the draft's name (the
+opaque id in the check page's address) and the key that seals it (AES-GCM, the name as
+associated data). So whoever holds the server's keys and its disk cannot open a draft, and
+without the cookie every address of a draft says only "This page has expired".
 
-Cancelled drafts are kept in memory only, as keyed hashes (nothing personal, nothing on disk),
-for as long as any token for them can live.
+A browser has at most one draft of each form. It ends when it is sent (then a sealed note of
+the receipt stays under the same key, so a double click gives the same receipt), at Exit (both
+files go and the cookie is cleared), or once idle (draft_files.py). Nothing of a draft is ever
+in an address, a token or a page the member did not ask to see.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import contextlib
 import hashlib
 import hmac
-import itertools
+import json
 import secrets
-import threading
 import time
-from collections.abc import Callable
-from typing import Generic, TypeVar
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
-from forms_server.forms.reference import new_reference, normalise_reference
-from forms_server.signing import InvalidTokenError, Purpose, Signer
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from starlette.requests import Request
+from starlette.responses import Response
 
-V = TypeVar("V")
+from forms_server.forms.fields import Answers
+from forms_server.storage.draft_files import DraftFiles
 
-# Drafts belong to no one form: the exit link cannot know which form it is on.
-DRAFT_SALT_KIND = "any-form"
+# Says nothing about any form: the browser's key for this site's drafts.
+COOKIE = "key"
+KEY_BYTES = 32
+NONCE_BYTES = 12
+FORMAT = b"d1"
+SENT = ".sent"
 
 
-class Expiring(Generic[V]):
-    """A thread-safe map whose entries all live `lifetime` seconds. Entries are kept in the
-    order they expire, so forgetting the old ones only ever looks at those: a confirm costs
-    the same with a million entries as with none."""
+@dataclass
+class Draft:
+    """A form filled in but not sent, as sealed."""
 
-    def __init__(self, lifetime: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.lifetime = lifetime
-        self.clock = clock
-        self.lock = threading.Lock()
-        self.entries: dict[bytes, tuple[V, float]] = {}
+    kind: str
+    reference: str
+    answers: Answers
+    created_at: float
+    # When the answers were last found complete (the check page's time), else None.
+    checked_at: float | None = None
+    # The answers had errors the last time they were posted: the form shows them.
+    show_errors: bool = False
+    # A limit held the last post back until then (the form says how long is left).
+    held_until: float | None = None
+    replaces: str | None = None
+    guidelines: str | None = None
+    automated: bool = False
 
-    def put(self, key: bytes, value: V) -> None:
-        now = self.clock()
-        with self.lock:
-            self.forget_expired(now)
-            self.entries.pop(key, None)  # to the end: it now expires last
-            self.entries[key] = (value, now + self.lifetime)
 
-    def get(self, key: bytes) -> V | None:
-        with self.lock:
-            found = self.entries.get(key)
-        if found is None or found[1] <= self.clock():
-            return None
-        return found[0]
+@dataclass(frozen=True)
+class Receipt:
+    """What stays of a sent draft, under the same key, until it idles out."""
 
-    def forget_expired(self, now: float) -> None:
-        for key, (_, forget_at) in list(itertools.islice(self.entries.items(), 64)):
-            if forget_at > now:
-                return
-            del self.entries[key]
+    kind: str
+    reference: str
+    routes: tuple[str, ...] = field(default=())
 
-    def clear(self) -> None:
-        with self.lock:
-            self.entries.clear()
+
+def browser_key_of(request: Request) -> bytes | None:
+    """The key in the member's cookie, or None (no cookie, or not one of ours)."""
+    value = request.cookies.get(COOKIE, "")
+    try:
+        key = base64.urlsafe_b64decode(value.encode("ascii") + b"=")
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        return None
+    return key if len(key) == KEY_BYTES else None
+
+
+def new_browser_key() -> bytes:
+    return secrets.token_bytes(KEY_BYTES)
+
+
+def remember_key(response: Response, key: bytes, secure: bool) -> None:
+    """The cookie: no expiry date (it goes when the browser closes), only for this site's own
+    requests (SameSite=Strict), never readable by a script (HttpOnly)."""
+    response.set_cookie(
+        COOKIE,
+        base64.urlsafe_b64encode(key).decode("ascii").rstrip("="),
+        path="/",
+        secure=secure,
+        httponly=True,
+        samesite="strict",
+    )
+
+
+def forget_key(response: Response, secure: bool) -> None:
+    response.delete_cookie(COOKIE, path="/", secure=secure, httponly=True, samesite="strict")
+
+
+def derived(key: bytes, purpose: str) -> bytes:
+    return hmac.new(key, purpose.encode("utf-8"), hashlib.sha256).digest()
+
+
+def name_for(key: bytes, kind: str) -> str:
+    """The draft's id: opaque, and the same for one browser and one form."""
+    return base64.urlsafe_b64encode(derived(key, f"name\0{kind}")[:16]).decode("ascii")[:22]
+
+
+def seal(key: bytes, name: str, content: Mapping[str, Any]) -> bytes:
+    nonce = secrets.token_bytes(NONCE_BYTES)
+    sealer = AESGCM(derived(key, f"seal\0{name}"))
+    plain = json.dumps(content, separators=(",", ":")).encode("utf-8")
+    return FORMAT + nonce + sealer.encrypt(nonce, plain, name.encode("ascii"))
+
+
+def unseal(key: bytes, name: str, sealed: bytes) -> dict[str, Any] | None:
+    if not sealed.startswith(FORMAT):
+        return None
+    nonce = sealed[len(FORMAT) : len(FORMAT) + NONCE_BYTES]
+    try:
+        plain = AESGCM(derived(key, f"seal\0{name}")).decrypt(
+            nonce, sealed[len(FORMAT) + NONCE_BYTES :], name.encode("ascii")
+        )
+        content = json.loads(plain)
+    except (InvalidTag, ValueError):
+        return None
+    return content if isinstance(content, dict) else None
 
 
 class Drafts:
-    def __init__(self, signer: Signer) -> None:
-        self.signer = signer
-        self.key = secrets.token_bytes(32)
-        lifetime = signer.max_age_by_purpose[Purpose.DRAFT]
-        # Keyed hashes of cancelled references.
-        self.cancelled: Expiring[bool] = Expiring(lifetime)
-        # Keyed hash of a sent reference -> its form and routes: the confirmation page says who
-        # reads it without the address bar saying anything.
-        self.sent: Expiring[tuple[str, tuple[str, ...]]] = Expiring(lifetime)
+    """Each browser's drafts, in the drafts folder; `files` is None when it cannot be used
+    (then the forms say they cannot be saved, and keep what was typed on the page)."""
 
-    def new(self) -> tuple[str, str]:
-        """A new draft: its reference and the token its pages carry."""
-        reference = new_reference()
-        return reference, self.token_for(reference)
+    def __init__(
+        self, files: DraftFiles | None, kinds: Iterable[str], max_age_seconds: float
+    ) -> None:
+        self.files = files
+        self.kinds = tuple(kinds)
+        self.max_age_seconds = max_age_seconds
 
-    def token_for(self, reference: str) -> str:
-        return self.signer.sign(DRAFT_SALT_KIND, Purpose.DRAFT, {"reference": reference})
+    def kind_of(self, key: bytes, name: str) -> str | None:
+        """Which form an id is this browser's draft of (None for any other id)."""
+        for kind in self.kinds:
+            if hmac.compare_digest(name_for(key, kind), name):
+                return kind
+        return None
 
-    def reference_of(self, token: str) -> str:
-        """The draft's reference; raises a TokenError when the token is not one of ours."""
-        payload = self.signer.verify(DRAFT_SALT_KIND, Purpose.DRAFT, token)
-        reference = normalise_reference(str(payload.get("reference", "")))
-        if reference is None:
-            raise InvalidTokenError("the draft token holds no reference")
-        return reference
+    def load(self, key: bytes, kind: str) -> Draft | None:
+        content = self.read(key, name_for(key, kind))
+        if content is None:
+            return None
+        try:
+            draft = Draft(**content)
+        except TypeError:
+            return None
+        too_old = time.time() - draft.created_at > self.max_age_seconds
+        if draft.kind != kind or too_old:
+            self.end(key, kind, receipt=False)
+            return None
+        return draft
 
-    def digest(self, reference: str) -> bytes:
-        return hmac.new(self.key, reference.encode("ascii"), hashlib.sha256).digest()
+    def save(self, key: bytes, draft: Draft, network: str) -> None:
+        """Raises OSError when the folder cannot take it."""
+        if self.files is None:
+            raise OSError("the drafts folder cannot be used")
+        name = name_for(key, draft.kind)
+        self.files.write(name, seal(key, name, asdict(draft)), network)
 
-    def cancel(self, reference: str) -> None:
-        self.cancelled.put(self.digest(reference), True)
+    def receipt(self, key: bytes, kind: str) -> Receipt | None:
+        content = self.read(key, name_for(key, kind) + SENT)
+        if content is None or content.get("kind") != kind:
+            return None
+        return Receipt(kind, str(content["reference"]), tuple(content.get("routes", ())))
 
-    def record_sent(self, reference: str, form_kind: str, routes: tuple[str, ...]) -> None:
-        self.sent.put(self.digest(reference), (form_kind, routes))
+    def sent(self, key: bytes, receipt: Receipt, network: str) -> None:
+        """The draft is sent: its receipt stays, the draft goes."""
+        if self.files is None:
+            return
+        name = name_for(key, receipt.kind)
+        # The form is sent either way: without its receipt a double click shows "expired",
+        # never a second form.
+        with contextlib.suppress(OSError):
+            self.files.write(name + SENT, seal(key, name + SENT, asdict(receipt)), network)
+        self.files.delete([name])
 
-    def sent_as(self, reference: str) -> tuple[str, tuple[str, ...]] | None:
-        """The form and routes of a reference sent in the last few hours by this process."""
-        return self.sent.get(self.digest(reference))
+    def end(self, key: bytes, kind: str, receipt: bool = True) -> None:
+        if self.files is not None:
+            name = name_for(key, kind)
+            self.files.delete([name, name + SENT] if receipt else [name])
 
-    def is_cancelled(self, reference: str) -> bool:
-        return self.cancelled.get(self.digest(reference)) is not None
+    def end_all(self, key: bytes) -> None:
+        """Exit: every draft and receipt of this browser goes."""
+        if self.files is not None:
+            names = [name_for(key, kind) for kind in self.kinds]
+            self.files.delete([*names, *(name + SENT for name in names)])
+
+    def read(self, key: bytes, name: str) -> dict[str, Any] | None:
+        sealed = self.files.read(name) if self.files is not None else None
+        return None if sealed is None else unseal(key, name, sealed)

@@ -1,19 +1,23 @@
-"""The member's form: the form, its answers, check your answers, confirm, and the receipt.
+"""The member's form: the form, its answers, check your answers, send, and the receipt.
 
-The pattern is GOV.UK's and hostedapi's: GET the form; POST the answers, which either come back
-with status 400 and every error explained, or show the check-answers page holding the answers in
-a signed token; POST confirm, which verifies the token, hands the submission over once, and
-redirects (303) to the confirmation page with the reference. When the data folder cannot be
-written, each step says so (503) and keeps what was typed.
+The pattern is GOV.UK's, with nothing typed ever held by the browser: GET the form; POST the
+answers, which are sealed into this browser's draft (web/drafts.py) and answered with a 303:
+back to the form (status 400 there, every error explained and every value kept) or on to the
+check-answers page at an opaque address. "Change" is a GET of the form, filled from the draft.
+POST send reads the draft again, hands the submission over once, ends the draft and leads
+(303) to the receipt, at the same opaque address. So the browser's history holds no post with
+an answer in it, and every page of a draft needs the member's cookie: after Exit, or for
+anyone else, each says only "This page has expired". When the data folder cannot be written,
+each step says so (503) and keeps what was typed.
 """
 
 from __future__ import annotations
 
-import contextlib
+import logging
+import math
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -28,18 +32,22 @@ from forms_server.forms.fields import (
     answer_rows,
     validate,
 )
-from forms_server.forms.reference import normalise_reference
+from forms_server.forms.reference import new_reference, normalise_reference
 from forms_server.forms.routing import is_urgent, recipients_for
-from forms_server.signing import (
-    ExpiredTokenError,
-    FutureTokenError,
-    Purpose,
-    TokenError,
+from forms_server.signing import ExpiredTokenError, FutureTokenError, Purpose
+from forms_server.web.drafts import (
+    Draft,
+    Receipt,
+    browser_key_of,
+    forget_key,
+    name_for,
+    new_browser_key,
+    remember_key,
 )
-from forms_server.web.guards import limited, read_form
+from forms_server.web.guards import client_address, limit_notices, limited, read_form
+from forms_server.web.limits import network_of
 from forms_server.web.pages import (
     NO_STORE,
-    FormsContext,
     FormsUnavailableError,
     context_of,
     expired_page,
@@ -47,26 +55,10 @@ from forms_server.web.pages import (
     render,
 )
 
+logger = logging.getLogger(__name__)
+
 # A field people never see: no browser's autofill targets this name (unlike "website" or "url").
 HONEYPOT_FIELD = "leave_this_blank_7f3"
-
-
-def sign_answers(
-    context: FormsContext,
-    form: FormDefinition,
-    answers: Answers,
-    looks_automated: bool,
-    reference: str,
-    replaces: str | None = None,
-) -> str:
-    payload: dict[str, Any] = {"reference": reference, "answers": answers}
-    if replaces is not None:
-        payload["replaces"] = replaces
-    if form.binds_guidelines:
-        payload["guidelines"] = context.guidelines.version
-    if looks_automated:
-        payload["automated"] = True
-    return context.signer.sign(form.kind, Purpose.CHECK_ANSWERS, payload)
 
 
 async def token_problem(request: Request, error: Exception) -> Response:
@@ -104,41 +96,11 @@ async def token_problem(request: Request, error: Exception) -> Response:
     )
 
 
-def verified_answers(
-    context: FormsContext, form: FormDefinition, submitted: Mapping[str, str | list[str]]
-) -> tuple[dict[str, Any], float]:
-    """The answers the check page held, and how many seconds ago that page was made."""
-    token = submitted.get("token")
-    if not isinstance(token, str) or not token:
-        raise HTTPException(400, "The page you sent from was incomplete. Fill in the form again.")
-    payload, signed_at = context.signer.verify_with_time(form.kind, Purpose.CHECK_ANSWERS, token)
-    # The payload was signed by us, but check its shape anyway: never trust, always verify.
-    reference = normalise_reference(str(payload.get("reference", "")))
-    answers = payload.get("answers")
-    if reference is None or not isinstance(answers, dict):
-        raise HTTPException(400, "The page you sent from was incomplete. Fill in the form again.")
-    checked = validate(form, answers)
-    if not checked.ok:
-        raise HTTPException(400, "The page you sent from was incomplete. Fill in the form again.")
-    age = time.time() - signed_at.timestamp()
-    return {**payload, "reference": reference, "answers": checked.answers}, age
-
-
-def draft_of(context: FormsContext, submitted: Mapping[str, str | list[str]]) -> tuple[str, str]:
-    """The draft a post belongs to (its reference and token); a post from no page gets a new
-    one, since only our own pages can take a draft back."""
-    token = submitted.get("draft")
-    if isinstance(token, str) and token:
-        return context.drafts.reference_of(token), token
-    return context.drafts.new()
-
-
 def form_with_answers(
     request: Request,
     form: FormDefinition,
     answers: Answers,
     errors: Mapping[str, str],
-    draft: str,
     status_code: int = 200,
     replaces: str | None = None,
     held: tuple[int, list[str]] | None = None,
@@ -161,8 +123,8 @@ def form_with_answers(
         title=form.title,
         answers=answers,
         errors=errors,
-        draft=draft,
         renews=renews,
+        idle_minutes=context.settings.decisions.draft_idle_minutes,
     )
     if held is not None:
         response.headers["Retry-After"] = str(held[0])
@@ -170,122 +132,154 @@ def form_with_answers(
 
 
 async def form_page(request: Request) -> Response:
+    """The form: empty, or this browser's draft of it (after Change, Back, or a visit to the
+    privacy notice), with its errors and any wait a limit set."""
     form = form_for(request.path_params["kind"])
-    _, draft = context_of(request).drafts.new()
-    return form_with_answers(request, form, {}, {}, draft)
+    context = context_of(request)
+    key = browser_key_of(request)
+    draft = context.drafts.load(key, form.kind) if key else None
+    if draft is None:
+        return form_with_answers(request, form, {}, {})
+    errors = validate(form, draft.answers).errors if draft.show_errors else {}
+    wait = math.ceil((draft.held_until or 0) - time.time())
+    held = None
+    if wait > 0:
+        held = wait, limit_notices(request, form, draft.answers, wait, "Continue")
+    return form_with_answers(
+        request, form, draft.answers, errors, 400 if errors else 200, draft.replaces, held
+    )
 
 
 async def form_answers(request: Request) -> Response:
     form = form_for(request.path_params["kind"])
     context = context_of(request)
     submitted = await read_form(request, form)
-    reference, draft = draft_of(context, submitted)
-    if context.drafts.is_cancelled(reference):
-        return expired_page(request)
     checked = validate(form, submitted)
     replaces = context.links.open_renew(submitted.get("renews")) if form.binds_guidelines else None
     held = limited(request, form, checked.answers, "Continue")
-    if held is not None:
+    if context.cannot_save is not None or context.drafts.files is None:
         return form_with_answers(
-            request, form, checked.answers, {}, draft, replaces=replaces, held=held
+            request, form, checked.answers, checked.errors, replaces=replaces, held=held
         )
-    if not checked.ok:
-        return form_with_answers(
-            request, form, checked.answers, checked.errors, draft, 400, replaces
-        )
-    if context.cannot_save is not None:
-        return form_with_answers(request, form, checked.answers, {}, draft, replaces=replaces)
-    looks_automated = bool(submitted.get(HONEYPOT_FIELD))
-    return check_answers_page(
-        request, form, checked.answers, looks_automated, reference, replaces=replaces
+    key = browser_key_of(request)
+    existing = context.drafts.load(key, form.kind) if key else None
+    now = time.time()
+    draft = Draft(
+        kind=form.kind,
+        # One reference for the life of the draft: a double click, or Back and send again,
+        # gives the same receipt and one email.
+        reference=existing.reference if existing else new_reference(),
+        answers=checked.answers,
+        created_at=existing.created_at if existing else now,
+        checked_at=now if checked.ok and held is None else None,
+        show_errors=not checked.ok,
+        held_until=now + held[0] if held else None,
+        replaces=replaces,
+        guidelines=context.guidelines.version if form.binds_guidelines else None,
+        automated=bool(submitted.get(HONEYPOT_FIELD)),
     )
+    return save_then_go(request, key, draft)
+
+
+def save_then_go(request: Request, key: bytes | None, draft: Draft) -> Response:
+    """Seals the draft under this browser's key (a new one if it has none), then leads to the
+    form again or to the check page (303, so no post with answers stays in the history)."""
+    context = context_of(request)
+    form = form_for(draft.kind)
+    new_key = key is None
+    key = key or new_browser_key()
+    try:
+        context.drafts.save(key, draft, network_of(client_address(request)))
+    except OSError as error:
+        logger.error("A draft could not be saved (%s)", type(error).__name__)
+        return form_with_answers(request, form, draft.answers, {}, 503, replaces=draft.replaces)
+    if draft.checked_at is None:
+        target = str(request.url_for("form_page", kind=form.kind))
+    else:
+        target = str(request.url_for("check_page", draft=name_for(key, form.kind)))
+    response = RedirectResponse(target, status_code=303, headers=NO_STORE)
+    if new_key:
+        remember_key(response, key, context.settings.is_production)
+    return response
+
+
+def this_browsers_draft(request: Request) -> tuple[bytes, FormDefinition] | None:
+    """The browser key and form of the draft in the address, if it is this browser's."""
+    key = browser_key_of(request)
+    kind = context_of(request).drafts.kind_of(key, request.path_params["draft"]) if key else None
+    return (key, form_for(kind)) if key and kind else None
+
+
+async def check_page(request: Request) -> Response:
+    found = this_browsers_draft(request)
+    draft = context_of(request).drafts.load(*found[:1], found[1].kind) if found else None
+    if found is None or draft is None:
+        return expired_page(request)
+    if draft.checked_at is None:  # errors, or a limit held it back: the form says which
+        return RedirectResponse(
+            str(request.url_for("form_page", kind=draft.kind)), status_code=303, headers=NO_STORE
+        )
+    return check_answers_page(request, found[1], draft)
 
 
 def check_answers_page(
     request: Request,
     form: FormDefinition,
-    answers: Answers,
-    looks_automated: bool,
-    reference: str,
+    draft: Draft,
     notice: str | None = None,
-    replaces: str | None = None,
-    cannot_save: bool = False,
+    status_code: int = 200,
 ) -> Response:
     context = context_of(request)
-    token = sign_answers(context, form, answers, looks_automated, reference, replaces)
-    rows = answer_rows(form, answers)
     return render(
         request,
         "check.html",
-        status_code=503 if cannot_save else 200,
-        cannot_save=cannot_save,
+        status_code=status_code,
+        cannot_save=status_code == 503,
         form=form,
         title="Check your answers before sending",
-        rows=rows,
-        token=token,
-        urgent=is_urgent(form, answers),
+        rows=answer_rows(form, draft.answers),
+        urgent=is_urgent(form, draft.answers),
         guidelines=context.guidelines,
         notice=notice,
-        draft=context.drafts.token_for(reference),
+        send_url=str(request.url),
+        idle_minutes=context.settings.decisions.draft_idle_minutes,
     )
 
 
-async def form_change(request: Request) -> Response:
-    form = form_for(request.path_params["kind"])
+async def form_send(request: Request) -> Response:
     context = context_of(request)
-    payload, _ = verified_answers(context, form, await read_form(request, form))
-    reference: str = payload["reference"]
-    if context.drafts.is_cancelled(reference):
+    await read_form(request)
+    found = this_browsers_draft(request)
+    if found is None:
         return expired_page(request)
-    draft = context.drafts.token_for(reference)
-    return form_with_answers(
-        request,
-        form,
-        payload["answers"],
-        {},
-        draft,
-        replaces=payload.get("replaces"),
-        held=limited(request, form, payload["answers"], "Continue"),
-    )
-
-
-async def form_confirm(request: Request) -> Response:
-    form = form_for(request.path_params["kind"])
-    context = context_of(request)
-    payload, age = verified_answers(context, form, await read_form(request, form))
-    reference: str = payload["reference"]
-    if context.drafts.is_cancelled(reference):
+    key, form = found
+    draft = context.drafts.load(key, form.kind)
+    if draft is None:
+        # Sent already (a double click, or a resend): the same receipt, and nothing sent again.
+        if context.drafts.receipt(key, form.kind) is not None:
+            return see_receipt(request)
         return expired_page(request)
-    held = limited(request, form, payload["answers"], "Send")
-    if held is not None:
-        response = check_answers_page(
-            request,
-            form,
-            payload["answers"],
-            looks_automated=bool(payload.get("automated")),
-            reference=reference,
-            notice=" ".join(held[1]),
-            replaces=payload.get("replaces"),
+    checked = validate(form, draft.answers)  # sealed by us, but never trust: check again
+    if not checked.ok or draft.checked_at is None:
+        return RedirectResponse(
+            str(request.url_for("form_page", kind=form.kind)), status_code=303, headers=NO_STORE
         )
-        response.status_code = 429
+    held = limited(request, form, draft.answers, "Send")
+    if held is not None:
+        response = check_answers_page(request, form, draft, " ".join(held[1]), 429)
         response.headers["Retry-After"] = str(held[0])
         return response
-    if age < context.settings.min_confirm_seconds:
+    if time.time() - draft.checked_at < context.settings.min_confirm_seconds:
         # Faster than anyone can read the page: a script, or a slip. Nothing is sent; a person
         # sees their answers again and sends them with one more click.
         return check_answers_page(
             request,
             form,
-            payload["answers"],
-            looks_automated=bool(payload.get("automated")),
-            reference=reference,
-            notice=(
-                "Your form has not been sent yet: Send was pressed very soon after this page "
-                "opened, which can happen by mistake. Check your answers, then press Send again."
-            ),
-            replaces=payload.get("replaces"),
+            draft,
+            "Your form has not been sent yet: Send was pressed very soon after this page "
+            "opened, which can happen by mistake. Check your answers, then press Send again.",
         )
-    if form.binds_guidelines and payload.get("guidelines") != context.guidelines.version:
+    if form.binds_guidelines and draft.guidelines != context.guidelines.version:
         # The guidelines changed between reading and signing: the member must see the new ones.
         return render(
             request,
@@ -295,11 +289,12 @@ async def form_confirm(request: Request) -> Response:
             paragraphs=[
                 "Your form was not sent, because you would be agreeing to guidelines you "
                 "have not seen.",
-                "Read the guidelines again, then fill in the form again.",
+                "Read the guidelines again, then tick each box on the form and sign again. "
+                "Your other answers are still there.",
             ],
             start_again_url=str(request.url_for("form_page", kind=form.kind)),
+            start_again_text="Go back to the form",
         )
-    answers: Answers = payload["answers"]
     # Never dropped: a suspected program's form is delivered, with a mark saying so.
     try:
         if context.services is None:
@@ -307,57 +302,86 @@ async def form_confirm(request: Request) -> Response:
         # Tried even while the folder was last found unwritable: it may be writable again.
         route = await context.services.worker.receive(
             Submission(
-                reference=reference,
+                reference=draft.reference,
                 form_kind=form.kind,
-                answers=answers,
+                answers=checked.answers,
                 received_at=datetime.now(UTC),
-                urgent=is_urgent(form, answers),
-                guidelines_version=payload.get("guidelines"),
-                suspected_automated=bool(payload.get("automated")),
-                replaces=normalise_reference(str(payload["replaces"]))
-                if payload.get("replaces")
-                else None,
+                urgent=is_urgent(form, checked.answers),
+                guidelines_version=draft.guidelines,
+                suspected_automated=draft.automated,
+                replaces=normalise_reference(draft.replaces) if draft.replaces else None,
             )
         )
     except (OutboxWriteError, FormsUnavailableError):
-        # Nothing was kept, but the answers are still in the page's token: the member
-        # can send them again in a moment without typing anything.
-        return check_answers_page(
-            request,
-            form,
-            answers,
-            looks_automated=False,
-            reference=reference,
-            replaces=payload.get("replaces"),
-            cannot_save=True,
-        )
-    context.drafts.record_sent(
-        reference,
-        form.kind,
+        # Nothing was kept, but the draft still is: the member can send it again in a moment
+        # without typing anything.
+        return check_answers_page(request, form, draft, status_code=503)
+    routes = (
         tuple(route.split("+"))
         if route
-        else tuple(each.value for each in recipients_for(form, payload["answers"])),
+        else tuple(each.value for each in recipients_for(form, checked.answers))
     )
-    received_url = request.url_for("received", kind=form.kind, reference=reference)
+    context.drafts.sent(
+        key, Receipt(form.kind, draft.reference, routes), network_of(client_address(request))
+    )
+    return see_receipt(request)
+
+
+def see_receipt(request: Request) -> Response:
+    received_url = request.url_for("received", draft=request.path_params["draft"])
     return RedirectResponse(str(received_url), status_code=303, headers=NO_STORE)
 
 
-async def quick_exit(request: Request) -> Response:
-    """ "Exit this page" on a form: take back the draft, then leave for the ordinary site.
-    Never fails: whatever the draft token says, the member leaves at once."""
+async def from_old_check_page(request: Request) -> Response:
+    """A check page made before drafts were sealed (a server upgraded while someone was on
+    it): its signed answers become this browser's draft, with a new reference, and the member
+    sees them to check and send. Nothing is sent from it directly."""
+    form = form_for(request.path_params["kind"])
     context = context_of(request)
-    token = request.query_params.get("draft", "")
-    # An old or altered link still leaves at once; there is nothing of it to take back.
-    with contextlib.suppress(TokenError):
-        if token:
-            context.drafts.cancel(context.drafts.reference_of(token))
-    return RedirectResponse(
+    submitted = await read_form(request, form)
+    token = submitted.get("token")
+    if not isinstance(token, str) or not token:
+        raise HTTPException(400, "The page you sent from was incomplete. Fill in the form again.")
+    payload = context.signer.verify(form.kind, Purpose.CHECK_ANSWERS, token)
+    answers = payload.get("answers")
+    checked = validate(form, answers if isinstance(answers, dict) else {})
+    if context.cannot_save is not None or context.drafts.files is None:
+        return form_with_answers(request, form, checked.answers, checked.errors)
+    now = time.time()
+    replaces = payload.get("replaces")
+    draft = Draft(
+        kind=form.kind,
+        reference=new_reference(),
+        answers=checked.answers,
+        created_at=now,
+        checked_at=now if checked.ok else None,
+        show_errors=not checked.ok,
+        replaces=str(replaces) if replaces else None,
+        guidelines=str(payload["guidelines"]) if payload.get("guidelines") else None,
+        automated=bool(payload.get("automated")),
+    )
+    return save_then_go(request, browser_key_of(request), draft)
+
+
+async def quick_exit(request: Request) -> Response:
+    """ "Exit this page": this browser's drafts and receipts go, its cookie and cache too, and
+    the member leaves for the ordinary site. Never refused, never limited, never fails."""
+    context = context_of(request)
+    key = browser_key_of(request)
+    if key is not None:
+        try:
+            context.drafts.end_all(key)
+        except Exception as error:  # noqa: BLE001 - the member must leave whatever happens
+            logger.error("Exit could not delete a draft (%s)", type(error).__name__)
+    response = RedirectResponse(
         str(context.settings.group["exit_url"]),
         status_code=303,
-        # The browser's own copies of our pages go too (Chromium honours this on loopback and
-        # HTTPS); Back then has to ask the server, which answers "expired".
-        headers={**NO_STORE, "Clear-Site-Data": '"cache"'},
+        # The browser's own copies of our pages and its cookie go too (Chromium honours this
+        # on loopback and HTTPS); Back then has to ask the server, which answers "expired".
+        headers={**NO_STORE, "Clear-Site-Data": '"cache", "cookies"'},
     )
+    forget_key(response, context.settings.is_production)
+    return response
 
 
 async def add_slash(request: Request) -> Response:

@@ -30,10 +30,14 @@ def refuse_cross_site(request: Request) -> None:
             raise HTTPException(403, "This form can only be sent from our own pages.")
 
 
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
 def wait_seconds(request: Request, form: FormDefinition | None) -> int | None:
     """None if this post may go ahead (it is counted); else the real wait, in whole seconds.
     A form that can carry a risk to someone counts against a larger budget of its own."""
-    address = request.client.host if request.client else "unknown"
+    address = client_address(request)
     protected = form is not None and form.can_be_urgent
     wait = context_of(request).limits.wait_seconds(address, protected)
     return None if wait is None else max(1, math.ceil(wait))
@@ -96,7 +100,13 @@ def limited(
     wait = wait_seconds(request, form)
     if wait is None:
         return None
-    return wait, [
+    return wait, limit_notices(request, form, answers, wait, again)
+
+
+def limit_notices(
+    request: Request, form: FormDefinition, answers: Answers, wait: int, again: str
+) -> list[str]:
+    return [
         f"You have sent a lot in a short time. Wait {duration_in_words(wait)}, then press "
         f"{again} again. Everything you typed is still here.",
         *way_round(request, form, answers),

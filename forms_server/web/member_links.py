@@ -161,8 +161,7 @@ async def renew(request: Request) -> Response:
         for spec in form.fields
         if spec.name in record.kept and spec.kind is not FieldKind.AGREE and not spec.signs
     }
-    _, draft = context.drafts.new()
-    return form_with_answers(request, form, answers, {}, draft, replaces=record.reference)
+    return form_with_answers(request, form, answers, {}, replaces=record.reference)
 
 
 async def status(request: Request) -> Response:

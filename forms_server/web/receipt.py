@@ -1,5 +1,10 @@
-"""The confirmation page: the reference, what happens next and who reads the form. It can only
-be shown for a receipt this server can vouch for, so a guessed reference learns nothing."""
+"""The confirmation page: the reference, what happens next and who reads the form.
+
+Its address is the draft's opaque id, and it shows only with the browser key that sealed the
+receipt (web/drafts.py): the history names neither the form nor the reference, and after Exit
+the page says only "This page has expired". An address from before (the form and reference
+in it) still works for a receipt this server can vouch for, so a guessed reference learns
+nothing."""
 
 from __future__ import annotations
 
@@ -18,16 +23,32 @@ from forms_server.delivery.member_copy import (
 from forms_server.forms.fields import FormDefinition, Recipients
 from forms_server.forms.reference import normalise_reference
 from forms_server.forms.wording import what_happens_next
-from forms_server.web.pages import context_of, form_for, render
+from forms_server.web.drafts import browser_key_of
+from forms_server.web.pages import context_of, expired_page, form_for, render
 
 
 async def received(request: Request) -> Response:
+    context = context_of(request)
+    key = browser_key_of(request)
+    kind = context.drafts.kind_of(key, request.path_params["draft"]) if key else None
+    sent = context.drafts.receipt(key, kind) if key and kind else None
+    if sent is None:
+        return expired_page(request)
+    return receipt_page(request, form_for(sent.kind), sent.reference, sent.routes)
+
+
+async def received_by_reference(request: Request) -> Response:
     form = form_for(request.path_params["kind"])
     reference = normalise_reference(request.path_params["reference"])
     if reference is None:
         raise HTTPException(404)
+    return receipt_page(request, form, reference, routes_of_receipt(request, form, reference))
+
+
+def receipt_page(
+    request: Request, form: FormDefinition, reference: str, routes: tuple[str, ...]
+) -> Response:
     context = context_of(request)
-    routes = routes_of_receipt(request, form, reference)
     decisions = context.settings.decisions
     return render(
         request,
@@ -49,14 +70,8 @@ async def received(request: Request) -> Response:
 
 def routes_of_receipt(request: Request, form: FormDefinition, reference: str) -> tuple[str, ...]:
     """Who the form went to, for a receipt this server can vouch for; 404 for any other, so a
-    guessed reference learns nothing. Just sent: from memory (the address bar says nothing of
-    who it went to). Otherwise, from the outbox: its item while pending, its marker after."""
-    sent = context_of(request).drafts.sent_as(reference)
-    if sent is not None:
-        kind, routes = sent
-        if kind != form.kind:
-            raise HTTPException(404)
-        return routes
+    guessed reference learns nothing: from the outbox, its item while pending, its marker
+    after."""
     outbox = context_of(request).forms.outbox
     item = outbox.read(reference)
     if item is not None:
