@@ -5,10 +5,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from playwright.sync_api import Browser, ConsoleMessage, Page, Request, Route
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    Playwright,
+    Request,
+    Route,
+)
+
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS
 
 EXIT_PAGE_HTML = "<!doctype html><html lang='en'><title>Weather</title><h1>Weather</h1></html>"
 
@@ -30,9 +41,35 @@ def visit(
     with a stand-in page; reaching it is what the quick exit tests look for.
     """
     context = browser.new_context(**context_options)
+    try:
+        yield watched(context, server_url, exit_url)
+    finally:
+        context.close()
+
+
+@contextmanager
+def visit_with_profile(
+    playwright: Playwright,
+    profile: Path,
+    server_url: str,
+    exit_url: str,
+    **context_options: Any,
+) -> Iterator[Visit]:
+    """As `visit`, in a browser with its own profile folder on disk (its session and tab
+    files, its cache, its autofill table), which is complete once this ends."""
+    context = playwright.chromium.launch_persistent_context(
+        str(profile), executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, **context_options
+    )
+    try:
+        yield watched(context, server_url, exit_url)
+    finally:
+        context.close()
+
+
+def watched(context: BrowserContext, server_url: str, exit_url: str) -> Visit:
     own_host = urlsplit(server_url).netloc
     exit_host = urlsplit(exit_url).netloc
-    page = context.new_page()
+    page = context.pages[0] if context.pages else context.new_page()
     record = Visit(page)
 
     def route(route: Route) -> None:
@@ -60,7 +97,4 @@ def visit(
     context.route("**/*", route)
     page.on("console", on_console)
     page.on("requestfailed", on_request_failed)
-    try:
-        yield record
-    finally:
-        context.close()
+    return record

@@ -869,7 +869,7 @@ def assert_nothing_typed_in(html: str) -> None:
 
 
 def assert_every_address_expired(
-    client: TestClient, check_url: str, cookies: Mapping[str, str]
+    client: TestClient, check_url: str, cookies: dict[str, str]
 ) -> None:
     """The check page, its Send and the receipt, asked with only these cookies."""
     client.cookies.clear()
