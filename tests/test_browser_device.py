@@ -35,8 +35,8 @@ def marked_answers(form: FormDefinition) -> dict[str, str]:
         answers["safe_now"] = "no"
     typed = {}
     for spec in form.fields:
-        hidden = spec.shown_when is not None and answers.get(spec.shown_when[0]) != (
-            spec.shown_when[1]
+        hidden = (
+            spec.shown_when is not None and answers.get(spec.shown_when[0]) != (spec.shown_when[1])
         )
         if spec.kind in {FieldKind.RADIOS, FieldKind.AGREE} or hidden:
             continue
