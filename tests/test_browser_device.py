@@ -191,6 +191,8 @@ def test_after_exit_nothing_typed_is_in_the_history_or_the_browsers_files(
         assert [line for line in shown if any(m in line for m in markers)] == []
         assert record.requests_elsewhere == []
     assert on_disk(profile, markers) == {}
+    # What the help page says does stay: the history, with each page's title.
+    assert form.title.encode() in (profile / "Default" / "History").read_bytes()
 
 
 def test_another_link_keeps_the_answers_only_behind_the_cookie(

@@ -1137,6 +1137,51 @@ def test_danger_comes_first_with_numbers_to_tap(client: TestClient, kind: str) -
     assert {"tel:999", "tel:111", "tel:116123", "sms:85258?body=SHOUT"} <= links
 
 
+@pytest.mark.parametrize("kind", ["concern", "leave-left-early"])
+@pytest.mark.parametrize("urgent", [True, False])
+def test_help_is_on_the_risk_forms_themselves_as_the_handbook_gives_it(
+    client: TestClient, site_dir: Path, kind: str, urgent: bool
+) -> None:
+    """Getting help never means leaving a form (another link keeps the draft, but a person
+    in danger should not have to find that out): the first steps of "Get help now" are on the
+    form and on its check page, word for word as the handbook says them, with how to clear
+    the screen."""
+    help_page = soup_of((site_dir / "help/get-help-now/index.html").read_text("utf-8"))
+    first_steps = []
+    for heading in help_page.select("article h2"):
+        if heading.get_text(strip=True) in {
+            "If you or someone else is in danger now",
+            "People you can contact at any time",
+        }:
+            for sibling in heading.find_next_siblings():
+                if sibling.name == "h2":
+                    break
+                if sibling.name == "p":
+                    first_steps.append(" ".join(sibling.get_text(" ").split()))
+    handbook_sentences = [
+        sentence for paragraph in first_steps for sentence in re.split(r"(?<=\.) ", paragraph)
+    ]
+    assert len(handbook_sentences) >= 4, handbook_sentences
+    field, answer = ("immediate_risk", "yes") if kind == "concern" else ("safe_now", "no")
+    calm = "no" if kind == "concern" else "yes"
+    answers = valid_answers(FORMS[kind]) | (
+        {field: answer, "reach_unsafe": "07700 900982"} if urgent else {field: calm}
+    )
+    pages = {
+        "form": client.get(f"/forms/{kind}/").text,
+        "check": post(client, f"/forms/{kind}/", answers),
+    }
+    for step, html in pages.items():
+        region = soup_of(html).select_one(".crisis-contacts")
+        assert isinstance(region, Tag), step
+        says = " ".join(region.get_text(" ").split())
+        for sentence in handbook_sentences:
+            assert sentence in says, (step, sentence)
+        assert "If someone else might see this screen, use Exit this page" in says, step
+        for contact in forms_context(client.app).settings.group["crisis_contacts"]:  # type: ignore[arg-type]
+            assert contact["name"] in says, (step, contact["name"])
+
+
 def test_the_handbooks_crisis_contacts_can_be_tapped(site_dir: Path) -> None:
     page = (site_dir / "help/get-help-now/index.html").read_text("utf-8")
     for link in ("tel:999", "tel:111", "tel:116123", "sms:85258?body=SHOUT"):
