@@ -1,5 +1,6 @@
-"""The private links the server sends: each signed for its own purpose, each with its own
-lifetime (signing.py), each naming only what its page needs.
+"""The private links the server sends: each sealed and signed for its own purpose, each with its
+own lifetime (signing.py), each naming only what its page needs, and none readable by anyone
+who sees it (a mail scanner, a proxy's log).
 
 - acknowledge: a recipient marks a concern or an urgent notice as being dealt with;
 - read: a recipient opens a link-only form;
@@ -47,7 +48,7 @@ class Links:
         self.public_url = public_url
 
     def url(self, path: str, salt: str, purpose: Purpose, payload: dict[str, Any]) -> str:
-        return f"{self.public_url}/forms/{path}/{self.signer.sign(salt, purpose, payload)}"
+        return f"{self.public_url}/forms/{path}/{self.signer.seal(salt, purpose, payload)}"
 
     # -- Making ----------------------------------------------------------------------------
 
@@ -86,7 +87,7 @@ class Links:
 
     def renew_token(self, reference: str) -> str:
         """The same, as the token a form opened from the reminder carries."""
-        return self.signer.sign(RENEW_SALT, Purpose.RENEW, {"reference": reference})
+        return self.signer.seal(RENEW_SALT, Purpose.RENEW, {"reference": reference})
 
     # -- Opening ---------------------------------------------------------------------------
 

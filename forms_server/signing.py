@@ -1,20 +1,38 @@
 """Signed, timestamped tokens (itsdangerous), one salt per form kind and purpose.
 
-A check-answers page carries the member's answers as a token, so nothing is stored until they
-confirm. Every token has a maximum age that is always enforced; a token dated in the future is
-refused too. Keys rotate: the last configured key signs, and every configured key verifies.
+Every token has a maximum age that is always enforced; a token dated in the future is refused
+too. Keys rotate: the last configured key signs, and every configured key verifies.
+
+A link's token is sealed as well as signed (`seal`): its payload is encrypted (AES-GCM) under a
+key derived from the signing key that made it, so a mail scanner or a proxy's log that sees
+the link learns nothing from it (not the form, not the reference, not the recipient). Sealing
+keys follow the signing keys' rotation, not FORMS_DATA_KEY's: a data key rotated for what is at
+rest never kills a link in someone's inbox. Tokens made before sealing (a plain signed payload)
+still open until they expire.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import secrets
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
 from forms_server.errors import FormsServerError
+
+# Marks a sealed token; "~" is unreserved in URLs and starts no itsdangerous payload.
+SEALED = "~"
+NONCE_BYTES = 12
 
 
 class Purpose(Enum):
@@ -68,12 +86,42 @@ class Signer:
         return max(self.max_age_by_purpose.values())
 
     def serializer(self, form_kind: str, purpose: Purpose) -> URLSafeTimedSerializer:
-        return URLSafeTimedSerializer(
-            self.secret_keys, salt=f"peer-support-forms/{form_kind}/{purpose.value}"
-        )
+        return URLSafeTimedSerializer(self.secret_keys, salt=salt_of(form_kind, purpose))
 
     def sign(self, form_kind: str, purpose: Purpose, payload: dict[str, Any]) -> str:
         return self.serializer(form_kind, purpose).dumps(payload)
+
+    def seal(self, form_kind: str, purpose: Purpose, payload: dict[str, Any]) -> str:
+        """Signed, timestamped, and unreadable without the server's keys."""
+        salt = salt_of(form_kind, purpose)
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        plain = json.dumps(payload, separators=(",", ":")).encode("utf-8")
+        key = sealing_key(self.secret_keys[-1], salt)
+        sealed = nonce + AESGCM(key).encrypt(nonce, plain, salt.encode("utf-8"))
+        body = base64.urlsafe_b64encode(sealed).rstrip(b"=")
+        return SEALED + TimestampSigner(self.secret_keys, salt=salt).sign(body).decode("ascii")
+
+    def unsealed(self, form_kind: str, purpose: Purpose, token: str) -> tuple[Any, datetime]:
+        salt = salt_of(form_kind, purpose)
+        body, signed_at = TimestampSigner(self.secret_keys, salt=salt).unsign(
+            token.removeprefix(SEALED),
+            max_age=self.max_age_by_purpose[purpose],
+            return_timestamp=True,
+        )
+        try:
+            sealed = base64.urlsafe_b64decode(body + b"=" * (-len(body) % 4))
+        except (binascii.Error, ValueError) as error:
+            raise InvalidTokenError("the sealed token cannot be read") from error
+        nonce, ciphertext = sealed[:NONCE_BYTES], sealed[NONCE_BYTES:]
+        for secret in reversed(self.secret_keys):  # the newest made it, most likely
+            try:
+                plain = AESGCM(sealing_key(secret, salt)).decrypt(
+                    nonce, ciphertext, salt.encode("utf-8")
+                )
+            except InvalidTag:
+                continue
+            return json.loads(plain), signed_at
+        raise InvalidTokenError("no key opens the sealed token")
 
     def verify(self, form_kind: str, purpose: Purpose, token: str) -> dict[str, Any]:
         payload, _ = self.verify_with_time(form_kind, purpose, token)
@@ -84,9 +132,12 @@ class Signer:
     ) -> tuple[dict[str, Any], datetime]:
         """The payload and when it was signed (for telling a person from a script)."""
         try:
-            payload, signed_at = self.serializer(form_kind, purpose).loads(
-                token, max_age=self.max_age_by_purpose[purpose], return_timestamp=True
-            )
+            if token.startswith(SEALED):
+                payload, signed_at = self.unsealed(form_kind, purpose, token)
+            else:  # a plain signed token, from before links were sealed
+                payload, signed_at = self.serializer(form_kind, purpose).loads(
+                    token, max_age=self.max_age_by_purpose[purpose], return_timestamp=True
+                )
         except SignatureExpired as error:
             if "< 0 seconds" in str(error):
                 raise FutureTokenError(str(error)) from error
@@ -96,3 +147,14 @@ class Signer:
         if not isinstance(payload, dict):
             raise InvalidTokenError("the token does not hold a form's answers")
         return payload, signed_at
+
+
+def salt_of(form_kind: str, purpose: Purpose) -> str:
+    return f"peer-support-forms/{form_kind}/{purpose.value}"
+
+
+def sealing_key(secret: str, salt: str) -> bytes:
+    """A signing key's own sealing key for one salt (never the signing key itself)."""
+    return hmac.new(
+        secret.encode("utf-8"), b"link-sealing\0" + salt.encode("utf-8"), hashlib.sha256
+    ).digest()

@@ -19,6 +19,7 @@ from forms_server.forms.reference import new_reference
 from forms_server.links import ACKNOWLEDGE_SALT
 from forms_server.mail.catcher import caught_messages
 from forms_server.signing import Purpose, Signer
+from tests.decoding import decoded
 from tests.test_delivery import mail_settings, make_delivery
 from tests.test_views import (
     BASE_URL,
@@ -32,7 +33,7 @@ from tests.test_views import (
     send as press_send,
 )
 
-LINK = re.compile(r"http://127\.0\.0\.1:8000(/forms/acknowledge/[A-Za-z0-9_.\-]+)")
+LINK = re.compile(r"http://127\.0\.0\.1:8000(/forms/acknowledge/[A-Za-z0-9_.~\-]+)")
 
 
 @pytest.fixture
@@ -165,3 +166,18 @@ def test_a_link_signed_with_a_key_since_removed_is_a_plain_page(client: TestClie
     assert page.status_code == 400
     assert "This link no longer works" in page.text
     assert "Traceback" not in page.text
+
+
+def test_a_recipients_link_says_nothing_of_the_form_or_of_them(
+    app: Starlette, client: TestClient
+) -> None:
+    """The acknowledgement link decoded to the reference, the form and the recipient's
+    address: a mail scanner or a proxy's log learned that a concern was sent, and to whom."""
+    reference = send(client, "concern")
+    links = links_for(app, reference)
+    assert set(links) == {"f1@example.org", "f2@example.org"}
+    for address, link in links.items():
+        seen = decoded(link.encode())
+        for secret in (*reference.split("-"), "concern", address, address.split("@")[0]):
+            assert secret.encode() not in seen, (address, secret)
+        assert client.get(link).status_code == 200  # and it opens

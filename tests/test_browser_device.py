@@ -5,9 +5,7 @@ the history shows one. Walked in Chromium with a profile on disk, JavaScript on 
 from __future__ import annotations
 
 import base64
-import binascii
 import contextlib
-import re
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -18,13 +16,12 @@ from playwright.sync_api import Page, Playwright, expect
 from forms_server.forms.definitions import FORMS
 from forms_server.forms.fields import FieldKind, FormDefinition
 from tests.browser import visit_with_profile
+from tests.decoding import decoded
 from tests.test_browser_exit_forms import back_to_the_end
 from tests.test_browser_quick_exit import EXIT_BUTTON_NAME, EXIT_URL, arrive_at_the_exit_site
 from tests.test_views import valid_answers
 
 pytestmark = pytest.mark.browser
-
-RUN = re.compile(rb"[A-Za-z0-9_\-+/=.]{16,}")
 
 
 def marked_answers(form: FormDefinition) -> dict[str, str]:
@@ -61,21 +58,6 @@ def fill(page: Page, form: FormDefinition, answers: dict[str, str]) -> None:
     for spec in form.fields:
         if spec.name in answers and spec.kind not in {FieldKind.RADIOS, FieldKind.AGREE}:
             page.fill(f"#{spec.name}", answers[spec.name])
-
-
-def decoded(blob: bytes) -> bytes:
-    """The blob, and every run in it that decodes as base64 (and then as zlib, as a
-    compressed itsdangerous payload): a token in a file is read as what it carries."""
-    found = [blob]
-    for run in RUN.findall(blob):
-        for piece in run.split(b"."):
-            for decode in (base64.urlsafe_b64decode, base64.b64decode):
-                with contextlib.suppress(binascii.Error, ValueError):
-                    plain = decode(piece + b"=" * (-len(piece) % 4))
-                    found.append(plain)
-                    with contextlib.suppress(zlib.error):
-                        found.append(zlib.decompress(plain))
-    return b"\n".join(found)
 
 
 def on_disk(profile: Path, markers: list[str]) -> dict[str, list[str]]:

@@ -47,8 +47,8 @@ SECOND_ESCALATION = "second-escalation@example.net"
 SAM = "sam@example.org"
 MEMBER = "robin.member@example.net"
 ESCALATE_AFTER = {"urgent": 30, "other": 2 * 24 * 60}
-ACKNOWLEDGE_PATH = re.compile(r"(/forms/acknowledge/[A-Za-z0-9_.\-]+)")
-YOURS_PATH = re.compile(r"(/forms/yours/[A-Za-z0-9_.\-]+)")
+ACKNOWLEDGE_PATH = re.compile(r"(/forms/acknowledge/[A-Za-z0-9_.~\-]+)")
+YOURS_PATH = re.compile(r"(/forms/yours/[A-Za-z0-9_.~\-]+)")
 ESCALATED_SUBJECT = "NOBODY HAS PICKED THIS UP - "
 
 

@@ -48,7 +48,7 @@ server = test_renewals.server
 PLANTED_ANSWER = "Planted: the kingfisher sings at the weir"
 PLANTED_NAME = "Wrenna Planted-Name"
 NOW = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
-READ_LINK = re.compile(rb"https://forms\.example(/forms/read/[A-Za-z0-9_.\-]+)")
+READ_LINK = re.compile(rb"https://forms\.example(/forms/read/[A-Za-z0-9_.~\-]+)")
 
 
 def concern(urgent: bool = False) -> Submission:
@@ -229,7 +229,7 @@ def send_concern(client: TestClient) -> str:
 def links_from_catcher(app: Starlette, reference: str, count: int) -> dict[str, str]:
     from forms_server.mail.catcher import caught_messages
 
-    pattern = re.compile(r"https?://[^/\s]+(/forms/read/[A-Za-z0-9_.\-]+)")
+    pattern = re.compile(r"https?://[^/\s]+(/forms/read/[A-Za-z0-9_.~\-]+)")
     deadline = time.monotonic() + 10
     while True:
         found = {

@@ -33,6 +33,7 @@ from forms_server.services import Services as Delivery
 from forms_server.signing import Purpose, Signer
 from forms_server.storage.outbox_items import MEMBER_COPY, ItemStatus, RecipientStatus
 from tests import test_acknowledgements
+from tests.decoding import decoded
 from tests.own_loop import in_own_loop
 from tests.smtp_server import SmtpServer, smtp_server
 from tests.test_delivery import mail_settings, make_delivery, submission
@@ -53,7 +54,7 @@ client = test_acknowledgements.client
 
 GROUP = "Harbour Peer Support"
 MEMBER = "robin.member@example.net"
-LINK = re.compile(r"http://127\.0\.0\.1:8000(/forms/yours/[A-Za-z0-9_.\-]+)")
+LINK = re.compile(r"http://127\.0\.0\.1:8000(/forms/yours/[A-Za-z0-9_.~\-]+)")
 
 
 def send(client: TestClient, kind: str, **answers: str) -> tuple[str, str]:
@@ -342,3 +343,12 @@ async def test_a_copy_count_that_cannot_be_written_never_stops_the_form(
     assert route == "facilitators"  # received, without its copy
     await delivery.worker.run_pass()
     assert delivery.outbox.is_delivered(item.reference)
+
+
+def test_the_members_link_says_nothing_of_the_form(app: Starlette, client: TestClient) -> None:
+    reference, _ = send(client, "leave-missing", copy="link", copy_email_link=MEMBER)
+    link = link_in(raw_messages_to(app, MEMBER)[0])
+    seen = decoded(link.encode())
+    for secret in (*reference.split("-"), "leave", "missing", "kind"):
+        assert secret.encode() not in seen, secret
+    assert client.get(link).status_code == 200

@@ -26,6 +26,7 @@ from forms_server.signing import (
     Signer,
     TokenError,
 )
+from tests.decoding import decoded as everything_decoded
 
 KEY = "a-test-secret-key-that-is-32-bytes-or-more"
 OLD_KEY = "the-old-secret-key-of-at-least-32-bytes"
@@ -301,3 +302,69 @@ def test_a_link_signed_with_a_removed_key_is_refused() -> None:
     assert Signer([old, new], MAX_AGE).verify("concern", Purpose.ACKNOWLEDGE, link) == PAYLOAD
     with pytest.raises(InvalidTokenError):
         Signer([new], MAX_AGE).verify("concern", Purpose.ACKNOWLEDGE, link)
+
+
+# -- Sealed links: nothing readable in them, the signing keys' rotation -------------------------
+
+LINK_PAYLOAD = {"reference": "4KX-7QD-M2P", "kind": "leave-missing", "to": "f1@example.org"}
+
+
+@pytest.mark.parametrize("purpose", [p for p in Purpose if p is not Purpose.CHECK_ANSWERS])
+def test_a_sealed_link_says_nothing_to_whoever_sees_it(purpose: Purpose) -> None:
+    """A mail scanner or a proxy's log decoded the old links to the reference, the form and
+    the recipient's address."""
+    signer = Signer([KEY], MAX_AGE)
+    token = signer.seal("any", purpose, LINK_PAYLOAD)
+    plain = signer.sign("any", purpose, LINK_PAYLOAD)
+    assert b"leave-missing" in everything_decoded(plain.encode())  # the old format did
+    seen = everything_decoded(token.encode())
+    for value in ("4KX", "7QD", "leave", "missing", "f1@", "example.org", "reference"):
+        assert value.encode() not in seen, value
+    assert all(character in TOKEN_CHARACTERS + "~" for character in token)
+    assert signer.verify("any", purpose, token) == LINK_PAYLOAD
+
+
+def test_a_link_from_before_sealing_still_opens_until_it_expires(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    signer = Signer([KEY], MAX_AGE)
+    with clock_at(monkeypatch, NOON):
+        old = signer.sign("concern", Purpose.ACKNOWLEDGE, LINK_PAYLOAD)
+    with clock_at(monkeypatch, NOON + MAX_AGE - 1):
+        assert signer.verify("concern", Purpose.ACKNOWLEDGE, old) == LINK_PAYLOAD
+    with clock_at(monkeypatch, NOON + MAX_AGE + 1), pytest.raises(ExpiredTokenError):
+        signer.verify("concern", Purpose.ACKNOWLEDGE, old)
+
+
+def test_a_sealed_link_expires_and_refuses_the_future(monkeypatch: pytest.MonkeyPatch) -> None:
+    signer = Signer([KEY], MAX_AGE)
+    with clock_at(monkeypatch, NOON):
+        token = signer.seal("concern", Purpose.ACKNOWLEDGE, LINK_PAYLOAD)
+    with clock_at(monkeypatch, NOON + MAX_AGE + 1), pytest.raises(ExpiredTokenError):
+        signer.verify("concern", Purpose.ACKNOWLEDGE, token)
+    with clock_at(monkeypatch, NOON - 60), pytest.raises(FutureTokenError):
+        signer.verify("concern", Purpose.ACKNOWLEDGE, token)
+
+
+def test_a_sealed_link_rotates_with_the_signing_keys() -> None:
+    link = Signer([OLD_KEY], MAX_AGE).seal("concern", Purpose.ACKNOWLEDGE, LINK_PAYLOAD)
+    both = Signer([OLD_KEY, NEW_KEY], MAX_AGE)
+    assert both.verify("concern", Purpose.ACKNOWLEDGE, link) == LINK_PAYLOAD
+    newer = both.seal("concern", Purpose.ACKNOWLEDGE, LINK_PAYLOAD)
+    assert Signer([NEW_KEY], MAX_AGE).verify("concern", Purpose.ACKNOWLEDGE, newer) == LINK_PAYLOAD
+    with pytest.raises(InvalidTokenError):
+        Signer([NEW_KEY], MAX_AGE).verify("concern", Purpose.ACKNOWLEDGE, link)
+
+
+def test_an_altered_or_misdirected_sealed_link_is_refused() -> None:
+    signer = Signer([KEY], MAX_AGE)
+    token = signer.seal("concern", Purpose.ACKNOWLEDGE, LINK_PAYLOAD)
+    with pytest.raises(InvalidTokenError):
+        signer.verify("concern", Purpose.READ, token)
+    with pytest.raises(InvalidTokenError):
+        signer.verify("consent", Purpose.ACKNOWLEDGE, token)
+    for position in range(1, len(token)):
+        swapped = "A" if token[position] != "A" else "B"
+        altered = token[:position] + swapped + token[position + 1 :]
+        with pytest.raises(TokenError):
+            signer.verify("concern", Purpose.ACKNOWLEDGE, altered)
