@@ -1,4 +1,5 @@
-"""The baseline: a bare Starlette endpoint that parses the same form body and answers 303."""
+"""The baselines: bare Starlette endpoints, one that parses the same form body and answers 303,
+one that answers a GET with a small fixed page."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 
@@ -15,4 +16,13 @@ async def answers(request: Request) -> Response:
     return RedirectResponse(f"/done?fields={len(fields)}", status_code=303)
 
 
-app = Starlette(routes=[Route("/answers", answers, methods=["POST"])])
+PAGE = "<!doctype html><html lang='en'><title>Bare</title><h1>Bare</h1></html>"
+
+
+async def page(request: Request) -> Response:
+    return HTMLResponse(PAGE)
+
+
+app = Starlette(
+    routes=[Route("/answers", answers, methods=["POST"]), Route("/page", page, methods=["GET"])]
+)

@@ -46,8 +46,7 @@ from forms_server.mail.catcher import free_loopback_port
 from forms_server.web.app import create_app
 
 CONCERNS = ("lead@bench.example", "deputy@bench.example")
-TOKEN = re.compile(r'name="token" value="([^"]+)"')
-REFERENCE = re.compile(r"/received/([0-9A-Z-]+)")
+REFERENCE = re.compile(r'class="reference">([0-9A-Z-]+)<')
 ORDINARY = {
     "about": "member",
     "what_happened": "Benchmark flood.",
@@ -113,16 +112,22 @@ def server(site: Path, data: Path, relay_port: int) -> Iterator[str]:
 
 def request(
     base: str, method: str, path: str, form: dict[str, str] | None, headers: dict[str, str]
-) -> tuple[int, str, str]:
-    """One request, no redirect followed: status, Location, body."""
+) -> tuple[int, str, str, str]:
+    """One request, no redirect followed: status, Location, body, and the cookie it set."""
     host = urllib.parse.urlsplit(base).netloc
     connection = http.client.HTTPConnection(host, timeout=60)
     body = urllib.parse.urlencode(form) if form is not None else None
-    sent = {**headers, "Content-Type": "application/x-www-form-urlencoded"} if form else headers
+    sent = (
+        {**headers, "Content-Type": "application/x-www-form-urlencoded"}
+        if form is not None
+        else headers
+    )
     try:
         connection.request(method, path, body=body, headers=sent)
         response = connection.getresponse()
-        return response.status, response.getheader("Location") or "", response.read().decode()
+        cookie = (response.getheader("Set-Cookie") or "").split(";")[0]
+        location = response.getheader("Location") or ""
+        return response.status, location, response.read().decode(), cookie
     finally:
         connection.close()
 
@@ -131,17 +136,20 @@ def send(base: str, answers: dict[str, str], network: int) -> tuple[str, float]:
     """One concern, as a browser sends it, from its own network: its reference, and when the
     member saw "received"."""
     headers = {"X-Forwarded-For": f"10.{network // 250}.{network % 250}.7"}
-    status, _, page = request(base, "POST", "/forms/concern/", answers, headers)
-    token = TOKEN.search(page)
-    if token is None:
+    status, check_page, _, cookie = request(base, "POST", "/forms/concern/", answers, headers)
+    if "/forms/check/" not in check_page:
         raise RuntimeError(f"no check page ({status})")
-    status, location, _ = request(
-        base, "POST", "/forms/concern/confirm", {"token": token.group(1)}, headers
-    )
-    reference = REFERENCE.search(location)
-    if reference is None:
+    headers["Cookie"] = cookie
+    path = urllib.parse.urlsplit(check_page).path
+    status, location, _, _ = request(base, "POST", path, {}, headers)
+    if "/forms/received/" not in location:
         raise RuntimeError(f"not received ({status})")
-    return reference.group(1), time.monotonic()
+    seen = time.monotonic()
+    receipt = request(base, "GET", urllib.parse.urlsplit(location).path, None, headers)[2]
+    reference = REFERENCE.search(receipt)
+    if reference is None:
+        raise RuntimeError("no reference on the receipt")
+    return reference.group(1), seen
 
 
 def watch_health(base: str, told: list[str], stop: threading.Event) -> None:
