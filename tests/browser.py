@@ -92,7 +92,7 @@ def watched(context: BrowserContext, server_url: str, exit_url: str) -> Visit:
 
     def on_request_failed(request: Request) -> None:
         if urlsplit(request.url).netloc == own_host:
-            record.console_errors.append(f"request failed: {request.url}")
+            record.console_errors.append(f"request failed: {request.url} ({request.failure})")
 
     context.route("**/*", route)
     page.on("console", on_console)

@@ -325,3 +325,31 @@ def test_a_link_only_form_reads_well_on_a_small_phone(
             found["opened"] = axe_violations(page)
         assert record.requests_elsewhere == []
     assert {step: v for step, v in found.items() if v} == {}
+
+
+def test_an_open_check_page_keeps_its_answers(browser: Browser, server_url: str) -> None:
+    """WCAG 2.2.1: the draft's idle time must not take answers from someone still reading
+    them. While the check page (or the form after Change) is open, it asks the server for
+    itself again well inside the idle time; nothing else is sent."""
+    with visit(browser, server_url, EXIT_URL) as record:
+        page = record.page
+        page.clock.install()
+        asked: list[tuple[str, str, int]] = []
+        page.on(
+            "response",
+            lambda response: asked.append((response.request.method, response.url, response.status)),
+        )
+        page.goto(f"{server_url}/forms/leave-missing/")
+        fill_in(page, FORMS["leave-missing"])
+        page.get_by_role("button", name="Continue").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text(
+            "Check your answers before sending"
+        )
+        check_page = page.url
+        asked.clear()
+        page.clock.run_for("21:00")  # past the 20 minutes it would otherwise idle
+        page.wait_for_timeout(200)
+        keeps = [entry for entry in asked if entry[0] == "HEAD"]
+        assert len(keeps) >= 4, asked
+        assert set(keeps) == {("HEAD", check_page, 200)}
+        assert record.console_errors == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import logging
@@ -1313,3 +1314,37 @@ def test_a_form_address_without_its_slash_leads_to_the_form(client: TestClient, 
 def test_a_form_that_does_not_exist_is_not_found_with_or_without_slash(client: TestClient) -> None:
     assert client.get("/forms/nothing").status_code == 404
     assert client.get("/forms/nothing/").status_code == 404
+
+
+def test_exits_cost_no_memory_however_many(app: Starlette, client: TestClient) -> None:
+    """25,000 exits grew the quick exit's memory by 5 MiB without a cap. An exit now keeps
+    nothing: it deletes this browser's files, and only drafts (capped) take any room."""
+    files = forms_context(app).drafts.files
+    assert files is not None
+    post(client, "/forms/concern/", valid_answers(FORMS["concern"]))
+    for number in range(2_000):
+        client.cookies.clear()
+        client.cookies["key"] = base64.urlsafe_b64encode(number.to_bytes(32)).decode().rstrip("=")
+        assert client.get("/forms/exit").status_code == 303
+    assert files.count() == 1  # the one real draft, from another browser
+    assert len(files.by_network) == 1
+    assert len(files.network_of) == 1
+
+
+def test_asking_for_an_open_draft_page_again_keeps_it_from_idling_out(
+    app: Starlette, client: TestClient
+) -> None:
+    """What the check page's script does while it is open: each HEAD is a use of the draft."""
+    check_url = send_url_in(
+        post(client, "/forms/leave-missing/", valid_answers(FORMS["leave-missing"]))
+    )
+    files = forms_context(app).drafts.files
+    assert files is not None
+    idle = forms_context(app).settings.decisions.draft_idle_minutes * 60
+    started = time.time()
+    for step in range(1, 4):  # three times most of the idle time: an hour, for 20 minutes
+        files.clock = functools.partial(float, started + step * (idle - 60))
+        assert client.head(check_url).status_code == 200
+    assert client.get(check_url).status_code == 200
+    files.clock = lambda: started + 3 * (idle - 60) + idle + 1
+    assert client.get(check_url).status_code == 410

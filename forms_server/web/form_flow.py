@@ -104,9 +104,11 @@ def form_with_answers(
     status_code: int = 200,
     replaces: str | None = None,
     held: tuple[int, list[str]] | None = None,
+    from_draft: bool = False,
 ) -> Response:
     """The form; signing again from a renewal reminder, it carries which record it replaces;
-    `held`: the wait and what to say, when a limit holds the post back (answers kept)."""
+    `held`: the wait and what to say, when a limit holds the post back (answers kept);
+    `from_draft`: filled from this browser's draft, which the page keeps while it is open."""
     context = context_of(request)
     renews = context.links.renew_token(replaces) if replaces else None
     cannot_save = context.cannot_save is not None
@@ -125,6 +127,7 @@ def form_with_answers(
         errors=errors,
         renews=renews,
         idle_minutes=context.settings.decisions.draft_idle_minutes,
+        keeps_draft=from_draft,
     )
     if held is not None:
         response.headers["Retry-After"] = str(held[0])
@@ -146,7 +149,7 @@ async def form_page(request: Request) -> Response:
     if wait > 0:
         held = wait, limit_notices(request, form, draft.answers, wait, "Continue")
     return form_with_answers(
-        request, form, draft.answers, errors, 400 if errors else 200, draft.replaces, held
+        request, form, draft.answers, errors, 400 if errors else 200, draft.replaces, held, True
     )
 
 
@@ -243,6 +246,7 @@ def check_answers_page(
         notice=notice,
         send_url=str(request.url),
         idle_minutes=context.settings.decisions.draft_idle_minutes,
+        keeps_draft=status_code != 503,
     )
 
 
