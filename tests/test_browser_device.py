@@ -130,21 +130,35 @@ def by_shift_three_times(page: Page) -> None:
         page.keyboard.press("Shift")
 
 
-def by_the_privacy_notice_then_the_button(page: Page) -> None:
-    """Another link first (from the form, after Change: how their data is used), then Exit
-    from the handbook's page."""
-    page.locator(".summary-list__actions :is(a, button)").first.click()
-    page.get_by_role("link", name="how we use your information").first.click()
-    expect(page.get_by_role("heading", level=1)).to_be_visible()
-    page.get_by_role("link", name=EXIT_BUTTON_NAME).click()
+def by_another_link_then_the_button(link_name: str) -> Callable[[Page], None]:
+    """Another link first, from the form after Change (how their data is used, help, the
+    handbook's list of forms), then Exit from the page it leads to."""
+
+    def leave(page: Page) -> None:
+        page.locator(".summary-list__actions :is(a, button)").first.click()
+        page.get_by_role("link", name=link_name, exact=True).last.click()
+        expect(page.get_by_role("heading", level=1)).to_be_visible()
+        page.get_by_role("link", name=EXIT_BUTTON_NAME).click()
+
+    return leave
 
 
+OTHER_LINKS = {
+    "privacy": "how we use your information",
+    "help": "Get help now",
+    "handbook": "Back to forms in the handbook",
+}
 WAYS_OUT: dict[str, tuple[bool, Callable[[Page], None]]] = {
     "button-js": (True, by_the_button),
     "button-no-js": (False, by_the_button),
     "shift-js": (True, by_shift_three_times),
-    "privacy-then-button-js": (True, by_the_privacy_notice_then_the_button),
-    "privacy-then-button-no-js": (False, by_the_privacy_notice_then_the_button),
+} | {
+    f"{name}-then-button-{'js' if java_script else 'no-js'}": (
+        java_script,
+        by_another_link_then_the_button(link_name),
+    )
+    for name, link_name in OTHER_LINKS.items()
+    for java_script in (True, False)
 }
 
 
