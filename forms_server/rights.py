@@ -19,7 +19,7 @@ from typing import Any
 from forms_server.errors import FormsServerError
 from forms_server.forms.definitions import FORMS
 from forms_server.forms.fields import FieldKind, validate_field
-from forms_server.forms.reference import normalise_reference
+from forms_server.forms.reference import EXAMPLE_REFERENCE, normalise_reference
 from forms_server.lifecycle import Do, Event, decide
 from forms_server.storage.form_files import FormFiles
 from forms_server.storage.ledger import ErasureReason
@@ -193,7 +193,7 @@ class Rights:
             normal = normalise_reference(reference)
             if normal is None:
                 raise RightsError(
-                    f"{reference!r} is not a reference: references look like 4KX-7QD-M2P."
+                    f"{reference!r} is not a reference: references look like {EXAMPLE_REFERENCE}."
                 )
             reference = normal
         if not (email or reference or name):

@@ -3,11 +3,18 @@ check character that catches a mistyped character and (with one exception) a swa
 
 from __future__ import annotations
 
+import os
 import re
 import string
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import pytest
+from starlette.testclient import TestClient
 
+from forms_server.config.group import PROJECT_ROOT
 from forms_server.forms.reference import (
     ALPHABET,
     format_reference,
@@ -15,6 +22,7 @@ from forms_server.forms.reference import (
     new_reference,
     normalise_reference,
 )
+from tests.test_views import BASE_URL, make_app
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 GROUP = f"[{CROCKFORD}]{{3}}"
@@ -246,3 +254,58 @@ def test_no_letter_outside_the_alphabet_is_read_as_the_letters_it_uppercases_to(
         if read is not None:
             accepted[typed] = read
     assert accepted == {}
+
+
+# Anything shaped like a reference (three groups of three from the alphabet, or its lookalikes).
+SHAPED_LIKE_A_REFERENCE = re.compile(r"\b[0-9A-Z]{3}-[0-9A-Z]{3}-[0-9A-Z]{3}\b")
+NAMES_SHAPED_LIKE_A_REFERENCE = {"AES-256-GCM", "AES-256-CBC"}
+
+
+def examples_in(text: str) -> list[str]:
+    found = SHAPED_LIKE_A_REFERENCE.findall(text)
+    return [example for example in found if example not in NAMES_SHAPED_LIKE_A_REFERENCE]
+
+
+def test_every_example_reference_shown_to_anyone_passes_its_own_check(
+    site_dir: Path, tmp_path: Path
+) -> None:
+    """A member who copies the example to see what a reference looks like, or a host who
+    tries it on the command line, must not be told it is not a reference: the status page's
+    hint, its error, `--help`, the command line's error and the README alike."""
+    with TestClient(make_app(site_dir, tmp_path / "data"), base_url=BASE_URL) as client:
+        status_page = client.get("/forms/status/").text
+        status_error = client.post("/forms/status/", data={"reference": "4KX"}).text
+    shown = {
+        "status page": status_page,
+        "status page error": status_error,
+        "--help": run_forms_server("find", "--help").stdout,
+        "command line error": run_forms_server("find", "--reference", "4KX").stderr,
+        "README": (PROJECT_ROOT / "README.md").read_text("utf-8"),
+    }
+    examples = {where: examples_in(text) for where, text in shown.items()}
+    assert all(examples.values()), examples
+    failing = {
+        where: [e for e in found if not is_reference(e)] for where, found in examples.items()
+    }
+    assert {where: found for where, found in failing.items() if found} == {}
+
+
+def run_forms_server(*arguments: str) -> subprocess.CompletedProcess[str]:
+    with tempfile.TemporaryDirectory() as folder:
+        return subprocess.run(
+            [sys.executable, "-m", "forms_server.cli.main", *arguments],
+            env={
+                "PATH": os.environ["PATH"],
+                "FORMS_DATA_DIR": str(Path(folder) / "data"),
+                "FORMS_BUILD_HANDBOOK": "false",
+            },
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+
+def is_reference(example: str) -> bool:
+    return normalise_reference(example) == example

@@ -41,6 +41,7 @@ from forms_server.cli.rights import correct, erase, export, find, keys
 from forms_server.cli.serve import serve
 from forms_server.config.env import load_settings
 from forms_server.errors import FormsServerError
+from forms_server.forms.reference import EXAMPLE_REFERENCE
 from forms_server.handbook.record_of_processing import record_of_processing
 
 logger = logging.getLogger("forms_server")
@@ -49,7 +50,7 @@ logger = logging.getLogger("forms_server")
 def add_person_options(parser: argparse.ArgumentParser, required: bool = True) -> None:
     who = parser.add_mutually_exclusive_group(required=required)
     who.add_argument("--email", help="an email address the person gave, in any case")
-    who.add_argument("--reference", help="a form's reference, like 4KX-7QD-M2P")
+    who.add_argument("--reference", help=f"a form's reference, like {EXAMPLE_REFERENCE}")
     who.add_argument("--name", help="a name exactly as the person typed it, in any case")
 
 

@@ -1,6 +1,6 @@
 """Short references a person can read out on the phone: Crockford base32 with a check character.
 
-Nine characters in three groups, like `4KX-7QD-M2P`: eight random ones (40 bits) and a Luhn
+Nine characters in three groups, like `4KX-7QD-M21`: eight random ones (40 bits) and a Luhn
 mod 32 check character, so a mistyped or swapped character is caught before anyone goes looking
 for a form that does not exist. Crockford's alphabet has no I, L, O or U, and reading accepts
 those as the digits they look like.
@@ -48,3 +48,8 @@ def normalise_reference(typed: str) -> str | None:
     if luhn_check_character(body) != check:
         return None
     return format_reference(compact)
+
+
+# The example shown in hints, help and errors: it passes its own check, so a member or host who
+# tries it is never told that what we showed them is not a reference.
+EXAMPLE_REFERENCE = format_reference("4KX7QDM2" + luhn_check_character("4KX7QDM2"))

@@ -28,7 +28,7 @@ from forms_server.storage.files import create_exclusively, replace_atomically
 
 logger = logging.getLogger(__name__)
 
-# References (4KX-7QD-M2P) and notice ids (hex): letters, digits and dashes only.
+# References (4KX-7QD-M21) and notice ids (hex): letters, digits and dashes only.
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
 
 T = TypeVar("T")

@@ -17,7 +17,7 @@ from forms_server.config.env import Settings
 from forms_server.export import rows
 from forms_server.forms.definitions import FORMS
 from forms_server.forms.fields import Answers, FieldKind, FormDefinition
-from forms_server.forms.reference import normalise_reference
+from forms_server.forms.reference import EXAMPLE_REFERENCE, normalise_reference
 from forms_server.handbook.guidelines import archived_version
 from forms_server.lifecycle import Event
 from forms_server.links import RENEW_LINK_DAYS
@@ -175,7 +175,7 @@ async def status(request: Request) -> Response:
         typed = (await read_form(request)).get("reference")
         reference = normalise_reference(typed if isinstance(typed, str) else "")
         if reference is None:
-            error = "Enter your reference as it was shown, like 4KX-7QD-M2P"
+            error = f"Enter your reference as it was shown, like {EXAMPLE_REFERENCE}"
         else:
             acknowledgement = context.forms.files.acknowledgements.get(reference)
     return render(

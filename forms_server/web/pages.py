@@ -17,6 +17,7 @@ from forms_server.config.env import Settings
 from forms_server.config.group import PACKAGE_DIR
 from forms_server.forms.definitions import FORMS
 from forms_server.forms.fields import FormDefinition
+from forms_server.forms.reference import EXAMPLE_REFERENCE
 from forms_server.handbook.guidelines import GuidelinesVersion
 from forms_server.handbook.search import Section
 from forms_server.links import Links
@@ -84,6 +85,7 @@ def make_templates(settings: Settings, stylesheets: list[str]) -> Jinja2Template
     environment.globals.update(
         group=settings.group,
         handbook_url=settings.handbook_url,
+        example_reference=EXAMPLE_REFERENCE,
         theme={"stylesheets": stylesheets},
         # The quick exit partial is written for MkDocs, which names the facts config.extra.group.
         config={"extra": {"group": settings.group}},
