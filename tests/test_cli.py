@@ -93,6 +93,39 @@ def test_a_bad_setting_is_one_clear_line_and_exit_2(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_check_lists_every_problem_of_an_empty_production_configuration_in_one_run(
+    tmp_path: Path,
+) -> None:
+    """It used to report one problem per run: a coordinator ran it 9 times."""
+    env = {
+        "PATH": os.environ["PATH"],
+        "FORMS_ENV": "production",
+        "FORMS_DATA_DIR": str(tmp_path / "data"),
+        "FORMS_BUILD_HANDBOOK": "false",
+        "FORMS_PORT": "eighty",
+        "FORMS_CLIENT_POST_BURST": "0",
+    }
+    result = forms_server(tmp_path, env, "check")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    every_problem = [
+        "FORMS_PORT",
+        "FORMS_CLIENT_POST_BURST",
+        "FORMS_SECRET_KEYS is not set",
+        "FORMS_DATA_KEY is not set",
+        "FORMS_PUBLIC_URL is not set",
+        "FORMS_SMTP_HOST is not set",
+        "concern_route is not decided",
+        "facilitator_concern_email is not decided",
+        "escalation_email is not decided",
+        "FORMS_MAIL_FROM is not set",
+    ]
+    assert [problem for problem in every_problem if problem not in result.stderr] == []
+    assert f"{len(every_problem)} problems" in result.stderr
+    # Nothing was made on the way: no development keys in what will be the production folder.
+    assert not (tmp_path / "data").exists()
+
+
 def failed_item(tmp_path: Path, kind: str = "consent", **answers: str) -> Submission:
     """A form the relay refused for every recipient, as the worker leaves it."""
     delivery = make_delivery(tmp_path / "data", mail_settings(None))

@@ -338,7 +338,7 @@ def test_check_in_production_says_so_prominently(tmp_path: Path) -> None:
         FORMS_SMTP_HOST="127.0.0.1",
         FORMS_SMTP_PORT="1",
         FORMS_SAFEGUARDING="lead@example.org",
-        FORMS_ALLOWED_HOSTS="forms.example.org",
+        FORMS_PUBLIC_URL="https://forms.example.org",
         FORMS_MAIL_FROM="forms@example.org",
         FORMS_HANDBOOK_CONFIG=str(write_group_config(config, undecided)),
     )

@@ -10,6 +10,9 @@ import pytest
 
 from forms_server.config.env import load_settings
 from forms_server.config.group import SettingsError
+from forms_server.links import Links
+from forms_server.services import signer_for
+from forms_server.signing import Purpose
 from tests.decided import DECIDED, write_group_config
 
 STRONG_OLD = "o" * 32
@@ -56,7 +59,7 @@ def test_keys_keep_their_order_for_rotation(tmp_path: Path) -> None:
             FORMS_DATA_KEY=DATA_KEY,
             FORMS_SMTP_HOST="smtp.example.org",
             FORMS_SAFEGUARDING="lead@example.org,deputy@example.org",
-            FORMS_ALLOWED_HOSTS="forms.example.org",
+            FORMS_PUBLIC_URL="https://forms.example.org",
             FORMS_MAIL_FROM="forms@example.org",
             FORMS_HANDBOOK_CONFIG=str(write_group_config(tmp_path, DECIDED)),
         ),
@@ -127,10 +130,67 @@ def production(tmp_path: Path, **values: str) -> dict[str, str]:
         "FORMS_DATA_KEY": DATA_KEY,
         "FORMS_SMTP_HOST": "smtp.example.org",
         "FORMS_SAFEGUARDING": "lead@example.org,deputy@example.org",
-        "FORMS_ALLOWED_HOSTS": "forms.example.org",
+        "FORMS_PUBLIC_URL": "https://forms.example.org",
         "FORMS_MAIL_FROM": "forms@example.org",
     }
     return environ_for(tmp_path, **(complete | values))
+
+
+# -- One public address: where every emailed link points ------------------------------------------
+
+
+def test_production_links_use_the_public_address_whatever_the_first_allowed_host(
+    tmp_path: Path,
+) -> None:
+    """With FORMS_ALLOWED_HOSTS=127.0.0.1,forms.example.org every emailed link pointed at
+    https://127.0.0.1/ and `check` called the configuration valid."""
+    environ = production(tmp_path, FORMS_ALLOWED_HOSTS="127.0.0.1,forms.example.org")
+    del environ["FORMS_PUBLIC_URL"]
+    with pytest.raises(SettingsError, match="FORMS_PUBLIC_URL is not set") as refused:
+        load_settings(env_file=None, environ=environ)
+    assert "https://forms.your-group.org.uk" in str(refused.value)  # an example to copy
+    environ["FORMS_PUBLIC_URL"] = "https://forms.example.org/"
+    settings = load_settings(env_file=None, environ=environ)
+    assert settings.public_url == "https://forms.example.org"
+    link = Links(signer_for(settings), settings.public_url).url(
+        "acknowledge", "any", Purpose.ACKNOWLEDGE, {"reference": "4KX-7QD-M21"}
+    )
+    assert link.startswith("https://forms.example.org/forms/acknowledge/")
+
+
+@pytest.mark.parametrize(
+    ("public_url", "message"),
+    [
+        ("https://127.0.0.1", "an IP address"),
+        ("https://10.0.0.5:8443", "an IP address"),
+        ("https://[::1]", "an IP address"),
+        ("https://localhost", "localhost"),
+        ("https://forms.localhost", "localhost"),
+        ("http://forms.example.org", "must start with https://"),
+        ("forms.example.org", "must start with https://"),
+        ("https://forms.example.org/forms", "no path"),
+        ("https://", "no host"),
+    ],
+)
+def test_a_public_address_nobody_else_can_reach_is_refused(
+    tmp_path: Path, public_url: str, message: str
+) -> None:
+    with pytest.raises(SettingsError, match=message):
+        load_settings(env_file=None, environ=production(tmp_path, FORMS_PUBLIC_URL=public_url))
+
+
+def test_the_server_answers_to_its_public_address(tmp_path: Path) -> None:
+    """Unset, the allowed hosts are the public address's host; set, they must include it."""
+    settings = load_settings(env_file=None, environ=production(tmp_path))
+    assert settings.allowed_hosts == ("forms.example.org",)
+    both = production(tmp_path, FORMS_ALLOWED_HOSTS="forms.example.org,www.example.org")
+    assert load_settings(env_file=None, environ=both).allowed_hosts == (
+        "forms.example.org",
+        "www.example.org",
+    )
+    elsewhere = production(tmp_path, FORMS_ALLOWED_HOSTS="other.example.org")
+    with pytest.raises(SettingsError, match=r"forms\.example\.org is not in FORMS_ALLOWED_HOSTS"):
+        load_settings(env_file=None, environ=elsewhere)
 
 
 def test_production_needs_a_relay_and_named_safeguarding_leads(tmp_path: Path) -> None:
@@ -175,7 +235,7 @@ def test_development_mail_goes_to_the_embedded_catcher(tmp_path: Path) -> None:
     assert mail.facilitator_concerns == ("facilitator-concerns@example.org",)
 
 
-@pytest.mark.parametrize("missing", ["FORMS_ALLOWED_HOSTS", "FORMS_MAIL_FROM"])
+@pytest.mark.parametrize("missing", ["FORMS_PUBLIC_URL", "FORMS_MAIL_FROM"])
 def test_production_names_its_hosts_and_its_sender(tmp_path: Path, missing: str) -> None:
     environ = production(tmp_path)
     del environ[missing]

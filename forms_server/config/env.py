@@ -10,18 +10,22 @@ config/recipients.py's.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import os
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.config import Config
 from starlette.datastructures import CommaSeparatedStrings, Secret
 
 from forms_server.config.decisions import Decisions, DecisionsError, decisions_from
 from forms_server.config.group import (
+    N,
+    Problems,
     SettingsError,
     default_handbook_config,
     default_work_folder,
@@ -129,7 +133,11 @@ def new_secret_key() -> str:
     return secrets.token_urlsafe(48)
 
 
-def data_keys_from(config: Config, environment: str, data_dir: Path) -> tuple[Secret, ...]:
+def data_keys_from(
+    config: Config, environment: str, data_dir: Path, make: bool
+) -> tuple[Secret, ...]:
+    """The data keys; in development, none configured: the one kept in the data folder, made
+    on first run when `make`, else none for now."""
     configured = [
         key.strip()
         for key in config("FORMS_DATA_KEY", cast=CommaSeparatedStrings, default="")
@@ -142,6 +150,8 @@ def data_keys_from(config: Config, environment: str, data_dir: Path) -> tuple[Se
                 'URL-safe base64. Make one with: python3 -c "import base64, secrets; '
                 'print(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())"'
             )
+        if not make:
+            return ()
         return (development_secret(data_dir, "development-data-key", new_data_key),)
     for position, value in enumerate(configured, start=1):
         try:
@@ -157,7 +167,10 @@ def data_keys_from(config: Config, environment: str, data_dir: Path) -> tuple[Se
     return tuple(Secret(value) for value in configured)
 
 
-def secret_keys_from(config: Config, environment: str, data_dir: Path) -> tuple[Secret, ...]:
+def secret_keys_from(
+    config: Config, environment: str, data_dir: Path, make: bool
+) -> tuple[Secret, ...]:
+    """The signing keys; in development, none configured: as `data_keys_from`."""
     configured = config("FORMS_SECRET_KEYS", cast=CommaSeparatedStrings, default="")
     keys = tuple(Secret(key.strip()) for key in configured if key.strip())
     if not keys:
@@ -167,6 +180,8 @@ def secret_keys_from(config: Config, environment: str, data_dir: Path) -> tuple[
                 "keys of at least 32 characters, separated by commas (newest last). "
                 'Make one with: python3 -c "import secrets; print(secrets.token_urlsafe(48))"'
             )
+        if not make:
+            return ()
         return (development_secret(data_dir, "development-secret-key", new_secret_key),)
     for position, key in enumerate(keys, start=1):
         if len(str(key).encode("utf-8")) < MINIMUM_SECRET_BYTES:
@@ -181,34 +196,78 @@ WORKER_SILENT_SECONDS = 5 * 60.0
 LOCAL_HOSTS = "127.0.0.1,localhost"
 
 
-def allowed_hosts_from(config: Config, environment: str) -> tuple[str, ...]:
+def allowed_hosts_from(config: Config, environment: str, public_url: str) -> tuple[str, ...]:
+    """The hosts this server answers to. In production, unless FORMS_ALLOWED_HOSTS names more,
+    only the public address's host; never a list that leaves it out."""
     configured = config("FORMS_ALLOWED_HOSTS", default="")
-    hosts = tuple(host.strip() for host in CommaSeparatedStrings(configured or LOCAL_HOSTS))
-    if not configured.strip() and environment == "production":
-        raise SettingsError(
-            "FORMS_ALLOWED_HOSTS is not set. In production, set it to the host names members "
-            "use to reach the forms (for example forms.your-group.org.uk)."
-        )
+    public_host = urlsplit(public_url).hostname or ""
+    default = public_host if environment == "production" else LOCAL_HOSTS
+    hosts = tuple(host.strip() for host in CommaSeparatedStrings(configured or default))
     if any(not host or "*" in host for host in hosts):
         raise SettingsError(
             "FORMS_ALLOWED_HOSTS must name each host exactly, without '*' or empty names: a "
             "wildcard lets any Host header into the links the server makes."
         )
+    if environment == "production" and public_host and public_host not in hosts:
+        raise SettingsError(
+            f"FORMS_PUBLIC_URL's host {public_host} is not in FORMS_ALLOWED_HOSTS "
+            f"({', '.join(hosts)}): add it, or leave FORMS_ALLOWED_HOSTS unset to answer to "
+            "that host alone."
+        )
     return hosts
 
 
+PUBLIC_URL_EXAMPLE = "https://forms.your-group.org.uk"
+
+
 def public_url_from(config: Config, environment: str, port: int) -> str:
-    """Links in emails point here: the first allowed host over HTTPS in production, unless
-    FORMS_PUBLIC_URL says otherwise."""
-    configured = config("FORMS_PUBLIC_URL", default="").strip().rstrip("/")
-    if configured:
-        if not configured.startswith(("https://", "http://")):
+    """Where members and recipients reach this server: every link in an email starts here. In
+    production it must be an address others can reach, over HTTPS, with no path."""
+    given = config("FORMS_PUBLIC_URL", default="").strip()
+    configured = given.rstrip("/") if given.count("/") > 2 else given
+    if environment != "production":
+        if configured and not configured.startswith(("https://", "http://")):
             raise SettingsError("FORMS_PUBLIC_URL must start with https:// (or http://).")
-        return configured
-    if environment == "production":
-        hosts = CommaSeparatedStrings(config("FORMS_ALLOWED_HOSTS", default=""))
-        return f"https://{hosts[0].strip()}" if len(hosts) else ""
-    return f"http://127.0.0.1:{port}"
+        return configured or f"http://127.0.0.1:{port}"
+    if not configured:
+        raise SettingsError(
+            "FORMS_PUBLIC_URL is not set. In production, set it to the address members use to "
+            f"reach the forms, for example FORMS_PUBLIC_URL={PUBLIC_URL_EXAMPLE}: every link "
+            "in an email starts with it."
+        )
+    if not configured.startswith("https://"):
+        raise SettingsError(
+            f"FORMS_PUBLIC_URL must start with https:// in production (not {configured!r}): "
+            "links in emails open answers and must not travel in the clear."
+        )
+    parts = urlsplit(configured)
+    host = parts.hostname or ""
+    if not host:
+        raise SettingsError(f"FORMS_PUBLIC_URL has no host, for example {PUBLIC_URL_EXAMPLE}.")
+    if parts.path or parts.query or parts.fragment:
+        raise SettingsError(
+            f"FORMS_PUBLIC_URL takes a host and no path (the forms live at /forms/), for "
+            f"example {PUBLIC_URL_EXAMPLE}, not {configured!r}."
+        )
+    if is_ip_address(host):
+        raise SettingsError(
+            f"FORMS_PUBLIC_URL is an IP address ({host}): members' links need the group's "
+            f"host name, for example {PUBLIC_URL_EXAMPLE}."
+        )
+    if host == "localhost" or host.endswith((".localhost", ".localdomain")):
+        raise SettingsError(
+            f"FORMS_PUBLIC_URL is localhost ({host}): nobody else can open a link to it. Set "
+            f"the group's host name, for example {PUBLIC_URL_EXAMPLE}."
+        )
+    return configured
+
+
+def is_ip_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def load_settings(
@@ -221,74 +280,105 @@ def load_settings(
     )
     environment = config("FORMS_ENV", default="development")
     if environment not in ENVIRONMENTS:
+        # Every other check depends on which environment this is: nothing more to say yet.
         raise SettingsError(
             f"FORMS_ENV must be one of {', '.join(ENVIRONMENTS)}, not {environment!r}."
         )
-    try:
-        port = config("FORMS_PORT", cast=int, default=8000)
-        build = config("FORMS_BUILD_HANDBOOK", cast=bool, default=True)
-        token_max_age = config("FORMS_TOKEN_MAX_AGE_SECONDS", cast=int, default=2 * 60 * 60)
-        min_confirm = config("FORMS_MIN_CONFIRM_SECONDS", cast=float, default=2.0)
-        client_burst = config("FORMS_CLIENT_POST_BURST", cast=int, default=20)
-        client_rate = config("FORMS_CLIENT_POSTS_PER_MINUTE", cast=float, default=6.0)
-        global_burst = config("FORMS_GLOBAL_POST_BURST", cast=int, default=200)
-        global_rate = config("FORMS_GLOBAL_POSTS_PER_MINUTE", cast=float, default=120.0)
-        urgent_minutes = config("FORMS_ALERT_URGENT_AFTER_MINUTES", cast=float, default=5.0)
-        waiting_minutes = config("FORMS_ALERT_WAITING_AFTER_MINUTES", cast=float, default=60.0)
-        digest_after = config("FORMS_DIGEST_AFTER_PER_HOUR", cast=int, default=30)
-        digest_every = config("FORMS_DIGEST_EVERY_MINUTES", cast=float, default=5.0)
-        urgent_alone = config("FORMS_URGENT_ALONE_PER_HOUR", cast=int, default=20)
-        acknowledge_days = config("FORMS_ACKNOWLEDGE_LINK_DAYS", cast=int, default=14)
-        member_link_days = config("FORMS_MEMBER_LINK_DAYS", cast=int, default=90)
-        copies_per_day = config("FORMS_MEMBER_COPIES_PER_DAY", cast=int, default=3)
-    except ValueError as error:
-        raise SettingsError(str(error)) from error
+    problems = Problems()
+
+    def number(name: str, cast: Callable[[str], N], default: N) -> N:
+        return problems.number(config, name, cast, default)
+
+    port = number("FORMS_PORT", int, 8000)
+    build = problems.attempt(lambda: config("FORMS_BUILD_HANDBOOK", cast=bool, default=True), True)
+    token_max_age = number("FORMS_TOKEN_MAX_AGE_SECONDS", int, 2 * 60 * 60)
+    min_confirm = number("FORMS_MIN_CONFIRM_SECONDS", float, 2.0)
+    client_burst = number("FORMS_CLIENT_POST_BURST", int, 20)
+    client_rate = number("FORMS_CLIENT_POSTS_PER_MINUTE", float, 6.0)
+    global_burst = number("FORMS_GLOBAL_POST_BURST", int, 200)
+    global_rate = number("FORMS_GLOBAL_POSTS_PER_MINUTE", float, 120.0)
+    urgent_minutes = number("FORMS_ALERT_URGENT_AFTER_MINUTES", float, 5.0)
+    waiting_minutes = number("FORMS_ALERT_WAITING_AFTER_MINUTES", float, 60.0)
+    digest_after = number("FORMS_DIGEST_AFTER_PER_HOUR", int, 30)
+    digest_every = number("FORMS_DIGEST_EVERY_MINUTES", float, 5.0)
+    urgent_alone = number("FORMS_URGENT_ALONE_PER_HOUR", int, 20)
+    acknowledge_days = number("FORMS_ACKNOWLEDGE_LINK_DAYS", int, 14)
+    member_link_days = number("FORMS_MEMBER_LINK_DAYS", int, 90)
+    copies_per_day = number("FORMS_MEMBER_COPIES_PER_DAY", int, 3)
     if not 0 < port < 65536:
-        raise SettingsError(f"FORMS_PORT must be between 1 and 65535, not {port}.")
+        problems.note(f"FORMS_PORT must be between 1 and 65535, not {port}.")
     if min(client_burst, global_burst) < 1 or min(client_rate, global_rate) <= 0:
-        raise SettingsError(
+        problems.note(
             "FORMS_CLIENT_POST_BURST and FORMS_GLOBAL_POST_BURST must be at least 1, and the "
             "posts per minute above 0."
         )
     if not 0 <= min_confirm <= 60:
-        raise SettingsError("FORMS_MIN_CONFIRM_SECONDS must be between 0 and 60.")
+        problems.note("FORMS_MIN_CONFIRM_SECONDS must be between 0 and 60.")
     if not 0 < urgent_minutes <= waiting_minutes:
-        raise SettingsError(
+        problems.note(
             "FORMS_ALERT_URGENT_AFTER_MINUTES must be above 0 and no more than "
             "FORMS_ALERT_WAITING_AFTER_MINUTES."
         )
     if digest_after < 1 or not 0 < digest_every <= 60:
-        raise SettingsError(
+        problems.note(
             "FORMS_DIGEST_AFTER_PER_HOUR must be at least 1, and FORMS_DIGEST_EVERY_MINUTES "
             "above 0 and at most 60."
         )
     if not 1 <= urgent_alone <= 1000:
-        raise SettingsError("FORMS_URGENT_ALONE_PER_HOUR must be from 1 to 1000.")
+        problems.note("FORMS_URGENT_ALONE_PER_HOUR must be from 1 to 1000.")
     health_token = Secret(config("FORMS_HEALTH_TOKEN", default=""))
     if str(health_token) and len(str(health_token)) < 16:
-        raise SettingsError(
+        problems.note(
             "FORMS_HEALTH_TOKEN must be at least 16 characters (or unset: then only this "
             "machine sees the health check's details)."
         )
     if not 1 <= acknowledge_days <= 90:
-        raise SettingsError("FORMS_ACKNOWLEDGE_LINK_DAYS must be from 1 to 90.")
+        problems.note("FORMS_ACKNOWLEDGE_LINK_DAYS must be from 1 to 90.")
     if not 1 <= member_link_days <= 366:
-        raise SettingsError("FORMS_MEMBER_LINK_DAYS must be from 1 to 366.")
+        problems.note("FORMS_MEMBER_LINK_DAYS must be from 1 to 366.")
     if not 1 <= copies_per_day <= 20:
-        raise SettingsError("FORMS_MEMBER_COPIES_PER_DAY must be from 1 to 20.")
+        problems.note("FORMS_MEMBER_COPIES_PER_DAY must be from 1 to 20.")
     if not 60 <= token_max_age <= 24 * 60 * 60:
-        raise SettingsError("FORMS_TOKEN_MAX_AGE_SECONDS must be between 60 and 86400.")
-    handbook_config = Path(config("FORMS_HANDBOOK_CONFIG", default=str(default_handbook_config())))
-    if not handbook_config.is_file():
-        raise SettingsError(
-            f"FORMS_HANDBOOK_CONFIG points to {handbook_config}, which does not exist."
-        )
+        problems.note("FORMS_TOKEN_MAX_AGE_SECONDS must be between 60 and 86400.")
     data_dir = Path(config("FORMS_DATA_DIR", default=str(default_work_folder() / "data")))
-    group = group_facts_from(handbook_config)
-    try:
-        decisions = decisions_from(group)
-    except DecisionsError as error:
-        raise SettingsError(f"{handbook_config}: {error}") from error
+    # Development keys are made in the data folder on first run: never while anything is
+    # wrong, so a first check in the wrong mode leaves nothing behind.
+    no_keys: tuple[Secret, ...] = ()
+    no_hosts: tuple[str, ...] = ()
+    secret_keys = problems.attempt(
+        lambda: secret_keys_from(config, environment, data_dir, make=False), no_keys
+    )
+    data_keys = problems.attempt(
+        lambda: data_keys_from(config, environment, data_dir, make=False), no_keys
+    )
+    public_url = problems.attempt(lambda: public_url_from(config, environment, port), "")
+    allowed_hosts = problems.attempt(
+        lambda: allowed_hosts_from(config, environment, public_url), no_hosts
+    )
+    handbook_config = Path(config("FORMS_HANDBOOK_CONFIG", default=str(default_handbook_config())))
+    group: Mapping[str, Any] = {}
+    if not handbook_config.is_file():
+        problems.note(f"FORMS_HANDBOOK_CONFIG points to {handbook_config}, which does not exist.")
+    else:
+        group = problems.attempt(lambda: group_facts_from(handbook_config), {})
+    decisions = mail = kept_days = None
+    if group:
+        try:
+            decisions = decisions_from(group)
+        except DecisionsError as error:
+            problems.note(f"{handbook_config}: {error}")
+        kept_days = problems.attempt(lambda: undelivered_kept_days(group, handbook_config), None)
+    if decisions is not None:
+        mail = problems.attempt(
+            lambda: mail_settings_from(config, environment, group, decisions), None
+        )
+    problems.raise_any()
+    if decisions is None or mail is None or kept_days is None:
+        raise SettingsError("The group's facts in mkdocs.yml could not be read.")
+    if not secret_keys:
+        secret_keys = secret_keys_from(config, environment, data_dir, make=True)
+    if not data_keys:
+        data_keys = data_keys_from(config, environment, data_dir, make=True)
     return Settings(
         environment=environment,
         host=config("FORMS_HOST", default="127.0.0.1"),
@@ -297,25 +387,25 @@ def load_settings(
         site_dir=Path(config("FORMS_SITE_DIR", default=str(default_work_folder() / "site"))),
         build_handbook_on_start=build,
         data_dir=data_dir,
-        secret_keys=secret_keys_from(config, environment, data_dir),
+        secret_keys=secret_keys,
         token_max_age_seconds=token_max_age,
         min_confirm_seconds=min_confirm,
         client_post_burst=client_burst,
         client_posts_per_minute=client_rate,
         global_post_burst=global_burst,
         global_posts_per_minute=global_rate,
-        data_keys=data_keys_from(config, environment, data_dir),
+        data_keys=data_keys,
         handbook_url=config("FORMS_HANDBOOK_URL", default="/"),
-        allowed_hosts=allowed_hosts_from(config, environment),
+        allowed_hosts=allowed_hosts,
         group=group,
         decisions=decisions,
-        mail=mail_settings_from(config, environment, group, decisions),
+        mail=mail,
         health=HealthLimits(
             urgent_waiting_seconds=urgent_minutes * 60,
             waiting_seconds=waiting_minutes * 60,
             worker_silent_seconds=WORKER_SILENT_SECONDS,
         ),
-        undelivered_kept_days=undelivered_kept_days(group, handbook_config),
+        undelivered_kept_days=kept_days,
         digest_after_per_hour=digest_after,
         digest_every_minutes=digest_every,
         urgent_alone_per_hour=urgent_alone,
@@ -323,5 +413,5 @@ def load_settings(
         acknowledge_link_days=acknowledge_days,
         member_link_days=member_link_days,
         member_copies_per_day=copies_per_day,
-        public_url=public_url_from(config, environment, port),
+        public_url=public_url,
     )

@@ -3,11 +3,12 @@ file and the package's own files are."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
+from starlette.config import Config
 
 from forms_server.errors import FormsServerError
 
@@ -34,7 +35,52 @@ def default_work_folder() -> Path:
 
 
 class SettingsError(FormsServerError):
-    """A setting is missing or wrong; the message says which and how to fix it."""
+    """Settings missing or wrong; each problem says which and how to fix it, so one run of
+    `forms-server check` lists them all."""
+
+    def __init__(self, *problems: str) -> None:
+        self.problems = problems
+        if len(problems) > 1:
+            super().__init__(
+                f"{len(problems)} problems with the settings:\n"
+                + "\n".join(f"  - {problem}" for problem in problems)
+            )
+        else:
+            super().__init__(*problems)
+
+
+T = TypeVar("T")
+N = TypeVar("N", int, float)
+
+
+class Problems:
+    """Every problem found while reading settings, so one run names them all: each part is
+    read on, with a stand-in value, after its problem is noted."""
+
+    def __init__(self) -> None:
+        self.found: list[str] = []
+
+    def note(self, problem: str) -> None:
+        self.found.append(problem)
+
+    def attempt(self, make: Callable[[], T], fallback: T) -> T:
+        try:
+            return make()
+        except SettingsError as error:
+            self.found.extend(error.problems)
+            return fallback
+
+    def number(self, config: Config, name: str, cast: Callable[[str], N], default: N) -> N:
+        try:
+            value: N = config(name, cast=cast, default=default)
+        except ValueError:
+            self.note(f"{name} must be a number, not {config(name)!r}.")
+            return default
+        return value
+
+    def raise_any(self) -> None:
+        if self.found:
+            raise SettingsError(*self.found)
 
 
 REQUIRED_GROUP_FACTS = ("name", "organisation", "facilitators_email", "crisis_contacts", "exit_url")

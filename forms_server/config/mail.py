@@ -12,7 +12,7 @@ from starlette.config import Config
 from starlette.datastructures import CommaSeparatedStrings, Secret
 
 from forms_server.config.decisions import DELIVERY_ROUTES, Decisions, DeliveryMode
-from forms_server.config.group import SettingsError
+from forms_server.config.group import Problems, SettingsError
 from forms_server.config.recipients import (
     addresses,
     concern_recipients,
@@ -67,48 +67,65 @@ class MailSettings:
 def mail_settings_from(
     config: Config, environment: str, group: Mapping[str, Any], decisions: Decisions
 ) -> MailSettings:
+    problems = Problems()
     host = config("FORMS_SMTP_HOST", default="") or None
+    security = SmtpSecurity.STARTTLS
     try:
         security = SmtpSecurity(config("FORMS_SMTP_SECURITY", default="starttls"))
-    except ValueError as error:
+    except ValueError:
         choices = ", ".join(mode.value for mode in SmtpSecurity)
-        raise SettingsError(f"FORMS_SMTP_SECURITY must be one of {choices}.") from error
+        problems.note(f"FORMS_SMTP_SECURITY must be one of {choices}.")
     if host is None and environment == "production":
-        raise SettingsError(
-            "FORMS_SMTP_HOST is not set. In production, set it to your mail relay; the "
-            "embedded mail catcher is for development only."
+        problems.note(
+            "FORMS_SMTP_HOST is not set. In production, set it to your mail relay (for example "
+            "FORMS_SMTP_HOST=smtp.your-provider.net); the embedded mail catcher is for "
+            "development only."
         )
-    try:
-        port = config(
-            "FORMS_SMTP_PORT", cast=int, default=465 if security is SmtpSecurity.TLS else 587
-        )
-        timeout = config("FORMS_SMTP_TIMEOUT_SECONDS", cast=float, default=10.0)
-        data_timeout = config("FORMS_SMTP_DATA_TIMEOUT_SECONDS", cast=float, default=600.0)
-        retry_hours = config("FORMS_RETRY_HOURS", cast=float, default=48.0)
-        allow_plaintext = config("FORMS_SMTP_ALLOW_PLAINTEXT", cast=bool, default=False)
-    except ValueError as error:
-        raise SettingsError(str(error)) from error
+    default_port = 465 if security is SmtpSecurity.TLS else 587
+    port = problems.number(config, "FORMS_SMTP_PORT", int, default_port)
+    timeout = problems.number(config, "FORMS_SMTP_TIMEOUT_SECONDS", float, 10.0)
+    data_timeout = problems.number(config, "FORMS_SMTP_DATA_TIMEOUT_SECONDS", float, 600.0)
+    retry_hours = problems.number(config, "FORMS_RETRY_HOURS", float, 48.0)
+    allow_plaintext = problems.attempt(
+        lambda: config("FORMS_SMTP_ALLOW_PLAINTEXT", cast=bool, default=False), False
+    )
     if not 0 < timeout <= data_timeout <= 3600:
-        raise SettingsError(
+        problems.note(
             "FORMS_SMTP_TIMEOUT_SECONDS must be above 0, and FORMS_SMTP_DATA_TIMEOUT_SECONDS at "
             "least as long and at most 3600 (the relay's reply after a whole message can take "
             "minutes: 600 is the standard's suggestion)."
         )
     ca_file = config("FORMS_SMTP_CA_FILE", default="") or None
     if ca_file is not None and not Path(ca_file).is_file():
-        raise SettingsError(f"FORMS_SMTP_CA_FILE points to {ca_file}, which does not exist.")
+        problems.note(f"FORMS_SMTP_CA_FILE points to {ca_file}, which does not exist.")
     password = Secret(config("FORMS_SMTP_PASSWORD", default=""))
-    facilitators = addresses(config, "FORMS_FACILITATORS", str(group["facilitators_email"]))
-    concerns = concern_recipients(config, environment, decisions, facilitators)
-    facilitator_concerns = facilitator_concern_recipients(environment, decisions, facilitators)
-    escalation = escalation_recipients(environment, decisions, facilitators)
-    sender = addresses(config, "FORMS_MAIL_FROM", DEVELOPMENT_SENDER)[0]
+    nobody: tuple[str, ...] = ()
+    facilitators = problems.attempt(
+        lambda: addresses(config, "FORMS_FACILITATORS", str(group["facilitators_email"])),
+        nobody,
+    )
+    concerns = problems.attempt(
+        lambda: concern_recipients(config, environment, decisions, facilitators), nobody
+    )
+    facilitator_concerns = problems.attempt(
+        lambda: facilitator_concern_recipients(environment, decisions, facilitators), nobody
+    )
+    escalation = problems.attempt(
+        lambda: escalation_recipients(environment, decisions, facilitators), nobody
+    )
+    senders = problems.attempt(
+        lambda: addresses(config, "FORMS_MAIL_FROM", DEVELOPMENT_SENDER), nobody
+    )
+    sender = senders[0] if senders else DEVELOPMENT_SENDER
     if environment == "production" and sender.lower().endswith("@localhost.localdomain"):
-        raise SettingsError(
+        problems.note(
             "FORMS_MAIL_FROM is not set. In production, set it to the service's own address "
             "on your domain (for example forms@your-group.org.uk): mail from "
             "localhost.localdomain is refused or marked as spam."
         )
+    no_key_files: dict[str, Path] = {}
+    key_files = problems.attempt(lambda: recipient_key_files_from(config), no_key_files)
+    problems.raise_any()
     return MailSettings(
         host=host,
         port=port,
@@ -126,7 +143,7 @@ def mail_settings_from(
         escalation=escalation,
         retry_hours=retry_hours,
         modes=decisions.delivery_mode,
-        recipient_key_files=recipient_key_files_from(config),
+        recipient_key_files=key_files,
     )
 
 
