@@ -13,7 +13,7 @@ from forms_server.config.group import SettingsError
 from forms_server.links import Links
 from forms_server.services import signer_for
 from forms_server.signing import Purpose
-from tests.decided import DECIDED, write_group_config
+from tests.decided import DECIDED, group_with, write_group_config
 
 STRONG_OLD = "o" * 32
 STRONG_NEW = "n" * 40
@@ -327,6 +327,41 @@ def test_the_escalation_contact_is_never_a_facilitator(tmp_path: Path, address: 
 def test_production_refuses_to_start_without_an_escalation_contact(tmp_path: Path) -> None:
     config = write_group_config(tmp_path / "custom", DECIDED | {"escalation_email": "not decided"})
     with pytest.raises(SettingsError, match="escalation_email is not decided"):
+        load_settings(
+            env_file=None, environ=production(tmp_path, FORMS_HANDBOOK_CONFIG=str(config))
+        )
+
+
+# -- Never a facilitator: against every facilitator address, configured and published ----------
+
+
+@pytest.mark.parametrize("decision", ["facilitator_concern_email", "escalation_email"])
+def test_the_facilitators_published_address_is_never_where_concerns_about_them_go(
+    tmp_path: Path, decision: str
+) -> None:
+    """With FORMS_FACILITATORS set, the address the handbook publishes for the facilitators
+    was accepted: concerns about a facilitator would have gone to the facilitators."""
+    published = str(group_with(DECIDED)["facilitators_email"])
+    config = write_group_config(tmp_path / "custom", DECIDED | {decision: published.upper()})
+    environ = production(
+        tmp_path,
+        FORMS_HANDBOOK_CONFIG=str(config),
+        FORMS_FACILITATORS="sam@example.org,alex@example.org",
+    )
+    with pytest.raises(SettingsError, match=f"{decision} must not be a facilitator's address"):
+        load_settings(env_file=None, environ=environ)
+
+
+def test_a_setting_written_twice_in_mkdocs_yml_is_named_not_silently_overridden(
+    tmp_path: Path,
+) -> None:
+    """The last of two `cost:` lines won silently: the group decided one thing and the
+    handbook said another."""
+    config = write_group_config(tmp_path / "custom", DECIDED)
+    text = config.read_text("utf-8")
+    cost_line = next(line for line in text.splitlines() if line.strip().startswith("cost:"))
+    config.write_text(text.replace(cost_line, f"{cost_line}\n{cost_line}", 1), "utf-8")
+    with pytest.raises(SettingsError, match=r"'cost' is set twice .*line \d+ and line \d+"):
         load_settings(
             env_file=None, environ=production(tmp_path, FORMS_HANDBOOK_CONFIG=str(config))
         )

@@ -86,10 +86,39 @@ class Problems:
 REQUIRED_GROUP_FACTS = ("name", "organisation", "facilitators_email", "crisis_contacts", "exit_url")
 
 
+class NoDuplicateKeysLoader(yaml.SafeLoader):
+    """YAML's safe loader, but a key written twice in one mapping is an error: otherwise the
+    last silently wins, and the group decided one thing while the handbook says another."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first_seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if key in first_seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"{key!r} is set twice in one section, on line {first_seen[key]} and "
+                    f"line {line} (the last would win without a word): keep one",
+                    key_node.start_mark,
+                )
+            first_seen[key] = line
+        return super().construct_mapping(node, deep)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """A YAML file of settings such as mkdocs.yml, refusing keys written twice."""
+    loaded = yaml.load(path.read_text(encoding="utf-8"), Loader=NoDuplicateKeysLoader)  # noqa: S506
+    if not isinstance(loaded, dict):
+        raise yaml.YAMLError(f"{path} does not hold named settings")
+    return loaded
+
+
 def group_facts_from(handbook_config: Path) -> Mapping[str, Any]:
     """The group's facts from the handbook's configuration: one place for both."""
     try:
-        config = yaml.safe_load(handbook_config.read_text(encoding="utf-8"))
+        config = read_yaml(handbook_config)
         facts = config["extra"]["group"]
     except (OSError, yaml.YAMLError, KeyError, TypeError) as error:
         raise SettingsError(

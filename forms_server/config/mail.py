@@ -107,11 +107,15 @@ def mail_settings_from(
     concerns = problems.attempt(
         lambda: concern_recipients(config, environment, decisions, facilitators), nobody
     )
+    # Never a facilitator: neither an address configured here nor the one the handbook
+    # publishes for them (FORMS_FACILITATORS may name people, the handbook a shared inbox).
+    every_facilitator = (*facilitators, str(group["facilitators_email"]))
     facilitator_concerns = problems.attempt(
-        lambda: facilitator_concern_recipients(environment, decisions, facilitators), nobody
+        lambda: facilitator_concern_recipients(environment, decisions, every_facilitator),
+        nobody,
     )
     escalation = problems.attempt(
-        lambda: escalation_recipients(environment, decisions, facilitators), nobody
+        lambda: escalation_recipients(environment, decisions, every_facilitator), nobody
     )
     senders = problems.attempt(
         lambda: addresses(config, "FORMS_MAIL_FROM", DEVELOPMENT_SENDER), nobody
