@@ -44,18 +44,22 @@ class DataFolderError(FormsServerError):
 
 
 def signer_for(settings: Settings) -> Signer:
-    """One lifetime per purpose: a check page's hours, an acknowledgement link's days."""
     return Signer(
         [str(key) for key in settings.secret_keys],
         settings.token_max_age_seconds,
-        {
-            Purpose.ACKNOWLEDGE: settings.acknowledge_link_days * DAY,
-            Purpose.MEMBER_COPY: settings.member_link_days * DAY,
-            Purpose.RENEW: RENEW_LINK_DAYS * DAY,
-            # A read link lives as long as what it shows can (an escalation restarts it).
-            Purpose.READ: 2 * settings.decisions.read_window_days * DAY,
-        },
+        link_lifetimes(settings),
     )
+
+
+def link_lifetimes(settings: Settings) -> dict[Purpose, int]:
+    """One lifetime per purpose: a check page's hours, an acknowledgement link's days."""
+    return dict.fromkeys(Purpose, settings.token_max_age_seconds) | {
+        Purpose.ACKNOWLEDGE: settings.acknowledge_link_days * DAY,
+        Purpose.MEMBER_COPY: settings.member_link_days * DAY,
+        Purpose.RENEW: RENEW_LINK_DAYS * DAY,
+        # A read link lives as long as what it shows can (an escalation restarts it).
+        Purpose.READ: 2 * settings.decisions.read_window_days * DAY,
+    }
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import pytest
 
 from forms_server.forms.fields import Submission
 from forms_server.storage.outbox_items import ItemStatus, RecipientStatus
+from forms_server.storage.records import SubmissionStore
 from tests.smtp_server import SmtpServer, smtp_server
 from tests.test_delivery import mail_settings, make_delivery, submission
 
@@ -254,12 +255,14 @@ def test_an_unreadable_store_is_one_clear_line_exit_2_and_kept(
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert says in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+    # After the line that says what the command works on, the one line of the problem.
+    assert len(result.stderr.strip().splitlines()[1:]) == 1
     if content is not None:
         assert store.read_bytes() == content
 
 
 def test_purge_says_how_many(tmp_path: Path) -> None:
+    SubmissionStore(tmp_path / "data", base64.urlsafe_b64decode(DATA_KEY))  # the server's
     result = forms_server(tmp_path, environment(tmp_path), "purge")
     assert result.returncode == 0
     assert "Deleted 0 record(s)" in result.stdout

@@ -292,6 +292,7 @@ def test_every_example_reference_shown_to_anyone_passes_its_own_check(
 
 def run_forms_server(*arguments: str) -> subprocess.CompletedProcess[str]:
     with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "data").mkdir()  # where the server runs: the commands refuse elsewhere
         return subprocess.run(
             [sys.executable, "-m", "forms_server.cli.main", *arguments],
             env={

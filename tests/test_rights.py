@@ -106,9 +106,11 @@ def test_export_opens_everything_held_as_json_and_formula_safe_csv(tmp_path: Pat
     store = SubmissionStore(tmp_path / "data", KEY)
     hostile = consent(now, name='=HYPERLINK("http://x")', email="ada@example.org")
     store.add_delivered(hostile, now)
-    code, out = cli(tmp_path, "export", "--email", "ADA@example.org")
-    assert code == 0, out
-    exported = json.loads(out)
+    done = forms_server(
+        tmp_path, environment(tmp_path, None), "export", "--email", "ADA@example.org"
+    )
+    assert done.returncode == 0, done.stderr
+    exported = json.loads(done.stdout)
     (record,) = exported["records"]
     assert record["reference"] == hostile.reference
     assert record["answers"]["Name"] == '=HYPERLINK("http://x")'
@@ -305,3 +307,56 @@ def test_the_audit_log_and_erasure_lines_go_once_nobody_needs_them(tmp_path: Pat
     assert store.ledger.erasure_of(old.reference) is None
     finds = [entry for entry in store.ledger.audit_entries() if entry["action"] == "find"]
     assert [entry["at"] for entry in finds] == [(now - timedelta(days=1)).isoformat()]
+
+
+# -- Every command says what it works on, and never answers from the wrong folder -------------
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ("find", "--email", "ada.quill@example.org"),
+        ("export", "--email", "ada.quill@example.org"),
+        ("erase", "--email", "ada.quill@example.org"),
+        ("correct", "4KX-7QD-M21", "name", "Ada"),
+        ("outbox",),
+        ("purge",),
+        ("keys", "rotate"),
+    ],
+)
+def test_a_command_run_where_there_is_no_data_refuses_and_makes_nothing(
+    tmp_path: Path, arguments: tuple[str, ...]
+) -> None:
+    """Run one folder up, `find --email` made a new empty store and answered "Nothing held
+    matches": a member's request answered from the wrong place."""
+    env = environment(tmp_path, None)
+    del env["FORMS_DATA_KEY"]  # development: keys would be made in the data folder
+    done = forms_server(tmp_path, env, *arguments)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Nothing held matches" not in done.stdout
+    assert f"No data at {tmp_path / 'data'}" in done.stderr
+    assert "FORMS_DATA_DIR" in done.stderr  # and how to point at the right one
+    assert not (tmp_path / "data").exists()
+
+
+def test_check_in_development_leaves_no_keys_behind(tmp_path: Path) -> None:
+    """A first `check` before FORMS_ENV=production left development keys in what became the
+    production data folder."""
+    env = environment(tmp_path, None, FORMS_SMTP_HOST="127.0.0.1", FORMS_SMTP_PORT="1")
+    del env["FORMS_DATA_KEY"]
+    forms_server(tmp_path, env, "check")
+    assert not (tmp_path / "data").exists()
+
+
+def test_every_command_first_says_what_it_works_on_and_export_stays_clean(
+    tmp_path: Path,
+) -> None:
+    many_members(tmp_path / "data")
+    done = forms_server(
+        tmp_path, environment(tmp_path, None), "export", "--email", "ada.quill@example.org"
+    )
+    assert done.returncode == 0, done.stderr
+    json.loads(done.stdout)  # nothing but the export on standard output
+    first_line = done.stderr.splitlines()[0]
+    for what in ("development", f"folder {tmp_path}", "mkdocs.yml", f"data {tmp_path / 'data'}"):
+        assert what in first_line, first_line

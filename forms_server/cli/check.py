@@ -22,24 +22,15 @@ from forms_server.config.env import Settings
 from forms_server.mail.crypto import load_recipient_keys
 from forms_server.mail.messages import DeliveryError
 from forms_server.mail.relay import check_relay
-from forms_server.services import signer_for
+from forms_server.services import link_lifetimes
 
 
 def check(settings: Settings, send_test: bool) -> int:
     mail = settings.mail
     say(f"Configuration: valid ({settings.environment}).")
-    say(f"Signing keys: {len(settings.secret_keys)}. Data folder: {settings.data_dir}.")
-    signer = signer_for(settings)
-    lifetimes = ", ".join(
-        f"{purpose.value} {age_in_words(seconds)}"
-        for purpose, seconds in signer.max_age_by_purpose.items()
-    )
-    say(f"Links and pages live at most: {lifetimes}.")
-    say(
-        "Key rotation: add the new signing key last; remove an old one no sooner than "
-        f"{age_in_words(signer.longest_lifetime_seconds)} later (the longest lifetime above), "
-        "or links still in people's inboxes stop working."
-    )
+    keys = len(settings.secret_keys) or "none yet (the server makes them at its first start)"
+    say(f"Signing keys: {keys}. Data folder: {settings.data_dir}.")
+    report_link_lifetimes(settings)
     route = settings.decisions.concern_route or "facilitators (not decided)"
     say(
         f"Recipients: {len(mail.facilitators)} facilitator(s); concerns go to {route} "
@@ -54,6 +45,19 @@ def check(settings: Settings, send_test: bool) -> int:
         say(f"Mail relay: FAILED ({error}).")
         return 1
     return 0
+
+
+def report_link_lifetimes(settings: Settings) -> None:
+    ages = link_lifetimes(settings)
+    lifetimes = ", ".join(
+        f"{purpose.value} {age_in_words(seconds)}" for purpose, seconds in ages.items()
+    )
+    say(f"Links and pages live at most: {lifetimes}.")
+    say(
+        "Key rotation: add the new signing key last; remove an old one no sooner than "
+        f"{age_in_words(max(ages.values()))} later (the longest lifetime above), "
+        "or links still in people's inboxes stop working."
+    )
 
 
 KEY_WARNING = timedelta(days=30)

@@ -34,12 +34,13 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from forms_server.cli.check import check
 from forms_server.cli.outbox import outbox, purge
 from forms_server.cli.rights import correct, erase, export, find, keys
 from forms_server.cli.serve import serve
-from forms_server.config.env import load_settings
+from forms_server.config.env import Settings, load_settings
 from forms_server.errors import FormsServerError
 from forms_server.forms.reference import EXAMPLE_REFERENCE
 from forms_server.handbook.record_of_processing import record_of_processing
@@ -121,11 +122,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands that read or change what the server stored: run anywhere else, they must not answer
+# "nothing held" from an empty folder, nor make one.
+ON_STORED_DATA = {"find", "export", "correct", "erase", "outbox", "purge"}
+
+
+def works_on_stored_data(arguments: argparse.Namespace) -> bool:
+    return arguments.command in ON_STORED_DATA or (
+        arguments.command == "keys" and arguments.action == "rotate"
+    )
+
+
+def say_what_it_works_on(command: str, settings: Settings) -> None:
+    """The first line, on standard error (an export on standard output stays clean)."""
+    sys.stderr.write(
+        f"forms-server {command}: {settings.environment}, folder {Path.cwd()}, "
+        f"{settings.handbook_config}, data {settings.data_dir}\n"
+    )
+
+
+def refuse_a_folder_without_data(settings: Settings) -> None:
+    if not settings.data_dir.is_dir():
+        raise FormsServerError(
+            f"No data at {settings.data_dir}: the server has never run there. Run "
+            "this in the folder the server runs in (where its .env is), or set FORMS_DATA_DIR "
+            "to the server's data folder."
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     arguments = build_parser().parse_args(argv)
     try:
-        settings = load_settings()
+        # Only the server makes development keys: a command run in the wrong folder, or a
+        # first check before FORMS_ENV=production, leaves nothing behind.
+        settings = load_settings(make_development_keys=arguments.command == "serve")
+        say_what_it_works_on(arguments.command, settings)
+        if works_on_stored_data(arguments):
+            refuse_a_folder_without_data(settings)
+            if not (settings.secret_keys and settings.data_keys):
+                # The server's own folder, whose development keys are not made yet.
+                settings = load_settings()
         if arguments.command == "serve":
             return serve(settings)
         if arguments.command == "check":

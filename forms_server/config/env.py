@@ -114,10 +114,15 @@ class Settings:
         return [base64.urlsafe_b64decode(str(key).encode("ascii")) for key in self.data_keys]
 
 
-def development_secret(data_dir: Path, name: str, make: Callable[[], str]) -> Secret:
-    """A key made on first run and kept in the data folder, readable by its owner only."""
+def development_secret(
+    data_dir: Path, name: str, make: Callable[[], str], create: bool = True
+) -> Secret | None:
+    """A key made on first run and kept in the data folder, readable by its owner only; without
+    `create`, only one already there (None if there is none)."""
     key_file = data_dir / name
     if not key_file.exists():
+        if not create:
+            return None
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w", encoding="ascii") as file:
@@ -137,7 +142,7 @@ def data_keys_from(
     config: Config, environment: str, data_dir: Path, make: bool
 ) -> tuple[Secret, ...]:
     """The data keys; in development, none configured: the one kept in the data folder, made
-    on first run when `make`, else none for now."""
+    on first run when `make` (else only one already there)."""
     configured = [
         key.strip()
         for key in config("FORMS_DATA_KEY", cast=CommaSeparatedStrings, default="")
@@ -150,9 +155,8 @@ def data_keys_from(
                 'URL-safe base64. Make one with: python3 -c "import base64, secrets; '
                 'print(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())"'
             )
-        if not make:
-            return ()
-        return (development_secret(data_dir, "development-data-key", new_data_key),)
+        made = development_secret(data_dir, "development-data-key", new_data_key, make)
+        return (made,) if made else ()
     for position, value in enumerate(configured, start=1):
         try:
             key = base64.urlsafe_b64decode(value.encode("ascii"))
@@ -180,9 +184,8 @@ def secret_keys_from(
                 "keys of at least 32 characters, separated by commas (newest last). "
                 'Make one with: python3 -c "import secrets; print(secrets.token_urlsafe(48))"'
             )
-        if not make:
-            return ()
-        return (development_secret(data_dir, "development-secret-key", new_secret_key),)
+        made = development_secret(data_dir, "development-secret-key", new_secret_key, make)
+        return (made,) if made else ()
     for position, key in enumerate(keys, start=1):
         if len(str(key).encode("utf-8")) < MINIMUM_SECRET_BYTES:
             raise SettingsError(
@@ -271,9 +274,13 @@ def is_ip_address(host: str) -> bool:
 
 
 def load_settings(
-    env_file: Path | None = Path(".env"), environ: Mapping[str, str] | None = None
+    env_file: Path | None = Path(".env"),
+    environ: Mapping[str, str] | None = None,
+    make_development_keys: bool = True,
 ) -> Settings:
-    """`environ` replaces the process environment (tests use it); None means os.environ."""
+    """`environ` replaces the process environment (tests use it); None means os.environ.
+    Without `make_development_keys`, development keys are read if there and never made: a
+    command that only reads (check, find) leaves nothing behind in the wrong folder."""
     config = Config(
         env_file if env_file is not None and env_file.is_file() else None,
         environ=os.environ if environ is None else environ,
@@ -375,9 +382,9 @@ def load_settings(
     problems.raise_any()
     if decisions is None or mail is None or kept_days is None:
         raise SettingsError("The group's facts in mkdocs.yml could not be read.")
-    if not secret_keys:
+    if not secret_keys and make_development_keys:
         secret_keys = secret_keys_from(config, environment, data_dir, make=True)
-    if not data_keys:
+    if not data_keys and make_development_keys:
         data_keys = data_keys_from(config, environment, data_dir, make=True)
     return Settings(
         environment=environment,
