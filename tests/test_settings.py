@@ -365,3 +365,29 @@ def test_a_setting_written_twice_in_mkdocs_yml_is_named_not_silently_overridden(
         load_settings(
             env_file=None, environ=production(tmp_path, FORMS_HANDBOOK_CONFIG=str(config))
         )
+
+
+# -- Which mkdocs.yml: the folder's own wins over the packaged copy -----------------------------
+
+
+def test_the_mkdocs_yml_in_the_folder_the_server_starts_in_is_the_groups(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The installed server read the copy inside the package and ignored ./mkdocs.yml: the
+    group's facts and decisions, edited there, never reached the forms."""
+    folder = tmp_path / "deployment"
+    own = write_group_config(folder, DECIDED | {"cost": "Ours: wording Q7."})
+    own.rename(folder / "mkdocs.yml")
+    monkeypatch.chdir(folder)
+    settings = load_settings(env_file=None, environ=environ_for(tmp_path))
+    assert settings.handbook_config == folder / "mkdocs.yml"
+    assert settings.decisions.cost == "Ours: wording Q7."
+
+
+def test_a_broken_mkdocs_yml_is_named_in_the_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "mkdocs.yml").write_text("extra:\n  group: [not, the, facts]\n", "utf-8")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SettingsError, match=str(tmp_path / "mkdocs.yml")):
+        load_settings(env_file=None, environ=environ_for(tmp_path))

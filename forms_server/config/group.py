@@ -24,7 +24,11 @@ def is_checkout() -> bool:
 
 
 def default_handbook_config() -> Path:
-    """The checkout's mkdocs.yml, or the copy in the installed package."""
+    """The group's own mkdocs.yml in the folder the server starts in; else the checkout's,
+    or the copy in the installed package (which holds only the embedded example group)."""
+    own = Path.cwd() / "mkdocs.yml"
+    if own.is_file():
+        return own
     return (PROJECT_ROOT if is_checkout() else PACKAGED_HANDBOOK) / "mkdocs.yml"
 
 
@@ -124,6 +128,11 @@ def group_facts_from(handbook_config: Path) -> Mapping[str, Any]:
         raise SettingsError(
             f"Could not read the group's facts (extra.group) from {handbook_config}: {error}"
         ) from error
+    if not isinstance(facts, Mapping):
+        raise SettingsError(
+            f"{handbook_config}: extra.group must be the group's named facts (name: ..., "
+            "organisation: ...), as in the example mkdocs.yml."
+        )
     missing = [name for name in REQUIRED_GROUP_FACTS if not facts.get(name)]
     if missing:
         raise SettingsError(f"{handbook_config}: extra.group needs {', '.join(missing)}.")
