@@ -279,3 +279,15 @@ def test_a_taken_port_is_named_with_the_setting_that_moves_it(tmp_path: Path) ->
     assert f"Port {port} on 127.0.0.1 is already in use" in result.stderr
     assert f"FORMS_PORT={port + 1}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_build_publishes_the_handbook_at_the_address_in_dotenv(tmp_path: Path) -> None:
+    """FORMS_SITE_URL in .env never reached the build: only the process environment did."""
+    (tmp_path / ".env").write_text("FORMS_SITE_URL=https://handbook.example.org/\n", "utf-8")
+    env = environment(tmp_path, FORMS_SITE_DIR=str(tmp_path / "site"))
+    result = forms_server(tmp_path, env, "build")
+    assert result.returncode == 0, result.stderr
+    assert "published at https://handbook.example.org/" in result.stdout
+    index = (tmp_path / "site" / "index.html").read_text("utf-8")
+    assert '<link rel="canonical" href="https://handbook.example.org/">' in index
+    assert "https://handbook.example.org/" in (tmp_path / "site" / "sitemap.xml").read_text()

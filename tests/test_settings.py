@@ -391,3 +391,33 @@ def test_a_broken_mkdocs_yml_is_named_in_the_error(
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SettingsError, match=str(tmp_path / "mkdocs.yml")):
         load_settings(env_file=None, environ=environ_for(tmp_path))
+
+
+# -- The handbook's address: from .env when the server builds, and agreeing with the forms' ----
+
+
+def test_the_handbook_address_comes_from_dotenv_or_the_public_address(tmp_path: Path) -> None:
+    """FORMS_SITE_URL in .env was silently ignored: only the process environment reached the
+    build, so the sitemap and canonical links kept 127.0.0.1."""
+    env_file = tmp_path / ".env"
+    env_file.write_text("FORMS_SITE_URL=https://handbook.example.org\n", encoding="utf-8")
+    from_file = load_settings(env_file=env_file, environ=production(tmp_path))
+    assert from_file.site_url == "https://handbook.example.org/"
+    assert load_settings(env_file=None, environ=production(tmp_path)).site_url == (
+        "https://forms.example.org/"
+    )
+    with pytest.raises(SettingsError, match="FORMS_SITE_URL must be a full address"):
+        load_settings(env_file=None, environ=production(tmp_path, FORMS_SITE_URL="handbook"))
+
+
+def test_the_handbooks_links_to_the_forms_must_reach_the_public_address(tmp_path: Path) -> None:
+    config = write_group_config(tmp_path / "custom", DECIDED)
+    text = config.read_text("utf-8").replace(
+        "forms_url: /forms/", "forms_url: https://old-host.example.org/forms/"
+    )
+    assert "old-host" in text
+    config.write_text(text, "utf-8")
+    with pytest.raises(SettingsError, match=r"forms_url .*old-host.* FORMS_PUBLIC_URL"):
+        load_settings(
+            env_file=None, environ=production(tmp_path, FORMS_HANDBOOK_CONFIG=str(config))
+        )

@@ -40,9 +40,11 @@ from forms_server.cli.check import check
 from forms_server.cli.outbox import outbox, purge
 from forms_server.cli.rights import correct, erase, export, find, keys
 from forms_server.cli.serve import serve
+from forms_server.cli.words import say
 from forms_server.config.env import Settings, load_settings
 from forms_server.errors import FormsServerError
 from forms_server.forms.reference import EXAMPLE_REFERENCE
+from forms_server.handbook.build import build_handbook
 from forms_server.handbook.record_of_processing import record_of_processing
 
 logger = logging.getLogger("forms_server")
@@ -61,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="build the handbook and serve it with the forms")
+    commands.add_parser(
+        "build", help="build the handbook into FORMS_SITE_DIR (then serve with no build)"
+    )
     check_parser = commands.add_parser("check", help="check configuration and the mail relay")
     check_parser.add_argument(
         "--send-test", action="store_true", help="also send a test message to the facilitators"
@@ -165,6 +170,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 settings = load_settings()
         if arguments.command == "serve":
             return serve(settings)
+        if arguments.command == "build":
+            build_handbook(settings.handbook_config, settings.site_dir, settings.site_url)
+            say(f"Built the handbook into {settings.site_dir}, published at {settings.site_url}")
+            return 0
         if arguments.command == "check":
             return check(settings, arguments.send_test)
         if arguments.command == "outbox":

@@ -36,7 +36,7 @@ def refuse_a_taken_port(host: str, port: int) -> None:
 def serve(settings: Settings) -> int:
     refuse_a_taken_port(settings.host, settings.port)
     if settings.build_handbook_on_start:
-        build_handbook(settings.handbook_config, settings.site_dir)
+        build_handbook(settings.handbook_config, settings.site_dir, settings.site_url)
     app = create_app(settings)
     logger.info("Serving at http://%s:%d", settings.host, settings.port)
     # No access log: it would record members' addresses and the pages they read.

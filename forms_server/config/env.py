@@ -24,6 +24,7 @@ from starlette.datastructures import CommaSeparatedStrings, Secret
 
 from forms_server.config.decisions import Decisions, DecisionsError, decisions_from
 from forms_server.config.group import (
+    SITE_URL_VARIABLE,
     N,
     Problems,
     SettingsError,
@@ -104,6 +105,9 @@ class Settings:
     member_copies_per_day: int = 3
     # Where members and recipients reach this server, for links in emails.
     public_url: str = "http://127.0.0.1:8000"
+    # Where the handbook is published (its canonical links, the sitemap): FORMS_SITE_URL, from
+    # .env too when the server builds it, else the public address.
+    site_url: str = "http://127.0.0.1:8000/"
 
     @property
     def is_production(self) -> bool:
@@ -265,6 +269,37 @@ def public_url_from(config: Config, environment: str, port: int) -> str:
     return configured
 
 
+def site_url_from(config: Config, public_url: str) -> str:
+    """FORMS_SITE_URL (from .env as well: the server passes it to the build), else the public
+    address: one address unless the handbook is published somewhere else."""
+    configured = config(SITE_URL_VARIABLE, default="").strip()
+    if not configured:
+        return public_url.rstrip("/") + "/"
+    parts = urlsplit(configured)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise SettingsError(
+            "FORMS_SITE_URL must be a full address where the handbook is published, like "
+            f"https://handbook.your-group.org.uk/, not {configured!r} (or unset: then "
+            "FORMS_PUBLIC_URL)."
+        )
+    return configured if configured.endswith("/") else configured + "/"
+
+
+def forms_url_reaches(group: Mapping[str, Any], public_url: str, handbook_config: Path) -> None:
+    """The handbook's links to the forms (extra.group.forms_url) go to this server: a path on
+    it, or an address under FORMS_PUBLIC_URL (for a handbook published on a static host)."""
+    forms_url = str(group.get("forms_url") or "/forms/")
+    if forms_url.startswith("/") and not forms_url.startswith("//"):
+        return
+    if not forms_url.startswith(public_url + "/"):
+        raise SettingsError(
+            f"{handbook_config}: extra.group.forms_url is {forms_url!r}, which is not under "
+            f"FORMS_PUBLIC_URL ({public_url}): the handbook's links to the forms would go "
+            f"elsewhere. Set it to /forms/, or to {public_url}/forms/ for a handbook published "
+            "on another host."
+        )
+
+
 def is_ip_address(host: str) -> bool:
     try:
         ipaddress.ip_address(host)
@@ -363,6 +398,7 @@ def load_settings(
         lambda: allowed_hosts_from(config, environment, public_url), no_hosts
     )
     handbook_config = Path(config("FORMS_HANDBOOK_CONFIG", default=str(default_handbook_config())))
+    site_url = problems.attempt(lambda: site_url_from(config, public_url), "")
     group: Mapping[str, Any] = {}
     if not handbook_config.is_file():
         problems.note(f"FORMS_HANDBOOK_CONFIG points to {handbook_config}, which does not exist.")
@@ -375,6 +411,8 @@ def load_settings(
         except DecisionsError as error:
             problems.note(f"{handbook_config}: {error}")
         kept_days = problems.attempt(lambda: undelivered_kept_days(group, handbook_config), None)
+        if environment == "production" and public_url:
+            problems.attempt(lambda: forms_url_reaches(group, public_url, handbook_config), None)
     if decisions is not None:
         mail = problems.attempt(
             lambda: mail_settings_from(config, environment, group, decisions), None
@@ -421,4 +459,5 @@ def load_settings(
         member_link_days=member_link_days,
         member_copies_per_day=copies_per_day,
         public_url=public_url,
+        site_url=site_url,
     )

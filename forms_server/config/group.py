@@ -17,6 +17,8 @@ PACKAGE_DIR = Path(__file__).resolve().parent.parent
 PROJECT_ROOT = PACKAGE_DIR.parent
 # A wheel carries a copy of them inside the package instead (setup.py puts it there).
 PACKAGED_HANDBOOK = PACKAGE_DIR / "handbook_sources"
+# Where the handbook is published, read by its build (hooks/group_facts.py) from the environment.
+SITE_URL_VARIABLE = "FORMS_SITE_URL"
 
 
 def is_checkout() -> bool:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import logging
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from forms_server.config.decisions import DECISIONS_FINGERPRINT_FILE, fingerprint
+from forms_server.config.group import SITE_URL_VARIABLE
 from forms_server.errors import FormsServerError
 
 logger = logging.getLogger(__name__)
@@ -40,8 +42,14 @@ class ProblemCollector(logging.Handler):
         self.problems.append(record.getMessage().strip())
 
 
-def build_handbook(config_file: Path, site_dir: Path) -> None:
-    """Build strictly, as CI does: a warning is an error, so a broken link never goes live."""
+def build_handbook(config_file: Path, site_dir: Path, site_url: str | None = None) -> None:
+    """Build strictly, as CI does: a warning is an error, so a broken link never goes live.
+    `site_url` (the server's settings, .env included) replaces FORMS_SITE_URL for this build:
+    the hook otherwise reads only the process environment, as a plain `mkdocs build` does."""
+    if site_url is not None:
+        with environment_variable(SITE_URL_VARIABLE, site_url):
+            build_handbook(config_file, site_dir)
+        return
     # MkDocs and its theme are imported only to build: the running server never needs them,
     # and they would double its memory.
     from mkdocs.commands.build import build
@@ -60,6 +68,19 @@ def build_handbook(config_file: Path, site_dir: Path) -> None:
     finally:
         mkdocs_logger.removeHandler(collector)
     logger.info("Built the handbook into %s", site_dir)
+
+
+@contextlib.contextmanager
+def environment_variable(name: str, value: str) -> Iterator[None]:
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[name]
+        else:
+            os.environ[name] = before
 
 
 def inline_script_hashes(site_dir: Path) -> frozenset[str]:

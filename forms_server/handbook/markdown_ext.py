@@ -29,7 +29,7 @@ from markdown.preprocessors import Preprocessor
 from mkdocs.exceptions import PluginError
 
 from forms_server.config.decisions import DecisionsError, decisions_from
-from forms_server.config.group import SettingsError, undelivered_kept_days
+from forms_server.config.group import SITE_URL_VARIABLE, SettingsError, undelivered_kept_days
 from forms_server.delivery.member_copy import MEMBER_COPY_SENDER, MEMBER_COPY_SUBJECT
 from forms_server.forms.definitions import PRIVACY_GROUPS
 from forms_server.forms.wording import privacy_collected, privacy_retention
@@ -39,7 +39,6 @@ from forms_server.handbook.record_of_processing import record_of_processing
 # How mkdocs.yml names this extension under `markdown_extensions`.
 EXTENSION_NAME = "forms_server.handbook.markdown_ext"
 # Where the handbook is published, when it is not the development default in mkdocs.yml.
-SITE_URL_VARIABLE = "FORMS_SITE_URL"
 # Where a page gathers every guidelines page (the printable page).
 ALL_GUIDELINES_MARKER = "<!-- every guidelines page -->"
 LINK_TAG = re.compile(r"<a\s[^>]*>", re.IGNORECASE)
