@@ -55,7 +55,9 @@ def write_group_config(folder: Path, decisions: dict[str, Any]) -> Path:
     """A file the server can take as FORMS_HANDBOOK_CONFIG: only `extra.group`."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "group.yml"
-    path.write_text(yaml.safe_dump({"extra": {"group": group_with(decisions)}}), "utf-8")
+    group = group_with(decisions)
+    config = {"site_name": f"{group['name']} handbook", "extra": {"group": group}}
+    path.write_text(yaml.safe_dump(config), "utf-8")
     return path
 
 

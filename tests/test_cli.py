@@ -84,6 +84,20 @@ def test_check_fails_clearly_without_starttls(tmp_path: Path) -> None:
         result = forms_server(tmp_path, environment(tmp_path, plain), "check")
     assert result.returncode == 1
     assert "Mail relay: FAILED" in result.stdout
+    # What to do about it: the setting, and the value that fits a relay that starts with TLS.
+    assert f"{plain.host}:{plain.port} does not offer STARTTLS" in result.stdout
+    assert "FORMS_SMTP_SECURITY=tls" in result.stdout
+
+
+def test_check_names_the_relay_it_cannot_reach_and_what_to_set(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = environment(tmp_path, FORMS_SMTP_HOST="127.0.0.1", FORMS_SMTP_PORT=str(port))
+    result = forms_server(tmp_path, env, "check")
+    assert result.returncode == 1
+    assert f"Could not connect to the relay at 127.0.0.1:{port}" in result.stdout
+    assert "FORMS_SMTP_HOST and FORMS_SMTP_PORT" in result.stdout
 
 
 def test_a_bad_setting_is_one_clear_line_and_exit_2(tmp_path: Path) -> None:

@@ -203,8 +203,13 @@ def test_production_needs_a_relay_and_named_safeguarding_leads(tmp_path: Path) -
         load_settings(env_file=None, environ=without_relay)
     without_leads = production(tmp_path)
     del without_leads["FORMS_SAFEGUARDING"]
-    with pytest.raises(SettingsError, match="FORMS_SAFEGUARDING needs at least one"):
+    with pytest.raises(SettingsError, match="FORMS_SAFEGUARDING needs at least one") as refused:
         load_settings(env_file=None, environ=without_leads)
+    # Why it is needed, and the form it takes.
+    assert "concerns go to a safeguarding lead" in str(refused.value)
+    assert "FORMS_SAFEGUARDING=lead@your-group.org.uk,deputy@your-group.org.uk" in str(
+        refused.value
+    )
 
 
 @pytest.mark.parametrize(
@@ -420,4 +425,16 @@ def test_the_handbooks_links_to_the_forms_must_reach_the_public_address(tmp_path
     with pytest.raises(SettingsError, match=r"forms_url .*old-host.* FORMS_PUBLIC_URL"):
         load_settings(
             env_file=None, environ=production(tmp_path, FORMS_HANDBOOK_CONFIG=str(config))
+        )
+
+
+def test_check_names_a_site_name_that_the_build_would_refuse(tmp_path: Path) -> None:
+    """`check` called the configuration valid; `serve` then stopped at the build."""
+    config = write_group_config(tmp_path / "custom", DECIDED)
+    config.write_text(
+        config.read_text("utf-8").replace("site_name: Harbour", "site_name: Our"), "utf-8"
+    )
+    with pytest.raises(SettingsError, match="site_name must be 'Harbour Peer Support handbook'"):
+        load_settings(
+            env_file=None, environ=environ_for(tmp_path, FORMS_HANDBOOK_CONFIG=str(config))
         )

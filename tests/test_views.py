@@ -729,6 +729,20 @@ def test_an_unknown_host_is_refused(client: TestClient) -> None:
     assert_security_headers(response.headers)
 
 
+def test_a_refused_host_is_named_in_the_log_once(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The refusal was silent: a coordinator whose proxy sent another Host saw only 400s."""
+    with caplog.at_level(logging.WARNING):
+        for _ in range(3):
+            assert client.get("/", headers={"host": "forms.example.org"}).status_code == 400
+        assert client.get("/").status_code == 200
+    refusals = [r.getMessage() for r in caplog.records if "Refused a request" in r.getMessage()]
+    assert len(refusals) == 1, refusals
+    assert "'forms.example.org'" in refusals[0]
+    assert "FORMS_PUBLIC_URL" in refusals[0]
+
+
 def test_a_confirm_faster_than_reading_sends_nothing_but_loses_nothing(
     site_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

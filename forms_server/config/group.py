@@ -121,6 +121,18 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return loaded
 
 
+def refuse_a_site_name_without_the_group(
+    handbook_config: Path, config: Mapping[str, Any], facts: Mapping[str, Any]
+) -> None:
+    """Every page's title names the group: site_name is its name followed by 'handbook'."""
+    expected_title = f"{facts.get('name')} handbook"
+    if config.get("site_name") != expected_title:
+        raise SettingsError(
+            f"{handbook_config}: site_name must be {expected_title!r}, the group's name "
+            "(extra.group.name) followed by 'handbook', so every page's title names the group."
+        )
+
+
 def group_facts_from(handbook_config: Path) -> Mapping[str, Any]:
     """The group's facts from the handbook's configuration: one place for both."""
     try:
@@ -135,6 +147,7 @@ def group_facts_from(handbook_config: Path) -> Mapping[str, Any]:
             f"{handbook_config}: extra.group must be the group's named facts (name: ..., "
             "organisation: ...), as in the example mkdocs.yml."
         )
+    refuse_a_site_name_without_the_group(handbook_config, config, facts)
     missing = [name for name in REQUIRED_GROUP_FACTS if not facts.get(name)]
     if missing:
         raise SettingsError(f"{handbook_config}: extra.group needs {', '.join(missing)}.")

@@ -15,7 +15,8 @@ DEVELOPMENT_SAFEGUARDING = "safeguarding-lead@example.org,safeguarding-deputy@ex
 DEVELOPMENT_FACILITATOR_CONCERNS = "facilitator-concerns@example.org"
 
 
-def addresses(config: Config, name: str, default: str) -> tuple[str, ...]:
+def addresses(config: Config, name: str, default: str, why: str = "") -> tuple[str, ...]:
+    """`why` says what the addresses are for, so a missing or wrong one says what to set."""
     from forms_server.forms.fields import is_usable_email_address  # one rule for what an address is
 
     values = tuple(
@@ -23,11 +24,12 @@ def addresses(config: Config, name: str, default: str) -> tuple[str, ...]:
         for value in config(name, cast=CommaSeparatedStrings, default=default)
         if value.strip()
     )
+    example = "for example someone@your-group.org.uk, comma-separated"
     if not values:
-        raise SettingsError(f"{name} needs at least one email address.")
+        raise SettingsError(f"{name} needs at least one email address ({example}).{why}")
     for value in values:
         if not is_usable_email_address(value):
-            raise SettingsError(f"{name}: {value!r} is not an email address.")
+            raise SettingsError(f"{name}: {value!r} is not an email address ({example}).{why}")
     return values
 
 
@@ -51,6 +53,9 @@ def concern_recipients(
         config,
         "FORMS_SAFEGUARDING",
         "" if environment == "production" else DEVELOPMENT_SAFEGUARDING,
+        " The group decided that concerns go to a safeguarding lead (extra.group.decisions."
+        "concern_route): set the lead's and the deputy's addresses, for example "
+        "FORMS_SAFEGUARDING=lead@your-group.org.uk,deputy@your-group.org.uk.",
     )
 
 

@@ -29,7 +29,12 @@ from markdown.preprocessors import Preprocessor
 from mkdocs.exceptions import PluginError
 
 from forms_server.config.decisions import DecisionsError, decisions_from
-from forms_server.config.group import SITE_URL_VARIABLE, SettingsError, undelivered_kept_days
+from forms_server.config.group import (
+    SITE_URL_VARIABLE,
+    SettingsError,
+    refuse_a_site_name_without_the_group,
+    undelivered_kept_days,
+)
 from forms_server.delivery.member_copy import MEMBER_COPY_SENDER, MEMBER_COPY_SUBJECT
 from forms_server.forms.definitions import PRIVACY_GROUPS
 from forms_server.forms.wording import privacy_collected, privacy_retention
@@ -119,12 +124,10 @@ def handbook_source(config_file: Path, modified: float) -> HandbookSource:
     facts = (config.get("extra") or {}).get("group") if isinstance(config, Mapping) else None
     if not isinstance(facts, Mapping):
         raise PluginError(f"{config_file} needs an `extra.group` section with the group's facts.")
-    expected_title = f"{facts.get('name')} handbook"
-    if config.get("site_name") != expected_title:
-        raise PluginError(
-            f"{config_file}: site_name must be {expected_title!r}, the group's name "
-            "(extra.group.name) followed by 'handbook', so every page's title names the group."
-        )
+    try:
+        refuse_a_site_name_without_the_group(config_file, config, facts)
+    except SettingsError as error:
+        raise PluginError(str(error)) from error
     return HandbookSource(
         facts=facts,
         nav=config.get("nav"),

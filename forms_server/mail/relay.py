@@ -142,17 +142,43 @@ async def check_relay(mail: MailSettings, send_test: bool, say: Callable[[str], 
         say("Mail relay: none configured; development uses the embedded catcher (/dev/mail/).")
         return
     refuse_plaintext_to_another_machine(mail, mail.host)
+    relay = f"{mail.host}:{mail.port}"
     client = client_for(mail, mail.host, mail.port, step_by_step=True)
     try:
-        await client.connect()
-        say(f"Connected to {mail.host}:{mail.port}.")
+        try:
+            await client.connect()
+        except (aiosmtplib.SMTPConnectError, OSError, TimeoutError) as error:
+            raise DeliveryError(
+                f"Could not connect to the relay at {relay} ({type(error).__name__}: {error}). "
+                "Check FORMS_SMTP_HOST and FORMS_SMTP_PORT: 587 for STARTTLS, 465 with "
+                "FORMS_SMTP_SECURITY=tls"
+            ) from error
+        say(f"Connected to {relay}.")
         await client.ehlo()
         say("EHLO: accepted.")
         if mail.security is SmtpSecurity.STARTTLS:
-            await client.starttls()
+            if not client.supports_extension("starttls"):
+                raise DeliveryError(
+                    f"The relay at {relay} does not offer STARTTLS, so nothing was sent. If it "
+                    "takes TLS from the start (usually port 465), set FORMS_SMTP_SECURITY=tls; "
+                    "a relay on this machine may use FORMS_SMTP_SECURITY=none"
+                )
+            try:
+                await client.starttls()
+            except ssl.SSLError as error:
+                raise DeliveryError(
+                    f"STARTTLS with {relay} failed: {error}. If the relay's certificate is "
+                    "signed by your own authority, set FORMS_SMTP_CA_FILE to its CA file"
+                ) from error
             say("STARTTLS: the connection is encrypted and the certificate is valid.")
         if mail.username:
-            await client.login(mail.username, str(mail.password or ""))
+            try:
+                await client.login(mail.username, str(mail.password or ""))
+            except aiosmtplib.SMTPAuthenticationError as error:
+                raise DeliveryError(
+                    f"The relay at {relay} refused our credentials ({error.code}): check "
+                    "FORMS_SMTP_USERNAME and FORMS_SMTP_PASSWORD"
+                ) from error
             say("AUTH: the relay accepted our credentials.")
         if send_test:
             for recipient in mail.facilitators:
@@ -168,4 +194,4 @@ async def check_relay(mail: MailSettings, send_test: bool, say: Callable[[str], 
             say(f"Test message accepted for {len(mail.facilitators)} facilitator address(es).")
         await client.quit()
     except (aiosmtplib.SMTPException, OSError, ssl.SSLError, TimeoutError) as error:
-        raise DeliveryError(f"{type(error).__name__}: {error}") from error
+        raise DeliveryError(f"{relay}: {type(error).__name__}: {error}") from error

@@ -18,7 +18,6 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -46,7 +45,7 @@ from forms_server.web import (
 )
 from forms_server.web.drafts import Drafts
 from forms_server.web.limits import PostLimits, ReadLimit
-from forms_server.web.middleware import IncidentPages, StandardHeaders
+from forms_server.web.middleware import IncidentPages, LoggedTrustedHosts, StandardHeaders
 from forms_server.web.pages import FormsContext, FormsUnavailableError, make_templates
 
 logger = logging.getLogger(__name__)
@@ -172,7 +171,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             # Outermost, so the incident page and the bad-Host refusal carry them too.
             Middleware(StandardHeaders, script_hashes=inline_script_hashes(site_dir)),
             Middleware(IncidentPages),
-            Middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts),
+            Middleware(LoggedTrustedHosts, allowed_hosts=settings.allowed_hosts),
             # A cheap phone on a slow connection: the theme's CSS and JS shrink to a quarter.
             Middleware(GZipMiddleware, minimum_size=1000),
         ],

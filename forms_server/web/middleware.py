@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger(__name__)
@@ -153,3 +154,37 @@ class IncidentPages:
                 }
             )
             await send({"type": "http.response.body", "body": body})
+
+
+class LoggedTrustedHosts:
+    """Starlette's Host check, which refuses silently, plus one line in the log for each host
+    it refuses (the first 100 distinct ones): a proxy sending the wrong Host, or a public
+    address missing from FORMS_ALLOWED_HOSTS, is otherwise a 400 nobody can explain."""
+
+    MAX_HOSTS_LOGGED = 100
+
+    def __init__(self, app: ASGIApp, allowed_hosts: Sequence[str]) -> None:
+        self.app = app
+        self.allowed_hosts = tuple(allowed_hosts)
+        self.check = TrustedHostMiddleware(self.allowed, allowed_hosts=allowed_hosts)
+        self.hosts_logged: set[str] = set()
+
+    async def allowed(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["forms.host_allowed"] = True
+        await self.app(scope, receive, send)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.check(scope, receive, send)
+        if scope["type"] != "http" or scope.get("forms.host_allowed"):
+            return
+        host = Headers(scope=scope).get("host", "")[:100]
+        if host in self.hosts_logged or len(self.hosts_logged) >= self.MAX_HOSTS_LOGGED:
+            return
+        self.hosts_logged.add(host)
+        logger.warning(
+            "Refused a request for host %r: FORMS_ALLOWED_HOSTS is %s. If members reach the "
+            "server at that name, set FORMS_PUBLIC_URL to it (or add it to FORMS_ALLOWED_HOSTS); "
+            "if a proxy is in front, make it pass the original Host header.",
+            host,
+            ", ".join(self.allowed_hosts),
+        )
