@@ -3,6 +3,7 @@ one that answers a GET with a small fixed page."""
 
 from __future__ import annotations
 
+import os
 from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
@@ -26,3 +27,13 @@ async def page(request: Request) -> Response:
 app = Starlette(
     routes=[Route("/answers", answers, methods=["POST"]), Route("/page", page, methods=["GET"])]
 )
+
+
+def static() -> Starlette:
+    """The baseline for the handbook's pages: Starlette's own StaticFiles over the same built
+    site (BENCH_SITE_DIR), with no middleware: every page sent as it is, uncompressed."""
+    from starlette.routing import Mount
+    from starlette.staticfiles import StaticFiles
+
+    site = os.environ["BENCH_SITE_DIR"]
+    return Starlette(routes=[Mount("/", app=StaticFiles(directory=site, html=True))])

@@ -15,6 +15,7 @@ from typing import Any
 from forms_server.config.decisions import DECISIONS_FINGERPRINT_FILE, fingerprint
 from forms_server.config.group import SITE_URL_VARIABLE
 from forms_server.errors import FormsServerError
+from forms_server.handbook.precompress import precompress
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +68,15 @@ def build_handbook(config_file: Path, site_dir: Path, site_url: str | None = Non
         raise HandbookBuildError(f"The handbook did not build: {error}{reasons}") from error
     finally:
         mkdocs_logger.removeHandler(collector)
-    logger.info("Built the handbook into %s", site_dir)
+    compressed = precompress(site_dir)
+    logger.info(
+        "Built the handbook into %s (%d text files compressed: %d KiB, gzip %d KiB, brotli %d KiB)",
+        site_dir,
+        compressed.files,
+        compressed.original_bytes // 1024,
+        compressed.gzip_bytes // 1024,
+        compressed.brotli_bytes // 1024,
+    )
 
 
 @contextlib.contextmanager

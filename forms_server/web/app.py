@@ -44,6 +44,7 @@ from forms_server.web import (
     recipient_links,
 )
 from forms_server.web.drafts import Drafts
+from forms_server.web.handbook_files import PrecompressedFiles
 from forms_server.web.limits import PostLimits, ReadLimit
 from forms_server.web.middleware import IncidentPages, LoggedTrustedHosts, StandardHeaders
 from forms_server.web.pages import FormsContext, FormsUnavailableError, make_templates
@@ -96,7 +97,7 @@ def routes(settings: Settings) -> list[Route | Mount]:
         Mount("/forms/static", app=StaticFiles(directory=FORMS_STATIC), name="static"),
         # Last, so the forms win: the handbook is everything else, /forms/ (its forms page)
         # included.
-        Mount("/", app=StaticFiles(directory=settings.site_dir, html=True), name="handbook"),
+        Mount("/", app=PrecompressedFiles(directory=settings.site_dir, html=True), name="handbook"),
     ]
 
 
