@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -141,6 +142,18 @@ def zensical_url(zensical_site: Path) -> Iterator[str]:
     )
     with serving(static) as url:
         yield url
+
+
+def required_tool(name: str, package: str) -> Path:
+    """A program from Debian's packages: CI installs it (.ci/run), so there its absence fails;
+    on a machine without it, the test is skipped and says how to get it."""
+    found = shutil.which(name)
+    if found is None:
+        message = f"{name} is not installed: run `apt-get install -y {package}`."
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return Path(found)
 
 
 @pytest.fixture(scope="session")

@@ -14,8 +14,12 @@ from forms_server.handbook.guidelines import archive_guidelines
 STATEMENTS = [spec.label for spec in CONSENT.fields if spec.kind is FieldKind.AGREE]
 
 
+def pages_in(docs: Path) -> list[Path]:
+    return sorted((docs / "guidelines").glob("*.md"))
+
+
 def test_a_version_keeps_the_day_it_was_first_served(tmp_path: Path) -> None:
-    docs = PROJECT_ROOT / "docs"
+    docs = pages_in(PROJECT_ROOT / "docs")
     first = archive_guidelines(tmp_path, docs, STATEMENTS, today=date(2026, 11, 25))
     later = archive_guidelines(tmp_path, docs, STATEMENTS, today=date(2027, 3, 1))
     assert first == later
@@ -29,9 +33,13 @@ def test_a_changed_rule_is_a_new_version_with_its_own_text(tmp_path: Path) -> No
     (docs / "guidelines").mkdir(parents=True)
     rule = docs / "guidelines" / "taking-part.md"
     rule.write_text("Please offer support rather than advice.\n", encoding="utf-8")
-    before = archive_guidelines(tmp_path / "data", docs, STATEMENTS, today=date(2026, 11, 25))
+    before = archive_guidelines(
+        tmp_path / "data", pages_in(docs), STATEMENTS, today=date(2026, 11, 25)
+    )
     rule.write_text("Please offer support, not advice.\n", encoding="utf-8")
-    after = archive_guidelines(tmp_path / "data", docs, STATEMENTS, today=date(2026, 12, 2))
+    after = archive_guidelines(
+        tmp_path / "data", pages_in(docs), STATEMENTS, today=date(2026, 12, 2)
+    )
     assert before.version != after.version
     archive = tmp_path / "data" / "guidelines"
     assert "rather than advice" in (archive / f"{before.version}.json").read_text("utf-8")

@@ -39,6 +39,7 @@ def check(settings: Settings, send_test: bool) -> int:
     )
     report_delivery_modes(settings, datetime.now(UTC))
     report_unsettled_decisions(settings)
+    report_decisions_not_written(settings)
     try:
         asyncio.run(check_relay(mail, send_test, say))
     except DeliveryError as error:
@@ -149,3 +150,17 @@ def report_unsettled_decisions(settings: Settings) -> None:
             f"  - {entry.spec.key}{parts}: {entry.state}. Decides {entry.spec.meaning.rstrip('.')}."
         )
     say("  Set them under extra.group.decisions in mkdocs.yml; the README lists each one.")
+
+
+def report_decisions_not_written(settings: Settings) -> None:
+    """Decisions this version knows that the group's mkdocs.yml does not mention: added by an
+    upgrade since it was written, so they stand at their default until the group decides."""
+    written = settings.group.get("decisions")
+    written = written if isinstance(written, Mapping) else {}
+    missing = [spec for spec in DECISIONS if spec.key not in written]
+    if not missing:
+        return
+    say(f"Decisions new since your mkdocs.yml was written: {len(missing)}")
+    for spec in missing:
+        say(f"  - {spec.key}: decides {spec.meaning.rstrip('.')}.")
+    say("  Add them under extra.group.decisions in mkdocs.yml; the README lists each one.")

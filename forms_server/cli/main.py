@@ -37,6 +37,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from forms_server.cli.check import check
+from forms_server.cli.init import init
 from forms_server.cli.outbox import outbox, purge
 from forms_server.cli.rights import correct, erase, export, find, keys
 from forms_server.cli.serve import serve
@@ -62,6 +63,17 @@ def build_parser() -> argparse.ArgumentParser:
         prog="forms-server", description="The peer support group's forms server."
     )
     commands = parser.add_subparsers(dest="command", required=True)
+    init_parser = commands.add_parser(
+        "init", help="make a deployment folder: mkdocs.yml, .env with fresh keys, service files"
+    )
+    init_parser.add_argument("folder", type=Path, help="the folder to make (or add to)")
+    init_parser.add_argument(
+        "--page",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="copy a handbook page to change, named from docs/ (guidelines/taking-part.md)",
+    )
     commands.add_parser("serve", help="build the handbook and serve it with the forms")
     commands.add_parser(
         "build", help="build the handbook into FORMS_SITE_DIR (then serve with no build)"
@@ -159,6 +171,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     arguments = build_parser().parse_args(argv)
     try:
+        if arguments.command == "init":
+            # Before any settings: it makes them.
+            return init(arguments.folder, arguments.page)
         # Only the server makes development keys: a command run in the wrong folder, or a
         # first check before FORMS_ENV=production, leaves nothing behind.
         settings = load_settings(make_development_keys=arguments.command == "serve")

@@ -16,6 +16,7 @@ from forms_server.config.decisions import DECISIONS_FINGERPRINT_FILE, fingerprin
 from forms_server.config.group import SITE_URL_VARIABLE
 from forms_server.errors import FormsServerError
 from forms_server.handbook.precompress import precompress
+from forms_server.handbook.sources import assembled
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +62,9 @@ def build_handbook(config_file: Path, site_dir: Path, site_url: str | None = Non
     mkdocs_logger = logging.getLogger("mkdocs")
     mkdocs_logger.addHandler(collector)
     try:
-        config = load_config(str(config_file), strict=True, site_dir=str(site_dir))
-        build(config)
+        with assembled(config_file) as complete_config:
+            config = load_config(str(complete_config), strict=True, site_dir=str(site_dir))
+            build(config)
     except MkDocsException as error:
         reasons = "\n".join(["", *collector.problems]) if collector.problems else ""
         raise HandbookBuildError(f"The handbook did not build: {error}{reasons}") from error
@@ -102,11 +104,11 @@ def inline_script_hashes(site_dir: Path) -> frozenset[str]:
     return frozenset(hashes)
 
 
-def guidelines_version(docs_dir: Path, consent_statements: Iterable[str]) -> str:
+def guidelines_version(pages: Iterable[Path], consent_statements: Iterable[str]) -> str:
     """A short fingerprint of the guidelines' pages and the consent form's statements: a consent
     binds to it, so a later change to any rule or statement is detectable on every record."""
     digest = hashlib.sha256()
-    for page in sorted((docs_dir / "guidelines").glob("*.md")):
+    for page in sorted(pages, key=lambda page: page.name):
         digest.update(page.name.encode("utf-8") + b"\0")
         digest.update(page.read_bytes() + b"\0")
     for statement in consent_statements:

@@ -32,10 +32,10 @@ class GuidelinesVersion:
 
 
 def archive_guidelines(
-    data_dir: Path, docs_dir: Path, statements: list[str], today: date | None = None
+    data_dir: Path, pages: list[Path], statements: list[str], today: date | None = None
 ) -> GuidelinesVersion:
     """This version, archived if it is new: its pages' text, its statements and its date."""
-    version = guidelines_version(docs_dir, statements)
+    version = guidelines_version(pages, statements)
     path = data_dir / "guidelines" / f"{version}.json"
     first_seen = today or datetime.now(UTC).date()
     # Written once: a later start with the same version reads the first date, and writes
@@ -47,10 +47,7 @@ def archive_guidelines(
             archived = {
                 "version": version,
                 "since": first_seen.isoformat(),
-                "pages": {
-                    page.name: page.read_text(encoding="utf-8")
-                    for page in sorted((docs_dir / "guidelines").glob("*.md"))
-                },
+                "pages": {page.name: page.read_text(encoding="utf-8") for page in pages},
                 "statements": statements,
             }
             create_exclusively(path, json.dumps(archived, ensure_ascii=False, indent=1).encode())

@@ -30,6 +30,7 @@ from forms_server.forms.fields import FieldKind
 from forms_server.handbook.build import check_built_from, inline_script_hashes, theme_stylesheets
 from forms_server.handbook.guidelines import archive_guidelines
 from forms_server.handbook.search import read_crisis_words, read_index
+from forms_server.handbook.sources import guidelines_pages
 from forms_server.links import Links
 from forms_server.services import Services, open_services, signer_for
 from forms_server.signing import TokenError
@@ -193,7 +194,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         links=Links(signer, settings.public_url),
         guidelines=archive_guidelines(
             settings.data_dir,
-            settings.handbook_config.parent / "docs",
+            guidelines_pages(settings.handbook_config),
             [spec.label for spec in CONSENT.fields if spec.kind is FieldKind.AGREE],
         ),
         limits=PostLimits(

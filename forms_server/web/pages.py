@@ -20,6 +20,7 @@ from forms_server.forms.fields import FormDefinition
 from forms_server.forms.reference import EXAMPLE_REFERENCE
 from forms_server.handbook.guidelines import GuidelinesVersion
 from forms_server.handbook.search import Section
+from forms_server.handbook.sources import layers
 from forms_server.links import Links
 from forms_server.services import Services
 from forms_server.signing import Signer
@@ -75,7 +76,10 @@ def make_templates(settings: Settings, stylesheets: list[str]) -> Jinja2Template
             [
                 FileSystemLoader(PACKAGE_DIR / "templates"),
                 # The handbook's own quick exit partial, so both use the very same markup.
-                FileSystemLoader(settings.handbook_config.parent / "overrides"),
+                *(
+                    FileSystemLoader(layer / "overrides")
+                    for layer in layers(settings.handbook_config)
+                ),
             ]
         ),
         autoescape=select_autoescape(default=True, default_for_string=True),
