@@ -96,7 +96,13 @@ def open_services(settings: Settings, clock: Clock = lambda: datetime.now(UTC)) 
 def assemble(settings: Settings, clock: Clock) -> Services:
     decisions = settings.decisions
     data_dir = settings.data_dir
-    store = SubmissionStore(data_dir, settings.data_keys_bytes, decisions.retention_days, clock)
+    store = SubmissionStore(
+        data_dir,
+        settings.data_keys_bytes,
+        decisions.retention_days,
+        clock,
+        erasures_copy=settings.erasure_ledger_copy,
+    )
     outbox = Outbox(data_dir)
     escalate_after = {
         kind: timedelta(minutes=minutes)

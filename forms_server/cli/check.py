@@ -23,6 +23,8 @@ from forms_server.mail.crypto import load_recipient_keys
 from forms_server.mail.messages import DeliveryError
 from forms_server.mail.relay import check_relay
 from forms_server.services import link_lifetimes
+from forms_server.storage.backup import newest_backup
+from forms_server.storage.ledger import latest_erasure_in
 
 
 def check(settings: Settings, send_test: bool) -> int:
@@ -40,6 +42,7 @@ def check(settings: Settings, send_test: bool) -> int:
     report_delivery_modes(settings, datetime.now(UTC))
     report_unsettled_decisions(settings)
     report_decisions_not_written(settings)
+    report_backups(settings)
     try:
         asyncio.run(check_relay(mail, send_test, say))
     except DeliveryError as error:
@@ -164,3 +167,28 @@ def report_decisions_not_written(settings: Settings) -> None:
     for spec in missing:
         say(f"  - {spec.key}: decides {spec.meaning.rstrip('.')}.")
     say("  Add them under extra.group.decisions in mkdocs.yml; the README lists each one.")
+
+
+def report_backups(settings: Settings) -> None:
+    """Whether a backup would bring back something erased since, and where the erasures are
+    kept apart from the disk."""
+    latest_erasure = latest_erasure_in(settings.data_dir / "erasures.jsonl")
+    if settings.backup_dir is None:
+        say("Backups: FORMS_BACKUP_DIR is not set (`forms-server backup` writes there).")
+        newest = None
+    else:
+        newest = newest_backup(settings.backup_dir)
+        when = f"the newest made {newest:%Y-%m-%d %H:%M} UTC" if newest else "none yet"
+        say(f"Backups in {settings.backup_dir}: {when}.")
+    if latest_erasure is not None and newest is not None and newest < latest_erasure:
+        erased = f"{latest_erasure:%Y-%m-%d %H:%M} UTC"
+        say(
+            f"!! The newest backup is older than the latest erasure ({erased}): restored "
+            "alone, it would bring back what was erased. Make a new one with `forms-server "
+            "backup`, and keep FORMS_ERASURE_LEDGER_COPY for `restore`. !!"
+        )
+    if settings.erasure_ledger_copy is None:
+        say(
+            "Erasures: FORMS_ERASURE_LEDGER_COPY is not set. Set it to a file on other storage, "
+            "so an erasure survives the loss of this disk."
+        )

@@ -46,6 +46,13 @@ FORMS_SAFEGUARDING=
 FORMS_SECRET_KEYS=$secret_key
 FORMS_DATA_KEY=$data_key
 
+# Backups: the age public key they are encrypted to (make the pair with `age-keygen` on another
+# machine and keep the secret half there), where they go, and a copy of the erasure ledger;
+# both best on other storage.
+FORMS_BACKUP_RECIPIENT=
+FORMS_BACKUP_DIR=
+FORMS_ERASURE_LEDGER_COPY=
+
 # This folder's parts. The handbook is built by `forms-server build` before `serve` starts.
 FORMS_HANDBOOK_CONFIG=$folder/mkdocs.yml
 FORMS_DATA_DIR=$folder/data

@@ -36,6 +36,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from forms_server.cli.backup import backup, restore
 from forms_server.cli.check import check
 from forms_server.cli.init import init
 from forms_server.cli.outbox import outbox, purge
@@ -131,6 +132,26 @@ def build_parser() -> argparse.ArgumentParser:
     erase_parser = commands.add_parser("erase", help="erase what is held about a person")
     add_person_options(erase_parser)
     erase_parser.add_argument("--yes", action="store_true", help="erase (otherwise: show what)")
+    commands.add_parser(
+        "backup", help="an encrypted snapshot of the data folder into FORMS_BACKUP_DIR"
+    )
+    restore_parser = commands.add_parser(
+        "restore", help="a backup into an empty folder, with every erasure made since"
+    )
+    restore_parser.add_argument("backup", type=Path, help="the backup file (.tar.age)")
+    restore_parser.add_argument(
+        "--identity", type=Path, required=True, help="the age secret key file it was made for"
+    )
+    restore_parser.add_argument(
+        "--into", type=Path, required=True, help="an empty folder to restore into"
+    )
+    restore_parser.add_argument(
+        "--erasures",
+        type=Path,
+        metavar="LEDGER_COPY",
+        help="the erasure ledger's copy (FORMS_ERASURE_LEDGER_COPY): erasures made after the "
+        "backup are applied again",
+    )
     keys_parser = commands.add_parser("keys", help="make new keys, or rotate the data key")
     keys_parser.add_argument("action", choices=("new", "rotate"))
     commands.add_parser(
@@ -141,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Commands that read or change what the server stored: run anywhere else, they must not answer
 # "nothing held" from an empty folder, nor make one.
-ON_STORED_DATA = {"find", "export", "correct", "erase", "outbox", "purge"}
+ON_STORED_DATA = {"find", "export", "correct", "erase", "outbox", "purge", "backup"}
 
 
 def works_on_stored_data(arguments: argparse.Namespace) -> bool:
@@ -205,6 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return 0
         commands = {
+            "backup": backup,
+            "restore": restore,
             "find": find,
             "export": export,
             "correct": correct,

@@ -108,6 +108,11 @@ class Settings:
     # Where the handbook is published (its canonical links, the sitemap): FORMS_SITE_URL, from
     # .env too when the server builds it, else the public address.
     site_url: str = "http://127.0.0.1:8000/"
+    # Backups: the age public keys they are encrypted to (the secret key is kept apart), where
+    # they are written, and the erasure ledger's copy outside the data folder.
+    backup_recipients: tuple[str, ...] = ()
+    backup_dir: Path | None = None
+    erasure_ledger_copy: Path | None = None
 
     @property
     def is_production(self) -> bool:
@@ -300,6 +305,32 @@ def forms_url_reaches(group: Mapping[str, Any], public_url: str, handbook_config
         )
 
 
+def optional_path(config: Config, name: str) -> Path | None:
+    value = config(name, default="").strip()
+    return Path(value) if value else None
+
+
+def backup_recipients_from(config: Config) -> tuple[str, ...]:
+    """FORMS_BACKUP_RECIPIENT: age public keys (age1...), comma-separated."""
+    from pyrage import x25519  # type: ignore[import-untyped]
+
+    keys = tuple(
+        key.strip()
+        for key in config("FORMS_BACKUP_RECIPIENT", cast=CommaSeparatedStrings, default="")
+        if key.strip()
+    )
+    for key in keys:
+        try:
+            x25519.Recipient.from_str(key)
+        except Exception as error:  # pyrage raises its own error types, not exported
+            raise SettingsError(
+                f"FORMS_BACKUP_RECIPIENT: {key[:12]!r}... is not an age public key (age1...). "
+                "Make a key pair with `age-keygen -o backup-key.txt` on another machine, and "
+                "put the public key it prints here."
+            ) from error
+    return keys
+
+
 def is_ip_address(host: str) -> bool:
     try:
         ipaddress.ip_address(host)
@@ -399,6 +430,15 @@ def load_settings(
     )
     handbook_config = Path(config("FORMS_HANDBOOK_CONFIG", default=str(default_handbook_config())))
     site_url = problems.attempt(lambda: site_url_from(config, public_url), "")
+    no_recipients: tuple[str, ...] = ()
+    backup_recipients = problems.attempt(lambda: backup_recipients_from(config), no_recipients)
+    backup_dir = optional_path(config, "FORMS_BACKUP_DIR")
+    erasure_copy = optional_path(config, "FORMS_ERASURE_LEDGER_COPY")
+    if erasure_copy is not None and erasure_copy.resolve().is_relative_to(data_dir.resolve()):
+        problems.note(
+            f"FORMS_ERASURE_LEDGER_COPY ({erasure_copy}) is inside the data folder: it must be "
+            "somewhere else, on other storage, so an erasure survives the loss of the disk."
+        )
     group: Mapping[str, Any] = {}
     if not handbook_config.is_file():
         problems.note(f"FORMS_HANDBOOK_CONFIG points to {handbook_config}, which does not exist.")
@@ -460,4 +500,7 @@ def load_settings(
         member_copies_per_day=copies_per_day,
         public_url=public_url,
         site_url=site_url,
+        backup_recipients=backup_recipients,
+        backup_dir=backup_dir,
+        erasure_ledger_copy=erasure_copy,
     )

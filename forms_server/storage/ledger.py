@@ -16,6 +16,7 @@ an erasure line leaves once no backup can hold its record any more.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -55,10 +56,13 @@ class Erasure:
 
 
 class Ledger:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, erasures_copy: Path | None = None) -> None:
+        """`erasures_copy`: a second erasure ledger outside the data folder (on other storage),
+        so an erasure survives the loss of the disk: `forms-server restore` applies it again."""
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.audit_path = data_dir / "audit.jsonl"
         self.erasures_path = data_dir / "erasures.jsonl"
+        self.erasures_copy = erasures_copy
         self.lock_path = data_dir / "ledger.lock"
         self.key = self.load_key(data_dir / "ledger-key")
 
@@ -122,16 +126,40 @@ class Ledger:
     def erased(
         self, reference: str, form_kind: str, at: datetime, reason: str, needed_until: datetime
     ) -> None:
-        self.append(
-            self.erasures_path,
-            {
-                "reference": self.hash(reference),
-                "form_kind": form_kind,
-                "at": at.isoformat(),
-                "reason": reason,
-                "needed_until": needed_until.isoformat(),
-            },
-        )
+        entry = {
+            "reference": self.hash(reference),
+            "form_kind": form_kind,
+            "at": at.isoformat(),
+            "reason": reason,
+            "needed_until": needed_until.isoformat(),
+        }
+        self.append(self.erasures_path, entry)
+        if self.erasures_copy is None:
+            return
+        try:
+            self.erasures_copy.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.append(self.erasures_copy, entry)
+        except OSError as error:
+            # The erasure is done and in the data folder's own ledger; the copy is the backup's
+            # safeguard, so its failure is reported, not allowed to undo the erasure.
+            logger.error(
+                "Could not add the erasure to the ledger copy %s: %s",
+                self.erasures_copy,
+                error.strerror or error,
+            )
+
+    def apply_copy(self, copy: Path) -> int:
+        """Erasure lines in `copy` that this ledger lacks (a backup older than them): appended,
+        so the store erases their records again. Returns how many."""
+        known = {
+            (entry.get("reference"), entry.get("at")) for entry in self.lines(self.erasures_path)
+        }
+        added = 0
+        for entry in self.lines(copy):
+            if (entry.get("reference"), entry.get("at")) not in known:
+                self.append(self.erasures_path, entry)
+                added += 1
+        return added
 
     # -- Reading ---------------------------------------------------------------------------
 
@@ -205,3 +233,13 @@ def keeps(test: Callable[[dict[str, Any]], bool], entry: dict[str, Any]) -> bool
         return bool(test(entry))
     except (KeyError, TypeError, ValueError):
         return True
+
+
+def latest_erasure_in(erasures_path: Path) -> datetime | None:
+    """When the last erasure in a ledger file was made, reading only (for `check`)."""
+    latest = None
+    for entry in Ledger.lines(erasures_path):
+        with contextlib.suppress(KeyError, TypeError, ValueError):
+            at = datetime.fromisoformat(entry["at"])
+            latest = at if latest is None or at > latest else latest
+    return latest

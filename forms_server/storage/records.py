@@ -107,6 +107,7 @@ class SubmissionStore:
         data_keys: bytes | Sequence[bytes],
         retention_days: Mapping[str, int] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        erasures_copy: Path | None = None,
     ) -> None:
         # Days each group of forms is kept: the group's decision (decisions.retention_months).
         self.retention_days = retention_days or default_retention_days()
@@ -114,7 +115,7 @@ class SubmissionStore:
         self.path = data_dir / "submissions.json"
         self.lock_path = data_dir / "submissions.lock"
         self.sealer = Sealer(data_keys)
-        self.ledger = Ledger(data_dir)
+        self.ledger = Ledger(data_dir, erasures_copy)
         self.clock = clock
         self.thread_lock = threading.Lock()
         with self.locked() as database:
