@@ -113,9 +113,10 @@ def site(tmp_path_factory: pytest.TempPathFactory, relay: SmtpServer) -> Iterato
         [*forms_server, "build"], cwd=folder, env=environment, capture_output=True, timeout=300
     )
     assert built.returncode == 0, built.stderr
-    server = subprocess.Popen(
-        [*forms_server, "serve"], cwd=folder, env=environment, stderr=subprocess.PIPE
-    )
+    with (tmp_path / "server.log").open("wb") as server_log:
+        server = subprocess.Popen(
+            [*forms_server, "serve"], cwd=folder, env=environment, stderr=server_log
+        )
     # The Caddyfile init wrote, with the test's name and ports, and a certificate from Caddy's
     # own CA instead of one from Let's Encrypt (nothing here reaches the internet).
     caddyfile = (folder / "Caddyfile").read_text("utf-8")
