@@ -438,3 +438,23 @@ def test_check_names_a_site_name_that_the_build_would_refuse(tmp_path: Path) -> 
         load_settings(
             env_file=None, environ=environ_for(tmp_path, FORMS_HANDBOOK_CONFIG=str(config))
         )
+
+
+def test_the_forms_links_to_the_handbook_must_reach_where_it_is_published(
+    tmp_path: Path,
+) -> None:
+    elsewhere = production(
+        tmp_path,
+        FORMS_SITE_URL="https://handbook.example.org/",
+        FORMS_HANDBOOK_URL="https://old-handbook.example.org/",
+    )
+    with pytest.raises(SettingsError, match=r"FORMS_HANDBOOK_URL .*old-handbook"):
+        load_settings(env_file=None, environ=elsewhere)
+    agreeing = production(
+        tmp_path,
+        FORMS_SITE_URL="https://handbook.example.org/",
+        FORMS_HANDBOOK_URL="https://handbook.example.org/",
+    )
+    assert load_settings(env_file=None, environ=agreeing).handbook_url == (
+        "https://handbook.example.org/"
+    )

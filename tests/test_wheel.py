@@ -137,3 +137,42 @@ def test_the_installed_server_serves_the_handbook_and_a_form(served: tuple[str, 
     # It built the handbook and keeps its data where it was started, not in this checkout.
     assert (folder / "site" / "index.html").is_file()
     assert (folder / "data").is_dir()
+
+
+def test_the_coordinators_path_from_the_installed_wheel(
+    installed: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """From an empty folder with only the wheel: init, the group's decisions and the addresses,
+    check (every problem in one run, then none), build. The pages come from the package."""
+    from tests.test_init import settle  # the coordinator's edits
+
+    where = tmp_path_factory.mktemp("empty")
+    forms_server = str(installed / "bin" / "forms-server")
+    environ = {"PATH": os.environ["PATH"]}
+
+    def run(*arguments: str, cwd: Path = where) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [forms_server, *arguments],
+            cwd=cwd,
+            env=environ,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
+    made = run("init", "our-group")
+    assert made.returncode == 0, made.stderr
+    folder = where / "our-group"
+    first = run("check", cwd=folder)
+    assert first.returncode == 2
+    assert "problems with the settings" in first.stderr  # all of them, in one run
+    settle(folder)
+    second = run("check", cwd=folder)
+    assert "Configuration: valid (production)" in second.stdout, second.stderr
+    assert f"{folder / 'mkdocs.yml'}" in second.stderr.splitlines()[0]  # the group's own
+    built = run("build", cwd=folder)
+    assert built.returncode == 0, built.stderr
+    assert (folder / "site" / "guidelines" / "taking-part" / "index.html").is_file()
+    assert (folder / "site" / "index.html.br").is_file()
+    assert not (folder / "docs").exists()

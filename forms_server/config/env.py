@@ -430,6 +430,18 @@ def load_settings(
     )
     handbook_config = Path(config("FORMS_HANDBOOK_CONFIG", default=str(default_handbook_config())))
     site_url = problems.attempt(lambda: site_url_from(config, public_url), "")
+    handbook_url = config("FORMS_HANDBOOK_URL", default="/")
+    if (
+        environment == "production"
+        and site_url
+        and "://" in handbook_url
+        and not handbook_url.startswith(site_url.rstrip("/"))
+    ):
+        problems.note(
+            f"FORMS_HANDBOOK_URL ({handbook_url}) is not where the handbook is published "
+            f"(FORMS_SITE_URL, {site_url}): the forms' links to the handbook would go elsewhere. "
+            "Leave it unset when this server serves the handbook, or make the two the same."
+        )
     no_recipients: tuple[str, ...] = ()
     backup_recipients = problems.attempt(lambda: backup_recipients_from(config), no_recipients)
     backup_dir = optional_path(config, "FORMS_BACKUP_DIR")
@@ -480,7 +492,7 @@ def load_settings(
         global_post_burst=global_burst,
         global_posts_per_minute=global_rate,
         data_keys=data_keys,
-        handbook_url=config("FORMS_HANDBOOK_URL", default="/"),
+        handbook_url=handbook_url,
         allowed_hosts=allowed_hosts,
         group=group,
         decisions=decisions,
