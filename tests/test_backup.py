@@ -4,8 +4,10 @@ a restore that never brings back what was erased after it."""
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -36,9 +38,10 @@ def backup_env(tmp_path: Path, recipient: str) -> dict[str, str]:
 
 
 def make_backup(tmp_path: Path, env: dict[str, str]) -> Path:
+    before = set((tmp_path / "backups").glob("*")) if (tmp_path / "backups").is_dir() else set()
     done = forms_server(tmp_path, env, "backup")
     assert done.returncode == 0, done.stderr
-    (made,) = sorted((tmp_path / "backups").iterdir())
+    (made,) = set((tmp_path / "backups").iterdir()) - before
     return made
 
 
@@ -120,3 +123,25 @@ def test_an_erasure_after_the_backup_is_applied_again_on_restore(
     restored = SubmissionStore(tmp_path / "whole", KEY)
     assert restored.get(planted[0].reference) is None
     assert restored.get(planted[1].reference) is not None
+
+
+def test_a_backup_deletes_the_backups_past_the_groups_decided_time(
+    tmp_path: Path, identity: tuple[Path, str]
+) -> None:
+    """The privacy notice says how long a backup is kept (backup_kept_days): the next backup
+    deletes the older ones, so the promise holds without anyone remembering it."""
+    many_members(tmp_path / "data")
+    env = backup_env(tmp_path, identity[1])
+    first = make_backup(tmp_path, env)
+    days = 30  # the example mkdocs.yml's backup_kept_days
+    old = time.time() - (days + 1) * 86400
+    os.utime(first, (old, old))
+    recent = first.with_name("forms-data-20261201T000000Z.tar.age")
+    recent.write_bytes(first.read_bytes())
+    os.utime(recent, (time.time() - (days - 1) * 86400,) * 2)
+    done = forms_server(tmp_path, env, "backup")
+    assert done.returncode == 0, done.stderr
+    assert not first.exists()
+    assert recent.exists()
+    assert f"Deleted 1 backup(s) older than {days} days" in done.stdout
+    assert len(list((tmp_path / "backups").iterdir())) == 2

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, datetime
 
 from forms_server.cli.words import say
 from forms_server.config.env import Settings
 from forms_server.errors import FormsServerError
 from forms_server.services import open_services
-from forms_server.storage.backup import make_backup, restore_files
+from forms_server.storage.backup import delete_backups_older_than, make_backup, restore_files
 from forms_server.storage.records import SubmissionStore
 
 
@@ -30,6 +31,9 @@ def backup(settings: Settings, arguments: argparse.Namespace) -> int:
         f"Backed up {made.files} file(s), {made.plain_bytes:,} bytes, to {made.path} "
         f"({made.sealed_bytes:,} bytes, encrypted to {len(settings.backup_recipients)} key(s))."
     )
+    days = settings.decisions.backup_kept_days
+    deleted = delete_backups_older_than(settings.backup_dir, days, datetime.now(UTC))
+    say(f"Deleted {deleted} backup(s) older than {days} days (decisions.backup_kept_days).")
     say("It opens only with the age secret key and, for the answers in it, FORMS_DATA_KEY.")
     return 0
 

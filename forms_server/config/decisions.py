@@ -114,6 +114,13 @@ DECISIONS: tuple[DecisionSpec, ...] = (
         "every form page; the privacy notice; the server deletes drafts after it",
     ),
     DecisionSpec(
+        "backup_kept_days",
+        30,
+        "how many days a backup of the forms server's data is kept (`forms-server backup` "
+        "deletes older ones each time it makes a new one)",
+        "the privacy notice; the record of processing; forms-server backup",
+    ),
+    DecisionSpec(
         "reply_within_days",
         dict.fromkeys(REPLY_SUBJECTS, NOT_DECIDED),
         "how many days the facilitators take to reply to each form (consent, leave, concern) "
@@ -206,6 +213,7 @@ class Decisions:
     delivery_mode: Mapping[str, DeliveryMode]
     read_window_days: int
     draft_idle_minutes: int
+    backup_kept_days: int
     reply_within_days: Mapping[str, int | None]
     retention_months: Mapping[str, int]
     lawful_basis: Mapping[str, str | None]
@@ -358,6 +366,9 @@ def decisions_from(group: Mapping[str, Any]) -> Decisions:
         raise DecisionsError(
             f"{where}draft_idle_minutes must be a whole number of minutes, 5 to 120."
         )
+    kept = raw["backup_kept_days"]
+    if isinstance(kept, bool) or not isinstance(kept, int) or not 1 <= kept <= 366:
+        raise DecisionsError(f"{where}backup_kept_days must be a whole number of days, 1 to 366.")
     return Decisions(
         concern_route=concern_route,
         facilitator_concern_email=facilitator_concern_email,
@@ -366,6 +377,7 @@ def decisions_from(group: Mapping[str, Any]) -> Decisions:
         delivery_mode=modes,
         read_window_days=window,
         draft_idle_minutes=idle,
+        backup_kept_days=kept,
         reply_within_days={
             subject: days_or_none(f"{where}reply_within_days.{subject}", value)
             for subject, value in raw["reply_within_days"].items()

@@ -260,6 +260,18 @@ def holdings(decisions: Decisions, undelivered_kept_days: int) -> list[Holding]:
             file="audit.jsonl",
         ),
         Holding(
+            what="A backup of everything above (except forms not sent yet), in case a fault "
+            "loses the server's disk",
+            sealed=(
+                "all of it, encrypted again with a key kept apart from the server; what you "
+                "wrote stays sealed inside it as above",
+            ),
+            clear=(),
+            kept_for=f"{decisions.backup_kept_days} days from when it was made, then deleted; "
+            "if one is ever restored, every form deleted since it was made is deleted again",
+            file="backups (FORMS_BACKUP_DIR)",
+        ),
+        Holding(
             what="A note of each form deleted early (withdrawn, deleted, replaced)",
             sealed=(),
             clear=("a keyed hash of its reference", "which form it was", "when", "why"),

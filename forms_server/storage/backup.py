@@ -24,7 +24,7 @@ from pyrage import x25519
 
 from forms_server.errors import FormsServerError
 from forms_server.storage.draft_files import DRAFTS_FOLDER
-from forms_server.storage.files import TEMPORARY_SUFFIX, exclusive_lock, replace_atomically
+from forms_server.storage.files import TEMPORARY_SUFFIX, create_exclusively, exclusive_lock
 
 BACKUP_SUFFIX = ".tar.age"
 # Locks are held, not kept: a restored folder makes its own.
@@ -77,10 +77,24 @@ def make_backup(
     plain, files = snapshot(data_dir, held)
     sealed = pyrage.encrypt(plain, [x25519.Recipient.from_str(key) for key in recipients])
     backup_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    name = f"forms-data-{datetime.now(UTC):%Y%m%dT%H%M%SZ}{BACKUP_SUFFIX}"
+    # To the microsecond, and never over another: two backups in one second are two files.
+    name = f"forms-data-{datetime.now(UTC):%Y%m%dT%H%M%S.%fZ}{BACKUP_SUFFIX}"
     path = backup_dir / name
-    replace_atomically(path, sealed)
+    if not create_exclusively(path, sealed):
+        raise BackupError(f"{path} already exists: run the backup again.")
     return BackupMade(path, files, len(plain), len(sealed))
+
+
+def delete_backups_older_than(backup_dir: Path, days: int, now: datetime) -> int:
+    """The group's decision (backup_kept_days), kept: backups past it are deleted."""
+    cutoff = now.timestamp() - days * 86400
+    deleted = 0
+    for path in backup_dir.glob(f"*{BACKUP_SUFFIX}"):
+        with contextlib.suppress(FileNotFoundError):
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                deleted += 1
+    return deleted
 
 
 def newest_backup(backup_dir: Path | None) -> datetime | None:
