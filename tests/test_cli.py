@@ -305,3 +305,17 @@ def test_build_publishes_the_handbook_at_the_address_in_dotenv(tmp_path: Path) -
     index = (tmp_path / "site" / "index.html").read_text("utf-8")
     assert '<link rel="canonical" href="https://handbook.example.org/">' in index
     assert "https://handbook.example.org/" in (tmp_path / "site" / "sitemap.xml").read_text()
+
+
+def test_check_says_when_the_data_folder_cannot_be_used(tmp_path: Path) -> None:
+    """`serve` then answers every form with 503: check must say so before anyone relies on it.
+    (As root every folder can be written, so the fault made here is a file in its place.)"""
+    (tmp_path / "data").write_text("not a folder", "utf-8")
+    result = forms_server(tmp_path, environment(tmp_path), "check")
+    assert result.returncode == 1
+    assert f"Data folder: FAILED ({tmp_path / 'data'} is not a folder" in result.stdout
+    SubmissionStore((tmp_path / "elsewhere"), base64.urlsafe_b64decode(DATA_KEY))
+    usable = forms_server(
+        tmp_path, environment(tmp_path, FORMS_DATA_DIR=str(tmp_path / "elsewhere")), "check"
+    )
+    assert "Data folder: can be written" in usable.stdout

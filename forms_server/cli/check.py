@@ -4,9 +4,11 @@ and keys, and a conversation with the mail relay."""
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from forms_server.cli.words import age_in_words, say
@@ -43,12 +45,37 @@ def check(settings: Settings, send_test: bool) -> int:
     report_unsettled_decisions(settings)
     report_decisions_not_written(settings)
     report_backups(settings)
+    folder_problem = data_folder_problem(settings.data_dir)
+    say(
+        f"Data folder: FAILED ({folder_problem})."
+        if folder_problem
+        else "Data folder: can be written."
+    )
     try:
         asyncio.run(check_relay(mail, send_test, say))
     except DeliveryError as error:
         say(f"Mail relay: FAILED ({error}).")
         return 1
-    return 0
+    return 1 if folder_problem else 0
+
+
+def data_folder_problem(data_dir: Path) -> str | None:
+    """Why the server could not keep forms in `data_dir`, trying as it would (a file written
+    and removed); a folder not made yet is tried through the nearest one that exists."""
+    existing = data_dir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a folder: set FORMS_DATA_DIR to a folder this user can write"
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        return (
+            f"{existing} cannot be written by this user ({error.strerror}): give the server's "
+            "user the folder, for example with chown"
+        )
+    return None
 
 
 def report_link_lifetimes(settings: Settings) -> None:

@@ -238,7 +238,11 @@ def keeps(test: Callable[[dict[str, Any]], bool], entry: dict[str, Any]) -> bool
 def latest_erasure_in(erasures_path: Path) -> datetime | None:
     """When the last erasure in a ledger file was made, reading only (for `check`)."""
     latest = None
-    for entry in Ledger.lines(erasures_path):
+    try:
+        entries = list(Ledger.lines(erasures_path))
+    except OSError:
+        return None  # the data folder itself is the problem, and `check` says so
+    for entry in entries:
         with contextlib.suppress(KeyError, TypeError, ValueError):
             at = datetime.fromisoformat(entry["at"])
             latest = at if latest is None or at > latest else latest
