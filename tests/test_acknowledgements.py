@@ -183,3 +183,21 @@ def test_a_recipients_link_says_nothing_of_the_form_or_of_them(
         for secret in (*reference.split("-"), "concern", address, address.split("@")[1]):
             assert secret.encode() not in seen, (address, secret)
         assert client.get(link).status_code == 200  # and it opens
+
+
+def test_a_form_that_reached_one_person_does_not_say_others_were_told(
+    site_dir: Path, tmp_path: Path
+) -> None:
+    """ "The others who received it have been told", when there were no others."""
+    alone = make_app(site_dir, tmp_path / "data", FORMS_FACILITATORS="f1@example.org")
+    with TestClient(alone, base_url=BASE_URL, follow_redirects=False) as client:
+        reference = send(client, "concern")
+        links = links_for(alone, reference)
+        assert set(links) == {"f1@example.org"}
+        before = client.get(links["f1@example.org"])
+        assert "others" not in before.text.split("<h1>", 1)[1]
+        marked = client.post(
+            links["f1@example.org"], data={"token": link_token(links["f1@example.org"])}
+        )
+        assert "Being dealt with since" in marked.text
+        assert "others" not in marked.text.split("<h1>", 1)[1]

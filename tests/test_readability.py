@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
+from forms_server.config.group import PACKAGE_DIR
 from tests.handbook_pages import HandbookPage
 from tests.readability import article_blocks, flesch_reading_ease, syllables
 
@@ -46,3 +48,17 @@ def test_a_heading_or_list_item_counts_as_a_sentence() -> None:
         "<ul><li>Call 999</li><li><p>Text SHOUT</p></li></ul></article>"
     )
     assert article_blocks(html) == ["Get help now", "Call 999", "Text SHOUT"]
+
+
+def test_every_date_a_person_reads_is_written_one_way() -> None:
+    """Pages and emails wrote "05 December" in some places and "5 December" in others (GOV.UK
+    style: no leading zero). Every format that writes a day before a month name says %-d."""
+    zero_padded = re.compile(r"%d %[Bb]")
+    found = [
+        f"{path.relative_to(PACKAGE_DIR)}:{number}"
+        for path in sorted(PACKAGE_DIR.rglob("*"))
+        if path.suffix in {".py", ".html", ".txt"} and "__pycache__" not in path.parts
+        for number, line in enumerate(path.read_text("utf-8").splitlines(), start=1)
+        if zero_padded.search(line)
+    ]
+    assert found == []

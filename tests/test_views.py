@@ -1363,3 +1363,12 @@ def test_asking_for_an_open_draft_page_again_keeps_it_from_idling_out(
     assert client.get(check_url).status_code == 200
     files.clock = lambda: started + 3 * (idle - 60) + idle + 1
     assert client.get(check_url).status_code == 410
+
+
+@pytest.mark.parametrize("kind", sorted(FORMS))
+def test_an_optional_question_says_so_once(client: TestClient, kind: str) -> None:
+    """ "If you will use a different name in meetings, what is it? (optional) (optional)"."""
+    page = soup_of(client.get(f"/forms/{kind}/").text)
+    for label in page.select("label, legend"):
+        text = " ".join(label.get_text(" ").split())
+        assert text.count("(optional)") <= 1, text

@@ -178,7 +178,7 @@ CONSENT = FormDefinition(
         Field(
             name="meeting_name",
             privacy="the name you use in meetings, if it is not your own",
-            label="If you will use a different name in meetings, what is it? (optional)",
+            label="If you will use a different name in meetings, what is it?",
             short_name="Meeting name",
             required_message="",
             optional=True,

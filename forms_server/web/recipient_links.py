@@ -49,15 +49,17 @@ async def acknowledge(request: Request) -> Response:
     services = context.forms
     files = services.files
     acknowledgement = await anyio.to_thread.run_sync(files.acknowledgements.get, opened.reference)
+    # Who the form went to, by its routes, for a form whose watch knows no one (an older
+    # one): the pick-up tells them, and never the person who picked it up.
+    by_route = tuple(
+        address
+        for route in opened.routes
+        if route in {member.value for member in Recipients}
+        for address in recipient_addresses(context.settings.mail, Recipients(route))
+    )
+    # Only where there are others does the page say they are, or were, told.
+    others = {address.lower() for address in by_route} - {opened.to.lower()}
     if request.method == "POST" and acknowledgement is None:
-        # Who the form went to, by its routes, for a form whose watch knows no one (an older
-        # one): the pick-up tells them, and never the person who picked it up.
-        by_route = tuple(
-            address
-            for route in opened.routes
-            if route in {member.value for member in Recipients}
-            for address in recipient_addresses(context.settings.mail, Recipients(route))
-        )
         acknowledgement, first = await anyio.to_thread.run_sync(
             files.pick_up, opened.reference, opened.form_kind, opened.to, by_route
         )
@@ -70,6 +72,7 @@ async def acknowledge(request: Request) -> Response:
         reference=opened.reference,
         acknowledgement=acknowledgement,
         token=token,
+        others=bool(others),
     )
 
 
