@@ -346,6 +346,8 @@ def test_an_open_check_page_keeps_its_answers(browser: Browser, server_url: str)
             "Check your answers before sending"
         )
         check_page = page.url
+        # Its script must be running before the clock moves (a loaded machine loads it late).
+        page.wait_for_load_state("load")
         asked.clear()
         page.clock.run_for("21:00")  # past the 20 minutes it would otherwise idle
         # The requests leave at once; on a loaded machine their answers take a while.
