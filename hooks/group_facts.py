@@ -25,6 +25,7 @@ BLOCK_COMMENT = re.compile(r"/\*.*?\*/", re.S)
 # The handbook's own script and stylesheet (the theme's come minified already).
 OWN_SCRIPTS = (
     "assets/quick-exit.js",
+    "assets/no-single-key-shortcuts.js",
     "assets/search.js",
     "assets/handbook.css",
     "assets/search.css",
