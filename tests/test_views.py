@@ -1372,3 +1372,14 @@ def test_an_optional_question_says_so_once(client: TestClient, kind: str) -> Non
     for label in page.select("label, legend"):
         text = " ".join(label.get_text(" ").split())
         assert text.count("(optional)") <= 1, text
+
+
+def test_after_i_am_not_safe_the_receipt_puts_help_first(client: TestClient) -> None:
+    """After "No, I am not safe", the crisis contacts came last, under "received"."""
+    check_page = post(client, "/forms/leave-left-early/", unsafe_notice())
+    receipt = client.get(send(client, check_page).headers["location"]).text
+    main = receipt.split('id="main-content"', 1)[1]
+    # Under the heading that says it was received, as on the check page, before anything else.
+    assert main.count('class="crisis-contacts"') == 1
+    assert main.index("<h1") < main.index('class="crisis-contacts"') < main.index("Keep this")
+    assert "Get help now: do not wait for a reply" in main

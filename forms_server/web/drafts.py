@@ -69,6 +69,8 @@ class Receipt:
     kind: str
     reference: str
     routes: tuple[str, ...] = field(default=())
+    # The answers said someone may be at risk now: the receipt puts help first.
+    urgent: bool = False
 
 
 def browser_key_of(request: Request) -> bytes | None:
@@ -175,7 +177,12 @@ class Drafts:
         content = self.read(key, name_for(key, kind) + SENT)
         if content is None or content.get("kind") != kind:
             return None
-        return Receipt(kind, str(content["reference"]), tuple(content.get("routes", ())))
+        return Receipt(
+            kind,
+            str(content["reference"]),
+            tuple(content.get("routes", ())),
+            content.get("urgent") is True,
+        )
 
     def sent(self, key: bytes, receipt: Receipt, network: str) -> None:
         """The draft is sent: its receipt stays, the draft goes."""

@@ -325,9 +325,8 @@ async def form_send(request: Request) -> Response:
         if route
         else tuple(each.value for each in recipients_for(form, checked.answers))
     )
-    context.drafts.sent(
-        key, Receipt(form.kind, draft.reference, routes), network_of(client_address(request))
-    )
+    receipt = Receipt(form.kind, draft.reference, routes, is_urgent(form, checked.answers))
+    context.drafts.sent(key, receipt, network_of(client_address(request)))
     return see_receipt(request)
 
 

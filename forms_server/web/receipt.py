@@ -34,7 +34,9 @@ async def received(request: Request) -> Response:
     sent = context.drafts.receipt(key, kind) if key and kind else None
     if sent is None:
         return expired_page(request)
-    return receipt_page(request, form_for(sent.kind), sent.reference, sent.routes)
+    return receipt_page(
+        request, form_for(sent.kind), sent.reference, sent.routes, urgent=sent.urgent
+    )
 
 
 async def received_by_reference(request: Request) -> Response:
@@ -46,7 +48,11 @@ async def received_by_reference(request: Request) -> Response:
 
 
 def receipt_page(
-    request: Request, form: FormDefinition, reference: str, routes: tuple[str, ...]
+    request: Request,
+    form: FormDefinition,
+    reference: str,
+    routes: tuple[str, ...],
+    urgent: bool = False,
 ) -> Response:
     context = context_of(request)
     decisions = context.settings.decisions
@@ -65,6 +71,7 @@ def receipt_page(
         copies_per_day=context.settings.member_copies_per_day,
         copy_sender=MEMBER_COPY_SENDER,
         copy_subject=MEMBER_COPY_SUBJECT,
+        urgent=urgent,
     )
 
 
