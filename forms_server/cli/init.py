@@ -11,8 +11,8 @@ from pathlib import Path
 from string import Template
 
 from forms_server.cli.words import say
-from forms_server.config.env import new_data_key, new_secret_key
 from forms_server.config.group import PACKAGE_DIR, group_facts_from
+from forms_server.config.keys import new_data_key, new_secret_key
 from forms_server.errors import FormsServerError
 from forms_server.handbook.sources import packaged_pages, packaged_sources
 

@@ -14,7 +14,8 @@ from datetime import timedelta
 
 from forms_server.cli.words import say
 from forms_server.config.decisions import DeliveryMode
-from forms_server.config.env import Settings, new_data_key, new_secret_key
+from forms_server.config.env import Settings
+from forms_server.config.keys import new_data_key, new_secret_key
 from forms_server.delivery.renewals import consents_expiring
 from forms_server.export import as_csv, as_json
 from forms_server.rights import FAILED, Held, Rights, RightsError

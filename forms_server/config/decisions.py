@@ -270,6 +270,15 @@ def raw_decisions(group: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def whole_number(
+    where: str, key: str, raw: Mapping[str, Any], unit: str, low: int, high: int
+) -> int:
+    value = raw[key]
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise DecisionsError(f"{where}{key} must be a whole number of {unit}, {low} to {high}.")
+    return value
+
+
 def days_or_none(where: str, value: object) -> int | None:
     if not is_decided(value):
         return None
@@ -358,17 +367,9 @@ def decisions_from(group: Mapping[str, Any]) -> Decisions:
             raise DecisionsError(
                 f"{where}delivery_mode.{route} must be one of {choices}, not {mode!r}."
             ) from error
-    window = raw["read_window_days"]
-    if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= 30:
-        raise DecisionsError(f"{where}read_window_days must be a whole number of days, 1 to 30.")
-    idle = raw["draft_idle_minutes"]
-    if isinstance(idle, bool) or not isinstance(idle, int) or not 5 <= idle <= 120:
-        raise DecisionsError(
-            f"{where}draft_idle_minutes must be a whole number of minutes, 5 to 120."
-        )
-    kept = raw["backup_kept_days"]
-    if isinstance(kept, bool) or not isinstance(kept, int) or not 1 <= kept <= 366:
-        raise DecisionsError(f"{where}backup_kept_days must be a whole number of days, 1 to 366.")
+    window = whole_number(where, "read_window_days", raw, "days", 1, 30)
+    idle = whole_number(where, "draft_idle_minutes", raw, "minutes", 5, 120)
+    kept = whole_number(where, "backup_kept_days", raw, "days", 1, 366)
     return Decisions(
         concern_route=concern_route,
         facilitator_concern_email=facilitator_concern_email,

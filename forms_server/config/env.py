@@ -10,21 +10,24 @@ config/recipients.py's.
 from __future__ import annotations
 
 import base64
-import ipaddress
 import os
-import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from starlette.config import Config
-from starlette.datastructures import CommaSeparatedStrings, Secret
+from starlette.datastructures import Secret
 
+from forms_server.config.addresses import (
+    allowed_hosts_from,
+    forms_url_reaches,
+    handbook_url_reaches,
+    public_url_from,
+    site_url_from,
+)
 from forms_server.config.decisions import Decisions, DecisionsError, decisions_from
 from forms_server.config.group import (
-    SITE_URL_VARIABLE,
     N,
     Problems,
     SettingsError,
@@ -33,9 +36,9 @@ from forms_server.config.group import (
     group_facts_from,
     undelivered_kept_days,
 )
+from forms_server.config.keys import backup_recipients_from, data_keys_from, secret_keys_from
 from forms_server.config.mail import MailSettings, mail_settings_from
 
-MINIMUM_SECRET_BYTES = 32
 ENVIRONMENTS = ("development", "production")
 
 
@@ -123,220 +126,12 @@ class Settings:
         return [base64.urlsafe_b64decode(str(key).encode("ascii")) for key in self.data_keys]
 
 
-def development_secret(
-    data_dir: Path, name: str, make: Callable[[], str], create: bool = True
-) -> Secret | None:
-    """A key made on first run and kept in the data folder, readable by its owner only; without
-    `create`, only one already there (None if there is none)."""
-    key_file = data_dir / name
-    if not key_file.exists():
-        if not create:
-            return None
-        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w", encoding="ascii") as file:
-            file.write(make())
-    return Secret(key_file.read_text(encoding="ascii").strip())
-
-
-def new_data_key() -> str:
-    return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode("ascii")
-
-
-def new_secret_key() -> str:
-    return secrets.token_urlsafe(48)
-
-
-def data_keys_from(
-    config: Config, environment: str, data_dir: Path, make: bool
-) -> tuple[Secret, ...]:
-    """The data keys; in development, none configured: the one kept in the data folder, made
-    on first run when `make` (else only one already there)."""
-    configured = [
-        key.strip()
-        for key in config("FORMS_DATA_KEY", cast=CommaSeparatedStrings, default="")
-        if key.strip()
-    ]
-    if not configured:
-        if environment == "production":
-            raise SettingsError(
-                "FORMS_DATA_KEY is not set. In production, set it to 32 random bytes in "
-                'URL-safe base64. Make one with: python3 -c "import base64, secrets; '
-                'print(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())"'
-            )
-        made = development_secret(data_dir, "development-data-key", new_data_key, make)
-        return (made,) if made else ()
-    for position, value in enumerate(configured, start=1):
-        try:
-            key = base64.urlsafe_b64decode(value.encode("ascii"))
-        except (ValueError, UnicodeEncodeError) as error:
-            raise SettingsError(
-                f"FORMS_DATA_KEY: key {position} must be URL-safe base64."
-            ) from error
-        if len(key) != 32:
-            raise SettingsError(
-                f"FORMS_DATA_KEY: key {position} must decode to 32 bytes, not {len(key)}."
-            )
-    return tuple(Secret(value) for value in configured)
-
-
-def secret_keys_from(
-    config: Config, environment: str, data_dir: Path, make: bool
-) -> tuple[Secret, ...]:
-    """The signing keys; in development, none configured: as `data_keys_from`."""
-    configured = config("FORMS_SECRET_KEYS", cast=CommaSeparatedStrings, default="")
-    keys = tuple(Secret(key.strip()) for key in configured if key.strip())
-    if not keys:
-        if environment == "production":
-            raise SettingsError(
-                "FORMS_SECRET_KEYS is not set. In production, set it to one or more random "
-                "keys of at least 32 characters, separated by commas (newest last). "
-                'Make one with: python3 -c "import secrets; print(secrets.token_urlsafe(48))"'
-            )
-        made = development_secret(data_dir, "development-secret-key", new_secret_key, make)
-        return (made,) if made else ()
-    for position, key in enumerate(keys, start=1):
-        if len(str(key).encode("utf-8")) < MINIMUM_SECRET_BYTES:
-            raise SettingsError(
-                f"FORMS_SECRET_KEYS: key {position} is shorter than {MINIMUM_SECRET_BYTES} "
-                "bytes. Use a longer random key."
-            )
-    return keys
-
-
 WORKER_SILENT_SECONDS = 5 * 60.0
-LOCAL_HOSTS = "127.0.0.1,localhost"
-
-
-def allowed_hosts_from(config: Config, environment: str, public_url: str) -> tuple[str, ...]:
-    """The hosts this server answers to. In production, unless FORMS_ALLOWED_HOSTS names more,
-    only the public address's host; never a list that leaves it out."""
-    configured = config("FORMS_ALLOWED_HOSTS", default="")
-    public_host = urlsplit(public_url).hostname or ""
-    default = public_host if environment == "production" else LOCAL_HOSTS
-    hosts = tuple(host.strip() for host in CommaSeparatedStrings(configured or default))
-    if any(not host or "*" in host for host in hosts):
-        raise SettingsError(
-            "FORMS_ALLOWED_HOSTS must name each host exactly, without '*' or empty names: a "
-            "wildcard lets any Host header into the links the server makes."
-        )
-    if environment == "production" and public_host and public_host not in hosts:
-        raise SettingsError(
-            f"FORMS_PUBLIC_URL's host {public_host} is not in FORMS_ALLOWED_HOSTS "
-            f"({', '.join(hosts)}): add it, or leave FORMS_ALLOWED_HOSTS unset to answer to "
-            "that host alone."
-        )
-    return hosts
-
-
-PUBLIC_URL_EXAMPLE = "https://forms.your-group.org.uk"
-
-
-def public_url_from(config: Config, environment: str, port: int) -> str:
-    """Where members and recipients reach this server: every link in an email starts here. In
-    production it must be an address others can reach, over HTTPS, with no path."""
-    given = config("FORMS_PUBLIC_URL", default="").strip()
-    configured = given.rstrip("/") if given.count("/") > 2 else given
-    if environment != "production":
-        if configured and not configured.startswith(("https://", "http://")):
-            raise SettingsError("FORMS_PUBLIC_URL must start with https:// (or http://).")
-        return configured or f"http://127.0.0.1:{port}"
-    if not configured:
-        raise SettingsError(
-            "FORMS_PUBLIC_URL is not set. In production, set it to the address members use to "
-            f"reach the forms, for example FORMS_PUBLIC_URL={PUBLIC_URL_EXAMPLE}: every link "
-            "in an email starts with it."
-        )
-    if not configured.startswith("https://"):
-        raise SettingsError(
-            f"FORMS_PUBLIC_URL must start with https:// in production (not {configured!r}): "
-            "links in emails open answers and must not travel in the clear."
-        )
-    parts = urlsplit(configured)
-    host = parts.hostname or ""
-    if not host:
-        raise SettingsError(f"FORMS_PUBLIC_URL has no host, for example {PUBLIC_URL_EXAMPLE}.")
-    if parts.path or parts.query or parts.fragment:
-        raise SettingsError(
-            f"FORMS_PUBLIC_URL takes a host and no path (the forms live at /forms/), for "
-            f"example {PUBLIC_URL_EXAMPLE}, not {configured!r}."
-        )
-    if is_ip_address(host):
-        raise SettingsError(
-            f"FORMS_PUBLIC_URL is an IP address ({host}): members' links need the group's "
-            f"host name, for example {PUBLIC_URL_EXAMPLE}."
-        )
-    if host == "localhost" or host.endswith((".localhost", ".localdomain")):
-        raise SettingsError(
-            f"FORMS_PUBLIC_URL is localhost ({host}): nobody else can open a link to it. Set "
-            f"the group's host name, for example {PUBLIC_URL_EXAMPLE}."
-        )
-    return configured
-
-
-def site_url_from(config: Config, public_url: str) -> str:
-    """FORMS_SITE_URL (from .env as well: the server passes it to the build), else the public
-    address: one address unless the handbook is published somewhere else."""
-    configured = config(SITE_URL_VARIABLE, default="").strip()
-    if not configured:
-        return public_url.rstrip("/") + "/"
-    parts = urlsplit(configured)
-    if parts.scheme not in {"http", "https"} or not parts.netloc:
-        raise SettingsError(
-            "FORMS_SITE_URL must be a full address where the handbook is published, like "
-            f"https://handbook.your-group.org.uk/, not {configured!r} (or unset: then "
-            "FORMS_PUBLIC_URL)."
-        )
-    return configured if configured.endswith("/") else configured + "/"
-
-
-def forms_url_reaches(group: Mapping[str, Any], public_url: str, handbook_config: Path) -> None:
-    """The handbook's links to the forms (extra.group.forms_url) go to this server: a path on
-    it, or an address under FORMS_PUBLIC_URL (for a handbook published on a static host)."""
-    forms_url = str(group.get("forms_url") or "/forms/")
-    if forms_url.startswith("/") and not forms_url.startswith("//"):
-        return
-    if not forms_url.startswith(public_url + "/"):
-        raise SettingsError(
-            f"{handbook_config}: extra.group.forms_url is {forms_url!r}, which is not under "
-            f"FORMS_PUBLIC_URL ({public_url}): the handbook's links to the forms would go "
-            f"elsewhere. Set it to /forms/, or to {public_url}/forms/ for a handbook published "
-            "on another host."
-        )
 
 
 def optional_path(config: Config, name: str) -> Path | None:
     value = config(name, default="").strip()
     return Path(value) if value else None
-
-
-def backup_recipients_from(config: Config) -> tuple[str, ...]:
-    """FORMS_BACKUP_RECIPIENT: age public keys (age1...), comma-separated."""
-    from pyrage import x25519  # type: ignore[import-untyped]
-
-    keys = tuple(
-        key.strip()
-        for key in config("FORMS_BACKUP_RECIPIENT", cast=CommaSeparatedStrings, default="")
-        if key.strip()
-    )
-    for key in keys:
-        try:
-            x25519.Recipient.from_str(key)
-        except Exception as error:  # pyrage raises its own error types, not exported
-            raise SettingsError(
-                f"FORMS_BACKUP_RECIPIENT: {key[:12]!r}... is not an age public key (age1...). "
-                "Make a key pair with `age-keygen -o backup-key.txt` on another machine, and "
-                "put the public key it prints here."
-            ) from error
-    return keys
-
-
-def is_ip_address(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def load_settings(
@@ -431,17 +226,8 @@ def load_settings(
     handbook_config = Path(config("FORMS_HANDBOOK_CONFIG", default=str(default_handbook_config())))
     site_url = problems.attempt(lambda: site_url_from(config, public_url), "")
     handbook_url = config("FORMS_HANDBOOK_URL", default="/")
-    if (
-        environment == "production"
-        and site_url
-        and "://" in handbook_url
-        and not handbook_url.startswith(site_url.rstrip("/"))
-    ):
-        problems.note(
-            f"FORMS_HANDBOOK_URL ({handbook_url}) is not where the handbook is published "
-            f"(FORMS_SITE_URL, {site_url}): the forms' links to the handbook would go elsewhere. "
-            "Leave it unset when this server serves the handbook, or make the two the same."
-        )
+    if environment == "production":
+        problems.attempt(lambda: handbook_url_reaches(handbook_url, site_url), None)
     no_recipients: tuple[str, ...] = ()
     backup_recipients = problems.attempt(lambda: backup_recipients_from(config), no_recipients)
     backup_dir = optional_path(config, "FORMS_BACKUP_DIR")
