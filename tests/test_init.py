@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,23 +17,15 @@ from forms_server.config.group import PROJECT_ROOT, SettingsError
 from forms_server.handbook.build import build_handbook
 from forms_server.handbook.sources import guidelines_pages
 from tests.decided import DECIDED
+from tests.test_cli import forms_server
 
-
-def forms_server(folder: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "forms_server.cli.main", *arguments],
-        env={"PATH": os.environ["PATH"]},
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+# Nothing but the folder's own .env: no FORMS_* from the machine running the tests.
+ONLY_PATH = {"PATH": os.environ["PATH"]}
 
 
 def init(tmp_path: Path, *arguments: str) -> tuple[Path, subprocess.CompletedProcess[str]]:
     folder = tmp_path / "our-group"
-    return folder, forms_server(tmp_path, "init", str(folder), *arguments)
+    return folder, forms_server(tmp_path, ONLY_PATH, "init", str(folder), *arguments)
 
 
 def settle(folder: Path) -> None:
@@ -135,6 +126,6 @@ def test_check_lists_decisions_an_upgrade_added(tmp_path: Path) -> None:
     config = folder / "mkdocs.yml"
     lines = config.read_text("utf-8").splitlines(keepends=True)
     config.write_text("".join(line for line in lines if "draft_idle_minutes" not in line), "utf-8")
-    done = forms_server(folder, "check")
+    done = forms_server(folder, ONLY_PATH, "check")
     assert "draft_idle_minutes" in done.stdout
     assert "new since your mkdocs.yml was written: 1" in done.stdout

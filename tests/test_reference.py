@@ -3,11 +3,9 @@ check character that catches a mistyped character and (with one exception) a swa
 
 from __future__ import annotations
 
-import os
 import re
 import string
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from forms_server.forms.reference import (
     new_reference,
     normalise_reference,
 )
+from tests.test_cli import environment, forms_server
 from tests.test_views import BASE_URL, make_app
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -293,19 +292,7 @@ def test_every_example_reference_shown_to_anyone_passes_its_own_check(
 def run_forms_server(*arguments: str) -> subprocess.CompletedProcess[str]:
     with tempfile.TemporaryDirectory() as folder:
         (Path(folder) / "data").mkdir()  # where the server runs: the commands refuse elsewhere
-        return subprocess.run(
-            [sys.executable, "-m", "forms_server.cli.main", *arguments],
-            env={
-                "PATH": os.environ["PATH"],
-                "FORMS_DATA_DIR": str(Path(folder) / "data"),
-                "FORMS_BUILD_HANDBOOK": "false",
-            },
-            cwd=folder,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        return forms_server(Path(folder), environment(Path(folder)), *arguments)
 
 
 def is_reference(example: str) -> bool:
