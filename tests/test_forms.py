@@ -29,7 +29,7 @@ from forms_server.forms.fields import (
     validate,
     validate_field,
 )
-from forms_server.forms.routing import is_urgent, recipients_for
+from forms_server.forms.routing import is_urgent, recipients_for, shown_answer
 
 TEXT_KINDS = {FieldKind.TEXT, FieldKind.EMAIL, FieldKind.PHONE_OR_EMAIL, FieldKind.TEXTAREA}
 CHOICE_KINDS = {FieldKind.RADIOS}
@@ -634,7 +634,12 @@ def test_a_request_for_contact_needs_the_details_to_make_it(
     detail = "sam@example.org" if needed != "meeting_name" else "Blue Heron"
     answers = validate(form, {**submitted, needed: detail}).answers
     assert answers[needed] == detail
-    assert detail in next_steps_for(form, answers)
+    if needed == "email":
+        # The email gives it on its own line, "Reply to this address" (test_link_only).
+        assert "They asked for a reply by email." in next_steps_for(form, answers)
+        assert shown_answer(form, answers, "reply_to") == detail
+    else:
+        assert detail in next_steps_for(form, answers)
 
 
 def test_details_for_a_choice_not_chosen_are_not_kept() -> None:

@@ -38,6 +38,7 @@ from tests.own_loop import in_own_loop
 from tests.smtp_server import SmtpServer
 from tests.test_cli import environment, forms_server
 from tests.test_delivery import CONCERNS, FACILITATORS, mail_settings, make_delivery
+from tests.test_guideline_coverage import visible_text
 from tests.test_message_crypto import openssl_decrypt, smime_certificate
 from tests.test_renewals import Clock
 from tests.test_views import BASE_URL, post, reference_from, send, store_of, valid_answers
@@ -215,11 +216,12 @@ def client(app: Starlette) -> Iterator[TestClient]:
         yield test_client
 
 
-def send_concern(client: TestClient) -> str:
+def send_concern(client: TestClient, **more: str) -> str:
     answers = {
         **valid_answers(FORMS["concern"]),
         "what_happened": PLANTED_ANSWER,
         "name": PLANTED_NAME,
+        **more,
     }
     check_page = post(client, "/forms/concern/", answers)
     sent = send(client, check_page)
@@ -514,3 +516,61 @@ def test_one_readable_file_that_cannot_be_deleted_leaves_the_others_to_go(tmp_pa
     gone = room.get(fine)
     assert gone is not None
     assert gone.sealed == ""
+
+
+REPLY_ADDRESS = "reply.here@example.net"
+
+
+def concern_asking_for_a_reply() -> Submission:
+    answers: Answers = {
+        **valid_answers(FORMS["concern"]),
+        "what_happened": PLANTED_ANSWER,
+        "contact_preference": "email",
+        "email": REPLY_ADDRESS,
+    }
+    return Submission(new_reference(), "concern", answers, NOW, False, None)
+
+
+@pytest.mark.parametrize("mode", list(DeliveryMode))
+@in_own_loop
+async def test_a_reply_address_is_a_header_only_in_full_mode_and_always_said_in_the_body(
+    server: SmtpServer, tmp_path: Path, mode: DeliveryMode
+) -> None:
+    """Many mail programs ignore headers inside an encrypted part, and a Reply-To outside it
+    puts the member's address beside "Concern" in the clear: only a full message has one. The
+    address is in the body (or on the reading page) with the words to reply to it."""
+    clock = Clock(NOW)
+    delivery = delivery_with_modes(tmp_path, server, clock, concerns=mode)
+    cert, key = smime_certificate(tmp_path)
+    delivery.composer.recipient_keys = {CONCERNS[0]: load_recipient_key(CONCERNS[0], cert)}
+    item = concern_asking_for_a_reply()
+    await delivery.worker.receive(item)
+    await delivery.worker.run_pass()
+    (raw,) = raw_to(server, CONCERNS[0])
+    parsed = message_from_bytes(raw, policy=default)
+    if mode is DeliveryMode.FULL:
+        assert parsed["Reply-To"] == REPLY_ADDRESS
+        body = raw
+    else:
+        assert parsed["Reply-To"] is None
+        assert REPLY_ADDRESS.encode() not in raw
+        if mode is DeliveryMode.ENCRYPTED:
+            body = openssl_decrypt(tmp_path, raw, cert, key)
+        else:
+            readable = delivery.files.reading.get(item.reference)
+            assert readable is not None  # its page shows the address: see the read page test
+            return
+    text = message_from_bytes(body, policy=default)
+    plain = next(part for part in text.walk() if part.get_content_type() == "text/plain")
+    assert f"Reply to this address: {REPLY_ADDRESS}" in plain.get_content()
+
+
+def test_the_reading_page_gives_the_reply_address_once_with_the_words_to_reply_to_it(
+    app: Starlette, client: TestClient
+) -> None:
+    reference = send_concern(client, contact_preference="email", email=REPLY_ADDRESS)
+    link = links_from_catcher(app, reference, 2)["lead@example.org"]
+    text = visible_text(show(client, link).text)
+    assert f"Reply to this address: {REPLY_ADDRESS}" in text
+    assert text.count("They asked for a reply by email") == 1
+    assert text.count(REPLY_ADDRESS) == 2  # the line to reply to, and the answer itself

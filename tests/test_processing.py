@@ -4,8 +4,12 @@ files the server really writes, the form definitions and the group's decisions."
 from __future__ import annotations
 
 import json
+import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
 
 from forms_server.config.decisions import decisions_from
 from forms_server.forms.definitions import FORMS, PRIVACY_GROUPS
@@ -25,11 +29,18 @@ from forms_server.storage.held_erasures import HeldErasure, HeldErasures
 from forms_server.storage.ledger import ErasureReason
 from forms_server.storage.reading import ReadingRoom
 from forms_server.storage.watch import Watch, Watched
+from tests import test_link_only
 from tests.decided import DECIDED, write_group_config
 from tests.test_cli import environment, forms_server
 from tests.test_decisions import text_of
 from tests.test_delivery import mail_settings, make_delivery
+from tests.test_link_only import links_from_catcher, send_concern
 from tests.test_views import valid_answers
+
+# The app of the link-only tests: concerns go link-only, with the group's decisions set.
+decided_settings = test_link_only.decided_settings
+app = test_link_only.app
+client = test_link_only.client
 
 NOW = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
 MEMBER = "robin.member@example.net"
@@ -151,3 +162,23 @@ def test_a_held_erasure_holds_in_the_clear_exactly_what_the_notice_says(tmp_path
     held.hold(HeldErasure(reference, "concern", ErasureReason.ERASED, NOW, NOW))
     stored = json.loads(held.files.path(reference).read_text())
     assert set(stored) == set(HELD_IN_THE_CLEAR)
+
+
+def test_every_folder_and_file_the_server_writes_is_its_own_users_alone(
+    app: Starlette, client: TestClient, tmp_path: Path
+) -> None:
+    """The record of processing says data files and folders are 0600 and 0700: every one the
+    server makes while a form goes through, folders made on the way included."""
+    reference = send_concern(client)
+    links_from_catcher(app, reference, 2)
+    data_dir = tmp_path / "data"
+    folders = [data_dir, *(path for path in data_dir.rglob("*") if path.is_dir())]
+    files = [path for path in data_dir.rglob("*") if path.is_file()]
+    assert len(folders) > 3, "the form went through"
+    assert files
+    assert {str(f.relative_to(tmp_path)): oct(stat.S_IMODE(f.stat().st_mode)) for f in folders} == {
+        str(f.relative_to(tmp_path)): "0o700" for f in folders
+    }
+    assert {str(f.relative_to(tmp_path)): oct(stat.S_IMODE(f.stat().st_mode)) for f in files} == {
+        str(f.relative_to(tmp_path)): "0o600" for f in files
+    }

@@ -13,6 +13,7 @@ from starlette.config import Config
 from starlette.datastructures import CommaSeparatedStrings, Secret
 
 from forms_server.config.group import SettingsError
+from forms_server.storage.files import private_folder
 
 MINIMUM_SECRET_BYTES = 32
 
@@ -26,7 +27,7 @@ def development_secret(
     if not key_file.exists():
         if not create:
             return None
-        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_folder(data_dir)
         descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w", encoding="ascii") as file:
             file.write(make())

@@ -183,8 +183,9 @@ class Composer:
                 ) from error
             read_url = self.links.read(submission.reference, submission.form_kind, address)
             return build_link_only(submission, envelope, read_url, readable.until, acknowledge_url)
-        message = build_message(submission, envelope, acknowledge_url)
-        if mode is DeliveryMode.ENCRYPTED:
+        encrypted = mode is DeliveryMode.ENCRYPTED
+        message = build_message(submission, envelope, acknowledge_url, reply_header=not encrypted)
+        if encrypted:
             try:
                 return encrypt_for(message, self.recipient_keys[address.lower()])
             except RecipientKeyError as error:

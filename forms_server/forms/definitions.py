@@ -498,7 +498,7 @@ CONCERN = FormDefinition(
                 Choice(
                     "email",
                     "Yes, by email",
-                    next_step="They asked for a reply by email: write to {email}.",
+                    next_step="They asked for a reply by email.",
                 ),
                 Choice(
                     "meeting",

@@ -44,7 +44,7 @@ class Choice:
     label: str
     hint: str = ""
     # What the email tells the reader to do when this is the answer; {field} is that answer:
-    # "They asked for a reply by email: write to {email}."
+    # "They asked to talk after a meeting: in meetings they use the name {meeting_name}."
     next_step: str = ""
 
 

@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from forms_server.handbook.build import guidelines_version
-from forms_server.storage.files import create_exclusively
+from forms_server.storage.files import create_exclusively, private_folder
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def archive_guidelines(
     # the folder itself).
     try:
         if not path.exists():
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            private_folder(path.parent)
             archived = {
                 "version": version,
                 "since": first_seen.isoformat(),

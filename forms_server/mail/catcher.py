@@ -12,12 +12,15 @@ import socket
 from dataclasses import dataclass
 from datetime import datetime
 from email import message_from_bytes
+from email.message import Message
 from email.policy import default
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Mailbox
+
+from forms_server.storage.files import private_folder
 
 HOST = "127.0.0.1"
 
@@ -31,14 +34,23 @@ def free_loopback_port() -> int:
         return port
 
 
+class PrivateMailbox(Mailbox):
+    """aiosmtpd's Maildir handler, with each message readable by this user alone: a caught
+    message holds a member's answers, and the Maildir writes with the default mode (0644)."""
+
+    def handle_message(self, message: Message) -> None:
+        key = self.mailbox.add(message)
+        (Path(self.mail_dir) / "new" / key).chmod(0o600)
+
+
 class MailCatcher:
     def __init__(self, maildir: Path) -> None:
         # aiosmtpd logs every line of every message at DEBUG: members' answers, never to log.
         logging.getLogger("mail.log").setLevel(logging.WARNING)
-        maildir.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_folder(maildir.parent)
         self.maildir = maildir
         self.controller = Controller(
-            Mailbox(maildir), hostname=HOST, port=free_loopback_port(), ready_timeout=10
+            PrivateMailbox(maildir), hostname=HOST, port=free_loopback_port(), ready_timeout=10
         )
 
     @property

@@ -30,7 +30,8 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 
 from forms_server.errors import FormsServerError
 
-# Headers that stay outside the encryption: what the mail system needs, and nothing else.
+# Headers that stay outside the encryption: what the mail system needs, and nothing else (never
+# a Reply-To: it would put the member's address beside the subject, in the clear).
 OUTER_HEADERS = (
     "From",
     "To",
@@ -39,7 +40,6 @@ OUTER_HEADERS = (
     "Message-ID",
     "Auto-Submitted",
     "Importance",
-    "Reply-To",
 )
 WIRE_POLICY = email.policy.SMTP.clone(max_line_length=998)
 

@@ -117,6 +117,7 @@ def bodies(
         "acknowledge_url": acknowledge_url,
         "rows": [row for row in answer_rows(form, submission.answers) if row[0].for_facilitators],
         "next_steps": next_steps_for(form, submission.answers),
+        "reply_to": reply_address(form, submission),
     }
     return (
         templates.get_template("form.txt").render(values),
@@ -166,17 +167,23 @@ def form_message_headers(
 
 
 def build_message(
-    submission: Submission, envelope: Envelope, acknowledge_url: str | None = None
+    submission: Submission,
+    envelope: Envelope,
+    acknowledge_url: str | None = None,
+    reply_header: bool = True,
 ) -> EmailMessage:
     """The message for one recipient; MessageBuildError if it cannot be made. A concern or an
-    urgent notice carries the recipient's own link to mark it as being dealt with."""
+    urgent notice carries the recipient's own link to mark it as being dealt with. The member's
+    reply address is always in the body; it is a Reply-To header only when `reply_header`: a
+    message to be encrypted has none, because the header would stay outside the encryption,
+    beside the subject, and many mail programs ignore headers inside an encrypted part."""
     form = form_of(submission)
     reply_to = reply_address(form, submission)
     if reply_to is not None and not is_usable_email_address(reply_to):
         raise MessageBuildError("The member's address cannot be used as a reply address.")
     with message_building("message"):
         message = form_message_headers(form, submission, envelope)
-        if reply_to is not None:
+        if reply_to is not None and reply_header:
             message["Reply-To"] = Address(addr_spec=reply_to)
         plain, html = bodies(form, submission, acknowledge_url)
         message.set_content(plain)

@@ -24,7 +24,12 @@ from pyrage import x25519
 
 from forms_server.errors import FormsServerError
 from forms_server.storage.draft_files import DRAFTS_FOLDER
-from forms_server.storage.files import TEMPORARY_SUFFIX, create_exclusively, exclusive_lock
+from forms_server.storage.files import (
+    TEMPORARY_SUFFIX,
+    create_exclusively,
+    exclusive_lock,
+    private_folder,
+)
 
 BACKUP_SUFFIX = ".tar.age"
 # Locks are held, not kept: a restored folder makes its own.
@@ -76,7 +81,7 @@ def make_backup(
         )
     plain, files = snapshot(data_dir, held)
     sealed = pyrage.encrypt(plain, [x25519.Recipient.from_str(key) for key in recipients])
-    backup_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private_folder(backup_dir)
     # To the microsecond, and never over another: two backups in one second are two files.
     name = f"forms-data-{datetime.now(UTC):%Y%m%dT%H%M%S.%fZ}{BACKUP_SUFFIX}"
     path = backup_dir / name
@@ -128,7 +133,7 @@ def restore_files(backup: Path, identity_file: Path, into: Path) -> int:
             f"{backup} could not be opened with the key in {identity_file}: {error}. Use the "
             "secret key whose public key is in FORMS_BACKUP_RECIPIENT."
         ) from error
-    into.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private_folder(into)
     files = 0
     with tarfile.open(fileobj=io.BytesIO(plain)) as archive:
         for member in archive.getmembers():
@@ -141,9 +146,9 @@ def restore_files(backup: Path, identity_file: Path, into: Path) -> int:
                 raise BackupError(f"{backup} holds {member.name!r}, which is not ours.")
             target = into / relative
             if member.isdir():
-                target.mkdir(mode=0o700, parents=True, exist_ok=True)
+                private_folder(target)
                 continue
-            target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            private_folder(target.parent)
             content = archive.extractfile(member)
             if content is None:
                 raise BackupError(f"{backup} holds {member.name!r}, which cannot be read.")

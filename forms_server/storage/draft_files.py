@@ -24,6 +24,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from forms_server.storage.files import private_folder
+
 logger = logging.getLogger(__name__)
 
 # A name the web layer derived (never one taken from a request as it is).
@@ -55,7 +57,7 @@ class DraftFiles:
         # drafts from before count against no network, only the total).
         self.by_network: dict[str, OrderedDict[str, None]] = {}
         self.network_of: dict[str, str] = {}
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_folder(folder)
         self.take_stock()
 
     def take_stock(self) -> None:

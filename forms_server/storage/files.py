@@ -20,6 +20,22 @@ TEMPORARY_SUFFIX = ".tmp"
 STALE_TEMPORARY_SECONDS = 60.0
 
 
+def private_folder(folder: Path) -> None:
+    """`folder`, made if missing, with every folder made on the way readable by this user
+    alone (0700): `Path.mkdir(mode=..., parents=True)` gives the folders on the way the
+    default mode, which left `outbox/` readable by everyone. Existing folders are left as
+    they are; a file where a folder should be raises, as `mkdir` does."""
+    missing = []
+    parent = folder.parent
+    while not parent.exists() and parent != parent.parent:
+        missing.append(parent)
+        parent = parent.parent
+    for made in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # another process made it first
+            made.mkdir(mode=0o700)
+    folder.mkdir(mode=0o700, exist_ok=True)
+
+
 def fsync_folder(folder: Path) -> None:
     """Makes a rename, link or unlink in the folder itself durable."""
     descriptor = os.open(folder, os.O_RDONLY)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from forms_server.errors import FormsServerError
-from forms_server.storage.files import create_exclusively, replace_atomically
+from forms_server.storage.files import create_exclusively, private_folder, replace_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ class FolderStore(Generic[T]):
         on_unreadable: Callable[[Path, Exception], object] | None = None,
     ) -> None:
         self.folder = folder
-        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_folder(self.folder)
         self.encode = encode
         self.decode = decode
         self.name_of = name_of

@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from forms_server.storage.files import exclusive_lock, replace_atomically
+from forms_server.storage.files import exclusive_lock, private_folder, replace_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class Ledger:
     def __init__(self, data_dir: Path, erasures_copy: Path | None = None) -> None:
         """`erasures_copy`: a second erasure ledger outside the data folder (on other storage),
         so an erasure survives the loss of the disk: `forms-server restore` applies it again."""
-        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_folder(data_dir)
         self.audit_path = data_dir / "audit.jsonl"
         self.erasures_path = data_dir / "erasures.jsonl"
         self.erasures_copy = erasures_copy
@@ -137,7 +137,7 @@ class Ledger:
         if self.erasures_copy is None:
             return
         try:
-            self.erasures_copy.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            private_folder(self.erasures_copy.parent)
             self.append(self.erasures_copy, entry)
         except OSError as error:
             # The erasure is done and in the data folder's own ledger; the copy is the backup's

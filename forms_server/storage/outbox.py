@@ -33,6 +33,7 @@ from forms_server.storage.files import (
     create_exclusively,
     exclusive_lock,
     fsync_folder,
+    private_folder,
     remove_stale_temporary_files,
     replace_atomically,
 )
@@ -101,7 +102,7 @@ class Outbox:
         self.delivered_folder = self.folder / "delivered"
         self.quarantine_folder = self.folder / "quarantine"
         for folder in (self.delivered_folder, self.quarantine_folder):
-            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            private_folder(folder)
         # Files moved aside by this process since the last look (for `pending`).
         self.moved_aside: list[Quarantined] = []
         self.items = FolderStore(

@@ -26,7 +26,7 @@ from tinydb import Query, TinyDB
 from forms_server.config.decisions import default_retention_days
 from forms_server.forms.definitions import FORMS
 from forms_server.forms.fields import Submission
-from forms_server.storage.files import exclusive_lock
+from forms_server.storage.files import exclusive_lock, private_folder
 from forms_server.storage.ledger import ErasureReason, Ledger
 from forms_server.storage.sealing import Sealer
 from forms_server.storage.store_file import (
@@ -111,7 +111,7 @@ class SubmissionStore:
     ) -> None:
         # Days each group of forms is kept: the group's decision (decisions.retention_months).
         self.retention_days = retention_days or default_retention_days()
-        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_folder(data_dir)
         self.path = data_dir / "submissions.json"
         self.lock_path = data_dir / "submissions.lock"
         self.sealer = Sealer(data_keys)
