@@ -21,6 +21,7 @@ from forms_server.config.decisions import (
     raw_decisions,
 )
 from forms_server.config.env import Settings
+from forms_server.forms.wording import amount
 from forms_server.mail.crypto import load_recipient_keys
 from forms_server.mail.messages import DeliveryError
 from forms_server.mail.relay import check_relay
@@ -109,7 +110,8 @@ def report_delivery_modes(settings: Settings, now: datetime) -> None:
         mode = mail.modes.get(route, DeliveryMode.FULL)
         meaning = {
             DeliveryMode.FULL: "the answers are in the email",
-            DeliveryMode.LINK_ONLY: f"a private link; the answers stay here {window} day(s)",
+            DeliveryMode.LINK_ONLY: "a private link; the answers stay here "
+            + amount(window, "day"),
             DeliveryMode.ENCRYPTED: "encrypted to each recipient's key; link-only without one",
         }[mode]
         say(f"Delivery to {route}: {mode.value} ({meaning}).")

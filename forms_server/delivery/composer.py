@@ -13,7 +13,7 @@ from forms_server.config.decisions import DeliveryMode
 from forms_server.config.mail import MailSettings
 from forms_server.errors import FormsServerError
 from forms_server.forms.definitions import FORMS
-from forms_server.forms.fields import Recipients, Submission
+from forms_server.forms.fields import DELIVERY_ROUTE_OF, Recipients, Submission
 from forms_server.forms.routing import COPY_FULL, member_copy_wanted, recipients_for
 from forms_server.lifecycle import strictest
 from forms_server.links import Links
@@ -42,11 +42,6 @@ Clock = Callable[[], datetime]
 
 # The routes forms take, as the group's delivery decision names them.
 ESCALATION_ROUTE = "escalation"
-DELIVERY_ROUTE_OF = {
-    Recipients.FACILITATORS.value: "facilitators",
-    Recipients.CONCERNS.value: "concerns",
-    Recipients.FACILITATOR_CONCERNS.value: "concerns",
-}
 ESCALATION_PREFIX = "NOBODY HAS PICKED THIS UP - "
 
 

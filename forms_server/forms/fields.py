@@ -38,6 +38,14 @@ class Recipients(Enum):
     FACILITATOR_CONCERNS = "facilitator_concerns"
 
 
+# The delivery route (decisions.delivery_mode) each kind of recipient is reached by.
+DELIVERY_ROUTE_OF = {
+    Recipients.FACILITATORS.value: "facilitators",
+    Recipients.CONCERNS.value: "concerns",
+    Recipients.FACILITATOR_CONCERNS.value: "concerns",
+}
+
+
 @dataclass(frozen=True)
 class Choice:
     value: str

@@ -1,5 +1,6 @@
 """What the privacy notice and the confirmation page say about each form, from the
-definitions: what is collected, how long it is kept, and what happens next."""
+definitions: what is collected, what happens next, and amounts of time in words. How long each
+form is kept depends on how it is delivered: see handbook/processing.py."""
 
 from __future__ import annotations
 
@@ -23,50 +24,19 @@ def privacy_collected(group: str) -> list[str]:
     return unique(phrases)
 
 
-def privacy_retention(group: str, retention_months: Mapping[str, int]) -> str:
-    """What the forms server keeps of this group of forms, and for how long; with the wait for
-    someone to pick up a concern or an urgent form (see delivery's escalation)."""
-    kept = privacy_retention_after_delivery(group, retention_months)
-    forms = PRIVACY_GROUPS[group]
-    if group == "concern":
-        return (
-            f"{kept} Until someone has marked your concern as being dealt with, or it has been "
-            "sent on because nobody did in time, our server also keeps what you wrote, "
-            "encrypted. Then it deletes it."
-        )
-    if any(form.can_be_urgent for form in forms):
-        return (
-            f"{kept} If you said you are not safe, or asked us to contact you, our server also "
-            "keeps what you wrote, encrypted, until someone has marked it as being dealt with, "
-            "or it has been sent on because nobody did in time. Then it deletes it."
-        )
-    return kept
+def amount(count: int, unit: str) -> str:
+    """ "1 minute", "2 minutes": never "1 minutes" or "minute(s)"."""
+    return f"{count} {unit}" if count == 1 else f"{count} {unit}s"
 
 
-def privacy_retention_after_delivery(group: str, retention_months: Mapping[str, int]) -> str:
-    forms = PRIVACY_GROUPS[group]
-    months = retention_months[group]
-    period = "1 month" if months == 1 else f"{months} months"
-    kept = unique([spec.privacy for form in forms for spec in form.fields if spec.kept])
-    every = unique([spec.privacy for form in forms for spec in form.fields])
-    if kept == every:
-        return (
-            f"We keep it on our forms server, encrypted, for {period} from when you send it. "
-            "Then we delete it."
-        )
-    if kept:
-        listed = "; ".join(kept)
-        return (
-            f"Once the email has been delivered, our forms server keeps only this, encrypted, "
-            f"for {period}: {listed}. With it, not encrypted, it keeps the reference number, "
-            "which form it was, and when it was sent and delivered. Everything else is "
-            "deleted from our server as soon as the email has been delivered."
-        )
-    return (
-        "Our forms server deletes what you wrote as soon as the email has been delivered. "
-        "It keeps only the reference number, which form it was, and when it was sent and "
-        f"delivered, not encrypted, for {period}."
-    )
+def duration_in_words(minutes: int) -> str:
+    """A decided number of minutes as a member reads it: "30 minutes", "2 days", "36 hours",
+    never "0 hours" (2 minutes divided by 60)."""
+    if minutes % 1440 == 0:
+        return amount(minutes // 1440, "day")
+    if minutes % 60 == 0:
+        return amount(minutes // 60, "hour")
+    return amount(minutes, "minute")
 
 
 def reply_phrase(days: int | None) -> str:

@@ -37,8 +37,15 @@ from forms_server.config.group import (
 )
 from forms_server.delivery.member_copy import MEMBER_COPY_SENDER, MEMBER_COPY_SUBJECT
 from forms_server.forms.definitions import PRIVACY_GROUPS
-from forms_server.forms.wording import privacy_collected, privacy_retention
-from forms_server.handbook.processing import cookie_in_words, delivery_in_words, holdings_table
+from forms_server.forms.wording import privacy_collected
+from forms_server.handbook.processing import (
+    cookie_in_words,
+    delivery_in_words,
+    escalation_in_words,
+    holdings_html,
+    privacy_retention,
+    reply_in_words,
+)
 from forms_server.handbook.record_of_processing import record_of_processing
 
 # How mkdocs.yml names this extension under `markdown_extensions`.
@@ -191,19 +198,18 @@ def fill_placeholders(markdown: str, facts: Mapping[str, Any], where: str) -> st
             ),
             "kept": Named(
                 "forms.kept",
-                {
-                    name: privacy_retention(name, decisions.retention_months)
-                    for name in PRIVACY_GROUPS
-                },
+                {name: privacy_retention(decisions, name) for name in PRIVACY_GROUPS},
             ),
         },
         # What the server holds, and the record of processing: written from the code.
         "processing": Named(
             "processing",
             {
-                "table": holdings_table(decisions, undelivered_days),
+                "table": holdings_html(decisions, undelivered_days),
                 "cookie": cookie_in_words(decisions),
                 "delivery": delivery_in_words(decisions),
+                "escalation": escalation_in_words(decisions),
+                "reply": {name: reply_in_words(decisions, name) for name in ("consent", "concern")},
                 # The member's copy, named as the mailer names it.
                 "copy_sender": MEMBER_COPY_SENDER,
                 "copy_subject": MEMBER_COPY_SUBJECT,

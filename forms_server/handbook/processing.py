@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from html import escape
 
 from forms_server.config.decisions import Decisions, DeliveryMode
 from forms_server.forms.definitions import PRIVACY_GROUPS
-from forms_server.forms.wording import unique
+from forms_server.forms.fields import DELIVERY_ROUTE_OF
+from forms_server.forms.wording import amount, duration_in_words, unique
+from forms_server.lifecycle import needs_picking_up, strictest
 from forms_server.storage.draft_files import DRAFTS_FOLDER
 from forms_server.web.drafts import COOKIE
 
@@ -128,16 +131,16 @@ def link_only_holdings(decisions: Decisions) -> list[Holding]:
     """Only when some route is link-only, or encrypted (link-only for anyone without a key)."""
     if all(mode is DeliveryMode.FULL for mode in decisions.delivery_mode.values()):
         return []
-    window = decisions.read_window_days
+    days = amount(decisions.read_window_days, "day")
     return [
         Holding(
-            what="A form sent as a private link, until it has been read",
+            what="A form sent as a private link, so the people who receive it can read it",
             sealed=("everything you wrote",),
             clear=in_words(READABLE_IN_THE_CLEAR),
-            kept_for=f"what you wrote: {window} day(s) from when its email was sent (sent on "
-            "because nobody picked it up: again from then), and, if it says someone may be at "
-            "risk, until someone has marked it as being dealt with, at the latest as long as "
-            "the form's record; who read it: as long as the form's record",
+            kept_for=f"what you wrote: {days} from when its email was sent, whether or not "
+            f"anyone has read it (if it is sent on because nobody picked it up, {days} from "
+            "then); a concern, or a form that says someone may be at risk, also until someone "
+            "marks it as being dealt with; who read it: as long as the form's record",
             file="readable/",
         )
     ]
@@ -145,16 +148,16 @@ def link_only_holdings(decisions: Decisions) -> list[Holding]:
 
 def cookie_in_words(decisions: Decisions) -> str:
     """The privacy notice's paragraph on the one cookie, from what the server sets and does."""
-    minutes = decisions.draft_idle_minutes
+    minutes = amount(decisions.draft_idle_minutes, "minute")
     return (
         f'When you continue from a form, our forms server sets one cookie, named "{COOKIE}". '
-        "It holds a random key that locks what you typed, so that only your browser can open "
-        "it while you check it and send it: we never keep that key, so we cannot read a form "
-        "you have not sent. The cookie is strictly necessary for the forms, so we do not ask "
-        "before setting it. It is not used to track you and has no expiry date: your browser "
-        "deletes it when you close it, unless your browser is set to reopen your tabs. "
+        "It holds a random key that locks what you typed, so only your browser can open it. "
+        "We never keep that key, so we cannot read a form you have not sent. "
+        "The cookie is strictly necessary for the forms, so we do not ask before setting it. "
+        "It is not used to track you and has no expiry date. "
+        "Your browser deletes it when you close it, unless it is set to reopen your tabs. "
         "Exit this page deletes it at once, with what you typed. Otherwise, what you typed is "
-        f"deleted when you send it, or {minutes} minutes after your last step."
+        f"deleted when you send it, or {minutes} after your last step."
     )
 
 
@@ -306,15 +309,48 @@ def holdings(decisions: Decisions, undelivered_kept_days: int) -> list[Holding]:
 ROUTE_NAMES: Mapping[str, str] = {
     "facilitators": "Consent forms and leave notices, to the facilitators",
     "concerns": "Concerns, to whoever receives them",
-    "escalation": "A concern or urgent notice sent on because nobody picked it up",
 }
 
 
-def delivery_in_words(decisions: Decisions) -> str:
-    """How each route's email carries what you wrote (decisions.delivery_mode), in Markdown."""
-    window = decisions.read_window_days
-    days = "1 day" if window == 1 else f"{window} days"
-    meaning = {
+@dataclass(frozen=True)
+class RouteDelivery:
+    """How the forms of one route reach people, as the composer sends them (composer.py's
+    `mode_for` and `escalation_mode`; the drift test runs both against these)."""
+
+    route: str
+    mode: DeliveryMode
+    # A form of this route sent on because nobody picked it up: never less private.
+    escalated_mode: DeliveryMode
+    read_window_days: int
+
+    @property
+    def reply_header(self) -> bool:
+        """Only a full email replies to the member's address; the others give it inside."""
+        return self.mode is DeliveryMode.FULL
+
+    def kept_for_link(self, mode: DeliveryMode) -> bool:
+        """Whether what the member wrote waits on the server for a private link."""
+        return mode is not DeliveryMode.FULL
+
+
+def route_delivery(decisions: Decisions, route: str) -> RouteDelivery:
+    mode = decisions.delivery_mode[route]
+    return RouteDelivery(
+        route,
+        mode,
+        strictest([mode, decisions.delivery_mode["escalation"]]),
+        decisions.read_window_days,
+    )
+
+
+def route_of_group(group: str) -> str:
+    (route,) = {DELIVERY_ROUTE_OF[form.recipients.value] for form in PRIVACY_GROUPS[group]}
+    return route
+
+
+def email_in_words(mode: DeliveryMode, window_days: int) -> str:
+    days = amount(window_days, "day")
+    return {
         DeliveryMode.FULL: "the email holds your answers.",
         DeliveryMode.LINK_ONLY: "the email holds no answers, only a private link. Your answers "
         f"stay on our forms server, encrypted, for {days}, then are deleted. We note who read "
@@ -322,15 +358,142 @@ def delivery_in_words(decisions: Decisions) -> str:
         DeliveryMode.ENCRYPTED: "the email holds your answers encrypted, so only the person it "
         "is for can read them with their own key. Anyone without a key gets a private link "
         f"instead, and then your answers stay on our forms server, encrypted, for {days}.",
-    }
-    return "\n".join(
-        f"- {ROUTE_NAMES[route]}: {meaning[decisions.delivery_mode[route]]}"
-        for route in ROUTE_NAMES
+    }[mode]
+
+
+def delivery_in_words(decisions: Decisions) -> str:
+    """How each route's email carries what you wrote, and how a form sent on because nobody
+    picked it up does (never less private than its route), in Markdown."""
+    lines = []
+    for route, name in ROUTE_NAMES.items():
+        delivery = route_delivery(decisions, route)
+        lines.append(f"- {name}: {email_in_words(delivery.mode, delivery.read_window_days)}")
+    for route in ROUTE_NAMES:
+        delivery = route_delivery(decisions, route)
+        what = "A concern" if route == "concerns" else "An urgent leave notice"
+        lines.append(
+            f"- {what} sent on because nobody picked it up: "
+            f"{email_in_words(delivery.escalated_mode, delivery.read_window_days)}"
+        )
+    return "\n".join(lines)
+
+
+def reply_in_words(decisions: Decisions, group: str) -> str:
+    """Where the people who receive a form find the address you asked them to reply to."""
+    delivery = route_delivery(decisions, route_of_group(group))
+    return {
+        DeliveryMode.FULL: "Their email gives your address, and replying to it goes to you.",
+        DeliveryMode.LINK_ONLY: "Their email does not hold your address. They see it with "
+        "your answers, through their private link.",
+        DeliveryMode.ENCRYPTED: "Your address is inside their encrypted email, with your "
+        "answers, not on the outside of it.",
+    }[delivery.mode]
+
+
+def privacy_retention(decisions: Decisions, group: str) -> str:
+    """How long the forms server keeps each group of forms: what you wrote, which depends on
+    how its route delivers it (decisions.delivery_mode), and the record (retention_months)."""
+    forms = PRIVACY_GROUPS[group]
+    delivery = route_delivery(decisions, route_of_group(group))
+    period_words = period(decisions.retention_months[group])
+    kept = unique([spec.privacy for form in forms for spec in form.fields if spec.kept])
+    every = unique([spec.privacy for form in forms for spec in form.fields])
+    picked_up = group == "concern" or any(
+        needs_picking_up(form.kind, form.can_be_urgent) for form in forms
+    )
+    paragraphs = []
+    if kept == every:
+        paragraphs.append(
+            f"We keep it on our forms server, encrypted, for {period_words} from when you send "
+            "it. Then we delete it."
+        )
+    else:
+        in_the_clear = "the reference number, which form it was, and when it was sent and delivered"
+        if kept:
+            listed = "\n".join(f"- {phrase}" for phrase in kept)
+            paragraphs += [
+                f"Our forms server keeps only this, encrypted, for {period_words}:",
+                listed,
+                f"With it, it keeps {in_the_clear}. These are not encrypted.",
+            ]
+        else:
+            paragraphs.append(
+                f"Our forms server keeps {in_the_clear}, for {period_words}. These are not "
+                "encrypted."
+            )
+        if delivery.kept_for_link(delivery.mode):
+            days = amount(delivery.read_window_days, "day")
+            paragraphs.append(
+                f"It keeps what you wrote, encrypted, for {days} from when the email is sent. "
+                "That lets the people who receive it read it through their private link. "
+                "Then it deletes it, whether or not they have read it."
+            )
+        else:
+            paragraphs.append(
+                "It deletes everything else you wrote as soon as the email has been delivered."
+            )
+    if picked_up:
+        who = "a concern" if group == "concern" else "a form that says someone is at risk"
+        more = (
+            f"For {who}, our server also keeps what you wrote, encrypted, until someone marks "
+            "it as being dealt with. If nobody does in time, it keeps it until it has been "
+            "sent on. Then it deletes it."
+        )
+        if delivery.kept_for_link(delivery.escalated_mode):
+            days = amount(delivery.read_window_days, "day")
+            more += (
+                f" The email it sends on has a new private link, so what you wrote is kept for "
+                f"{days} from then."
+            )
+        paragraphs.append(more)
+    return "\n\n".join(paragraphs)
+
+
+def escalation_in_words(decisions: Decisions) -> str:
+    """When a concern or urgent form is sent on because nobody picked it up, from the decided
+    minutes (never "0 hours"); the sentence ends with who it goes to."""
+    urgent = duration_in_words(decisions.escalate_after_minutes["urgent"])
+    other = duration_in_words(decisions.escalate_after_minutes["other"])
+    return (
+        f"In time means {urgent} from when you send it if someone may be at risk, and {other} "
+        "otherwise. If nobody marks it in time, our server sends it again to"
+    )
+
+
+def parts_of(kept_for: str) -> list[str]:
+    """A "How long" cell's parts ("what you wrote: ...; the rest: ..."), one per list item."""
+    return kept_for.split("; ")
+
+
+def cell(phrases: list[str] | tuple[str, ...]) -> str:
+    """One phrase as it is; more as a list, so a screen reader counts them and no cell is one
+    sentence of seventy words joined by semicolons."""
+    if not phrases:
+        return "nothing"
+    if len(phrases) == 1:
+        return escape(phrases[0])
+    return "<ul>" + "".join(f"<li>{escape(phrase)}</li>" for phrase in phrases) + "</ul>"
+
+
+def holdings_html(decisions: Decisions, undelivered_kept_days: int) -> str:
+    """The privacy notice's table, in HTML: its cells hold lists, which Markdown tables cannot."""
+    rows = "".join(
+        "<tr>"
+        f"<td>{escape(holding.what)}</td>"
+        f"<td>{cell(holding.sealed)}</td>"
+        f"<td>{cell(holding.clear)}</td>"
+        f"<td>{cell(parts_of(holding.kept_for))}</td>"
+        "</tr>"
+        for holding in holdings(decisions, undelivered_kept_days)
+    )
+    return (
+        "<table>\n<thead><tr><th>What</th><th>Encrypted</th><th>Not encrypted</th>"
+        f"<th>How long</th></tr></thead>\n<tbody>{rows}</tbody>\n</table>"
     )
 
 
 def holdings_table(decisions: Decisions, undelivered_kept_days: int) -> str:
-    """The privacy notice's table, in Markdown."""
+    """The same table in Markdown, for the record of processing (`forms-server records`)."""
     rows = [
         "| What | Encrypted | Not encrypted | How long |",
         "| --- | --- | --- | --- |",
