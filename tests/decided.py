@@ -43,6 +43,11 @@ DECIDED: dict[str, Any] = {
     "safeguarding_policy_url": "https://example.net/safeguarding-policy",
     "cost": "Joining costs nothing (wording $1).",
     "places": "There are 12 places (wording P1).",
+    "who_facilitates": "Our facilitators are trained volunteers (wording F1).",
+    "how_joining_works": "A facilitator emails you the meeting link (wording J1).",
+    "consent_form_and_joining": "You need to sign it before you can come (wording S1).",
+    "reasons_for_leaving": "You do not need to give a reason (wording G1).",
+    "accessibility_commitment": "We will try to fix it (wording A1).",
 }
 
 

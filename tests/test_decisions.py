@@ -210,6 +210,15 @@ WHERE_EACH_DECISION_SHOWS: list[tuple[str, str, str]] = [
     ("safeguarding_policy_url", "guidelines/safeguarding.md", "read our safeguarding policy"),
     ("cost", "joining/faq.md", DECIDED["cost"]),
     ("places", "joining/faq.md", DECIDED["places"]),
+    ("concern_route", "about/glossary.md", "Safeguarding lead"),
+    ("facilitator_concern_email", "about/glossary.md", "trustees@example.net instead"),
+    ("who_facilitates", "index.md", DECIDED["who_facilitates"]),
+    ("who_facilitates", "about/glossary.md", DECIDED["who_facilitates"]),
+    ("how_joining_works", "index.md", DECIDED["how_joining_works"]),
+    ("consent_form_and_joining", "forms.md", DECIDED["consent_form_and_joining"]),
+    ("reasons_for_leaving", "guidelines/attendance.md", DECIDED["reasons_for_leaving"]),
+    ("reasons_for_leaving", "joining/faq.md", DECIDED["reasons_for_leaving"]),
+    ("accessibility_commitment", "about/accessibility.md", DECIDED["accessibility_commitment"]),
 ]
 
 

@@ -23,8 +23,37 @@ from forms_server.web.app import create_app
 from tests.handbook_pages import url_path_for
 
 GUIDELINES = PROJECT_ROOT / "tests/data/peer-support-guidelines.txt"
-# The words that carry a rule's force, as the guidelines use them.
-FORCE_WORDS = ("must", "may", "please")
+# The words that carry a rule's force, and what each may become on a page: a "should" stays a
+# "should" or becomes a "please", never a bare command; a "may" stays a "may", never a
+# certainty; a "must" stays a "must". Read both ways: a page's force word must come from one
+# of these in the guideline sentence it says.
+FORCE_BECOMES: dict[str, set[str]] = {
+    "must": {"must"},
+    "should": {"should", "please"},
+    "please": {"please"},
+    "may": {"may"},
+    "will": {"will"},
+}
+# A sentence that starts like one of these is a command, whatever words follow.
+COMMAND_STARTS = (
+    "do not ",
+    "don't ",
+    "do ",
+    "always ",
+    "never ",
+    "make sure ",
+    "let ",
+    "remember ",
+    "be ",
+    "keep ",
+    "talk ",
+    "focus ",
+    "try ",
+)
+# A sentence ends at a full stop, a question or exclamation mark, or the end of its block.
+SENTENCE = re.compile(r"[^.!?\n]*[.!?]?")
+BLOCKS = ("h1", "h2", "h3", "h4", "h5", "h6", "p", "li", "dt", "dd", "td", "th", "summary")
+HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
 
 # A fragment of one guideline sentence -> where the handbook (or a form) says it, and how.
 # "form:leave" is the rendered leave notice chooser; everything else is a built page.
@@ -76,8 +105,11 @@ FIDELITY: list[tuple[str, list[tuple[str, str]]]] = [
     (
         "we should always focus on the here and now",
         [
-            ("guidelines/taking-part.md", "always focus on the here and now"),
-            ("guidelines/taking-part.md", "Do not go into past events or traumas"),
+            (
+                "guidelines/taking-part.md",
+                "When we share our experiences, we should always focus on the here and now, and "
+                "not go into past events or traumas",
+            ),
         ],
     ),
     (
@@ -92,6 +124,11 @@ FIDELITY: list[tuple[str, list[tuple[str, str]]]] = [
         [
             (
                 "guidelines/taking-part.md",
+                "If you step out of the group, or leave the session, please message the "
+                "facilitators so we can make sure you are safe",
+            ),
+            (
+                "about/glossary.md",
                 "If you step out of the group, or leave the session, please message the "
                 "facilitators so we can make sure you are safe",
             ),
@@ -130,8 +167,10 @@ FIDELITY: list[tuple[str, list[tuple[str, str]]]] = [
     (
         "Please be respectful of others",
         [
-            ("guidelines/taking-part.md", "Please be respectful of others"),
-            ("guidelines/taking-part.md", "Remember to talk with people, not over them"),
+            (
+                "guidelines/taking-part.md",
+                "Please be respectful of others, and remember to talk with people, not over them",
+            ),
         ],
     ),
     (
@@ -150,7 +189,13 @@ FIDELITY: list[tuple[str, list[tuple[str, str]]]] = [
     ),
     (
         "private and confidential to the group",
-        [("guidelines/confidentiality.md", "is private and confidential to the group")],
+        [
+            (
+                "guidelines/confidentiality.md",
+                "Taking part in the group, and what we talk about here, is private and "
+                "confidential to the group",
+            )
+        ],
     ),
     (
         "It is fine to discuss topics raised in the group",
@@ -230,7 +275,7 @@ FIDELITY: list[tuple[str, list[tuple[str, str]]]] = [
         "We do advise you join for at least six sessions",
         [
             ("guidelines/attendance.md", "We advise you to come to at least six sessions"),
-            ("guidelines/attendance.md", "Please tell us if you intend to leave"),
+            ("guidelines/attendance.md", "We also advise you to tell us if you intend to leave"),
             ("guidelines/attendance.md", "so we can offer your place to someone else"),
         ],
     ),
@@ -281,8 +326,8 @@ FIDELITY: list[tuple[str, list[tuple[str, str]]]] = [
         [
             (
                 "guidelines/online-safety.md",
-                "Please make sure you are in a private space where nobody else in your "
-                "household can hear the group",
+                "Please make sure you are in a private space where the group will not be heard "
+                "by anyone else in your household",
             ),
             ("guidelines/online-safety.md", "Headphones or earphones can help with this"),
         ],
@@ -314,7 +359,6 @@ FIDELITY: list[tuple[str, list[tuple[str, str]]]] = [
         "the meeting when it starts",
         [
             ("guidelines/online-safety.md", "We will lock the meeting when it starts"),
-            ("guidelines/online-safety.md", "you may not be able to get in"),
         ],
     ),
     (
@@ -334,7 +378,7 @@ FIDELITY: list[tuple[str, list[tuple[str, str]]]] = [
     (
         "Many issues can be resolved by a 1-1 conversation",
         [
-            ("guidelines/removal.md", "Many issues can be sorted out by a 1-1 conversation"),
+            ("guidelines/removal.md", "Many issues can be sorted out by a 1-1 conversation."),
             ("guidelines/removal.md", "We always aim to resolve issues and welcome you back"),
         ],
     ),
@@ -397,6 +441,19 @@ def visible_text(html: str) -> str:
     return re.sub(r"\s+", " ", main.get_text(" "))
 
 
+def block_text(html: str, without: tuple[str, ...] = ()) -> str:
+    """The text as a reader reads it, one block (paragraph, list item, heading) a line, so a
+    sentence never runs from a heading into the paragraph under it."""
+    soup = BeautifulSoup(html, "html.parser")
+    main = soup.select_one("article") or soup.select_one("main") or soup
+    lines = []
+    for element in main.find_all(BLOCKS):
+        if element.name in without or element.find(BLOCKS) is not None:
+            continue
+        lines.append(" ".join(element.get_text(" ").split()))
+    return "\n".join(line for line in lines if line)
+
+
 @pytest.fixture(scope="module")
 def texts(site_dir: Path, settings: Settings) -> dict[str, str]:
     """Every page and form a row names, as a reader sees it."""
@@ -407,10 +464,11 @@ def texts(site_dir: Path, settings: Settings) -> dict[str, str]:
             if source.startswith("form:"):
                 response = client.get(f"/forms/{source.removeprefix('form:')}/")
                 assert response.status_code == 200, source
+                # A form's words sit in labels and hints, not in paragraphs.
                 found[source] = visible_text(response.text)
             else:
                 html = (site_dir / url_path_for(source) / "index.html").read_text("utf-8")
-                found[source] = visible_text(html)
+                found[source] = block_text(html)
     return found
 
 
@@ -424,16 +482,150 @@ def test_every_guideline_sentence_is_claimed_by_exactly_one_row() -> None:
     assert unused == []
 
 
+def sentences_around(text: str, phrase: str) -> list[str]:
+    """The whole sentences of `text` a phrase sits in (a phrase may span two)."""
+    start = text.index(phrase)
+    end = start + len(phrase)
+    begin = max(text.rfind(mark, 0, start) for mark in ".!?\n") + 1
+    ends = [found for mark in ".!?\n" if (found := text.find(mark, end)) != -1]
+    finish = min(ends) + 1 if ends else len(text)
+    return [s.strip() for s in SENTENCE.findall(text[begin:finish]) if s.strip()]
+
+
+def is_command(sentence: str) -> bool:
+    return sentence.lower().startswith(COMMAND_STARTS)
+
+
+def force_problems(guideline: str, said: list[str]) -> list[str]:
+    """How the page's sentences change the guideline sentence's force, both ways."""
+    problems = []
+    guideline_force = words(guideline) & set(FORCE_BECOMES)
+    page_force = words(" ".join(said)) & set(FORCE_BECOMES)
+    for force in sorted(guideline_force):
+        if not page_force & FORCE_BECOMES[force]:
+            problems.append(f"the guidelines say {force!r}; the pages do not")
+    for force in sorted(page_force):
+        if not any(force in FORCE_BECOMES[given] for given in guideline_force):
+            problems.append(f"the pages say {force!r}; the guidelines do not")
+    if "must" not in guideline_force:
+        for sentence in said:
+            if is_command(sentence) and "please" not in words(sentence):
+                problems.append(f"a bare command the guidelines do not give: {sentence!r}")
+    return problems
+
+
 @pytest.mark.parametrize(("fragment", "rows"), FIDELITY, ids=[row[0] for row in FIDELITY])
 def test_the_rule_is_where_it_should_be_with_the_same_force(
     texts: dict[str, str], fragment: str, rows: list[tuple[str, str]]
 ) -> None:
     (sentence,) = [s for s in guideline_sentences() if fragment in s]
+    said = []
     for source, phrase in rows:
         assert phrase in texts[source], f"{source} does not say: {phrase}"
-    said = words(" ".join(phrase for _, phrase in rows))
-    for force in FORCE_WORDS:
-        if force in words(sentence):
-            assert force in said, f"{fragment!r}: the guidelines say {force!r}; the pages do not"
-    if "must" not in words(sentence):
-        assert "must" not in said, f"{fragment!r}: the pages add a 'must' the guidelines lack"
+        said += sentences_around(texts[source], phrase)
+    said = list(dict.fromkeys(said))
+    assert force_problems(sentence, said) == [], said
+
+
+def test_the_force_check_finds_what_earlier_pages_changed() -> None:
+    """The changes a safeguarding reviewer found, each caught."""
+    here_and_now = "we should always focus on the here and now, and not delve into past events."
+    assert force_problems(
+        here_and_now,
+        [
+            "When you share your experiences, always focus on the here and now.",
+            "Do not go into past events or traumas.",
+        ],
+    ) == [
+        "the guidelines say 'should'; the pages do not",
+        "a bare command the guidelines do not give: 'Do not go into past events or traumas.'",
+    ]
+    assert force_problems(
+        "There may be times when we feel it is necessary to ask someone to leave.",
+        ["We will ask someone to leave."],
+    ) == [
+        "the guidelines say 'may'; the pages do not",
+        "the pages say 'will'; the guidelines do not",
+    ]
+    respectful = "Please be respectful of others, and remember to talk with them and not over them."
+    assert force_problems(
+        respectful,
+        ["Please be respectful of others.", "Let each person finish before you speak."],
+    ) == ["a bare command the guidelines do not give: 'Let each person finish before you speak.'"]
+
+
+# The handbook's own page of rules, introduced by "Please follow them in every meeting": every
+# sentence there that asks something of a member says a guideline, as a row above claims it.
+RULES_PAGE = "guidelines/taking-part.md"
+# Sentences that only say how to do what a rule asks (which address, which form, which page).
+HOW_TO = re.compile(r"^(?:Email |Or use |Or email |Read |Use the )")
+
+
+def test_no_rule_appears_on_the_rules_page_that_the_guidelines_do_not_give(
+    texts: dict[str, str], site_dir: Path
+) -> None:
+    html = (site_dir / url_path_for(RULES_PAGE) / "index.html").read_text("utf-8")
+    # Headings name the rule under them; the sentences are what a member is asked to do.
+    text = block_text(html, without=HEADINGS)
+    assert "Please follow them in every meeting" in text
+    claimed = [
+        sentence
+        for _, rows in FIDELITY
+        for source, phrase in rows
+        if source == RULES_PAGE
+        for sentence in sentences_around(text, phrase)
+    ]
+    added = [
+        sentence
+        for sentence in (s.strip() for s in SENTENCE.findall(text))
+        if sentence
+        and sentence not in claimed
+        and not HOW_TO.match(sentence)
+        and '"' not in sentence  # an example of what someone might say, in quotes
+        and (is_command(sentence) or words(sentence) & set(FORCE_BECOMES))
+        and "Please follow them in every meeting" not in sentence
+    ]
+    assert added == [], "\n".join(added)
+
+
+GLOSSARY = "about/glossary.md"
+# Meanings the guidelines do not give a word, which a glossary once added.
+GLOSSARY_ADDED = {
+    "Stepping out": ("camera", "break"),
+    "Facilitator": ("volunteer",),
+    "1-1": ("facilitator",),
+}
+
+
+def glossary_entries(site_dir: Path) -> dict[str, str]:
+    html = (site_dir / url_path_for(GLOSSARY) / "index.html").read_text("utf-8")
+    article = BeautifulSoup(html, "html.parser").select_one("article")
+    assert article is not None
+    return {
+        " ".join(term.get_text(" ").split()): " ".join(meaning.get_text(" ").split())
+        for term in article.select("dl dt")
+        if (meaning := term.find_next_sibling("dd")) is not None
+    }
+
+
+def test_the_glossary_gives_no_rule_or_meaning_the_guidelines_do_not(site_dir: Path) -> None:
+    entries = glossary_entries(site_dir)
+    assert len(entries) > 15
+    phrases = [phrase for _, rows in FIDELITY for _, phrase in rows]
+    ruled = [
+        f"{term}: {sentence}"
+        for term, meaning in entries.items()
+        for sentence in (s.strip() for s in SENTENCE.findall(meaning))
+        if sentence
+        and (is_command(sentence) or words(sentence) & {"must", "should", "please"})
+        and not any(phrase in sentence for phrase in phrases)
+    ]
+    assert ruled == [], "\n".join(ruled)
+    added = {
+        term: [word for word in GLOSSARY_ADDED[term] if word in entries[term].lower()]
+        for term in GLOSSARY_ADDED
+    }
+    assert added == {term: [] for term in GLOSSARY_ADDED}
+    # Nobody decided there is a safeguarding lead: the glossary does not say there is one.
+    assert not any("safeguarding lead" in meaning.lower() for meaning in entries.values())
+    assert "Safeguarding lead" not in entries

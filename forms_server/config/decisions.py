@@ -185,6 +185,45 @@ DECISIONS: tuple[DecisionSpec, ...] = (
     ),
     DecisionSpec("cost", NOT_DECIDED, "what joining costs, in a sentence", "Questions people ask"),
     DecisionSpec(
+        "who_facilitates",
+        NOT_DECIDED,
+        "who the facilitators are, in a sentence (for example: Our facilitators are volunteers "
+        "who have been through hard times themselves.)",
+        "the home page; Words we use",
+    ),
+    DecisionSpec(
+        "how_joining_works",
+        NOT_DECIDED,
+        "what happens after someone signs the consent form, in a sentence (for example: A "
+        "facilitator emails you the link to the meeting.)",
+        "the home page's How to join; the consent form's confirmation",
+    ),
+    DecisionSpec(
+        "consent_form_and_joining",
+        NOT_DECIDED,
+        "whether members must sign the consent form before they can come to meetings, in the "
+        "group's own legal wording. If they must, consent is a condition of joining, and UK "
+        "GDPR Article 7(4) means it may not count as freely given: say which lawful basis the "
+        "group relies on instead. The form always asks for the separate explicit consent to "
+        "hold health information, and cannot be sent without it",
+        "the consent form; Which form to use",
+    ),
+    DecisionSpec(
+        "reasons_for_leaving",
+        NOT_DECIDED,
+        "whether members give a reason when they leave or miss meetings, in a sentence (for "
+        "example: You do not need to give a reason.)",
+        "Coming to meetings and leaving; Questions people ask",
+    ),
+    DecisionSpec(
+        "accessibility_commitment",
+        NOT_DECIDED,
+        "what the group does when someone reports that a page does not work for them, in a "
+        "sentence (for example: We will try to fix it, or send you the information in another "
+        "way.)",
+        "Accessibility",
+    ),
+    DecisionSpec(
         "places",
         NOT_DECIDED,
         "how many places the group has, or how joining works when it is full, in a sentence",
@@ -226,6 +265,11 @@ class Decisions:
     safeguarding_policy_url: str | None
     cost: str | None
     places: str | None
+    who_facilitates: str | None
+    how_joining_works: str | None
+    consent_form_and_joining: str | None
+    reasons_for_leaving: str | None
+    accessibility_commitment: str | None
 
     @property
     def retention_days(self) -> dict[str, int]:
@@ -399,6 +443,16 @@ def decisions_from(group: Mapping[str, Any]) -> Decisions:
         ),
         cost=text_or_none(f"{where}cost", raw["cost"]),
         places=text_or_none(f"{where}places", raw["places"]),
+        **{
+            key: text_or_none(f"{where}{key}", raw[key])
+            for key in (
+                "who_facilitates",
+                "how_joining_works",
+                "consent_form_and_joining",
+                "reasons_for_leaving",
+                "accessibility_commitment",
+            )
+        },
     )
 
 

@@ -147,8 +147,8 @@ CONSENT = FormDefinition(
         "name other than their own, note it so you can mark them as attending."
     ),
     what_happens_next=(
-        "A facilitator will email you{reply} with the meeting link. "
-        "If you do not hear from us, email the facilitators."
+        "A facilitator will read your form{reply}. {joining}"
+        "If you have a question, email the facilitators."
     ),
     fields=(
         Field(
@@ -245,7 +245,7 @@ CONSENT = FormDefinition(
             ),
             hint=(
                 "This is health information, which the law protects more. "
-                "We cannot run the group for you without it. You can withdraw it at any time."
+                "This form cannot be sent without it. You can withdraw it at any time."
             ),
             handbook_link=("about/privacy/", "Read how we use your information"),
             kept=True,

@@ -46,6 +46,12 @@ def reply_phrase(days: int | None) -> str:
     return " within 1 day" if days == 1 else f" within {days} days"
 
 
-def what_happens_next(form: FormDefinition, reply_days: Mapping[str, int | None]) -> str:
-    """The confirmation page's promise: only what the group decided (see decisions.py)."""
-    return form.what_happens_next.format(reply=reply_phrase(reply_days.get(form.decision_group)))
+def what_happens_next(
+    form: FormDefinition, reply_days: Mapping[str, int | None], joining: str | None = None
+) -> str:
+    """The confirmation page's promise: only what the group decided (see decisions.py): the
+    reply time, and for the consent form, what happens after it (how_joining_works)."""
+    return form.what_happens_next.format(
+        reply=reply_phrase(reply_days.get(form.decision_group)),
+        joining=f"{joining} " if joining else "",
+    )

@@ -128,6 +128,10 @@ def form_with_answers(
         renews=renews,
         idle_minutes=context.settings.decisions.draft_idle_minutes,
         keeps_draft=from_draft,
+        # What signing means for joining, as the group worded it (on the form that joins).
+        joining_note=(
+            context.settings.decisions.consent_form_and_joining if form.binds_guidelines else None
+        ),
     )
     if held is not None:
         response.headers["Retry-After"] = str(held[0])

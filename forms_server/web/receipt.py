@@ -62,7 +62,9 @@ def receipt_page(
         form=form,
         title=f"{form.email_name} received",
         reference=reference,
-        what_happens_next=what_happens_next(form, decisions.reply_within_days),
+        what_happens_next=what_happens_next(
+            form, decisions.reply_within_days, decisions.how_joining_works
+        ),
         readers=readers_of(context.settings, routes),
         about_a_facilitator=Recipients.FACILITATOR_CONCERNS.value in routes,
         facilitator_concern_email=decisions.facilitator_concern_email,
