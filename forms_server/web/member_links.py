@@ -62,7 +62,7 @@ async def yours(request: Request) -> Response:
         "erasure": erasure,
         "withdraws": form.binds_guidelines,
         # What erasing it deletes, from the form's own definition.
-        "kept_phrases": "; ".join(spec.privacy for spec in form.fields if spec.kept),
+        "kept_phrases": [spec.privacy for spec in form.fields if spec.kept],
         "title": "Your consent form" if form.binds_guidelines else "Your leave notice",
     }
     kept = next((each for each in held if each.where == KEPT), None)
