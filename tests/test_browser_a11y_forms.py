@@ -1,0 +1,104 @@
+"""Issue 22, the forms (WCAG 2.2): what a keyboard, a screen reader and a small screen meet."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from forms_server.forms.definitions import FORMS
+from tests.browser import visit
+from tests.test_browser_forms import fill_in
+from tests.test_browser_quick_exit import EXIT_URL
+
+pytestmark = pytest.mark.browser
+
+WIDTHS = {
+    "1280px": {"width": 1280, "height": 800},
+    "320px": {"width": 320, "height": 640},
+}
+
+# What a member must see around the field a link put them on: its question (the label, or the
+# legend for a choice), its hint and its error, each whole, below the sticky header and above
+# the bottom of the screen.
+AROUND_THE_FIELD = """(name) => {
+  const field = document.getElementById(name);
+  const header = document.querySelector('.md-header').getBoundingClientRect();
+  const fieldset = field.closest('fieldset');
+  const question = field.type === 'radio' && fieldset
+    ? fieldset.querySelector('legend')
+    : document.querySelector(`label[for="${name}"]`);
+  const parts = {question, hint: document.getElementById(name + '-hint'),
+                 error: document.getElementById(name + '-error')};
+  const hidden = {};
+  for (const [part, element] of Object.entries(parts)) {
+    if (!element) continue;
+    const box = element.getBoundingClientRect();
+    if (box.top < header.bottom - 0.5 || box.bottom > window.innerHeight + 0.5) {
+      hidden[part] = {top: Math.round(box.top), bottom: Math.round(box.bottom),
+                      header: Math.round(header.bottom)};
+    }
+  }
+  return {focused: document.activeElement === field, hidden};
+}"""
+
+
+def around(page: Page, name: str) -> dict[str, Any]:
+    result: dict[str, Any] = page.evaluate(AROUND_THE_FIELD, name)
+    return result
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js", "no-js"])
+@pytest.mark.parametrize("width", list(WIDTHS))
+@pytest.mark.parametrize("kind", list(FORMS))
+def test_each_error_link_and_change_link_shows_the_question_whole(
+    browser: Browser, server_url: str, kind: str, width: str, javascript: bool
+) -> None:
+    """WCAG 3.3.1, 3.3.2: a link from the error summary, or a Change link on the check page,
+    puts focus on the field with its label (or legend), hint and error on screen, not under
+    the sticky header. With JavaScript each question is measured; without it, a room above
+    every field that fits the tallest question (forms.css)."""
+    form = FORMS[kind]
+    activations = 0
+    hidden: dict[str, Any] = {}
+    with visit(
+        browser, server_url, EXIT_URL, viewport=WIDTHS[width], java_script_enabled=javascript
+    ) as record:
+        page = record.page
+        page.goto(f"{server_url}/forms/{kind}/")
+        page.get_by_role("button", name="Continue").click()
+        links = page.locator("[data-error-summary] a")
+        expect(links.first).to_be_visible()
+        for index in range(links.count()):
+            page.evaluate("window.scrollTo(0, 0)")
+            link = links.nth(index)
+            name = (link.get_attribute("href") or "").removeprefix("#")
+            link.focus()
+            page.keyboard.press("Enter")
+            expect(page.locator(f"#{name}")).to_be_focused()
+            activations += 1
+            found = around(page, name)
+            if found["hidden"]:
+                hidden[f"error summary: {name}"] = found["hidden"]
+
+        fill_in(page, form)
+        page.get_by_role("button", name="Continue").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text(
+            "Check your answers before sending"
+        )
+        check_page = page.url
+        changes = page.locator(".summary-list__actions a").count()
+        for index in range(changes):
+            page.goto(check_page)
+            link = page.locator(".summary-list__actions a").nth(index)
+            name = (link.get_attribute("href") or "").split("#")[1]
+            link.focus()
+            page.keyboard.press("Enter")
+            expect(page.locator(f"#{name}")).to_be_focused()
+            activations += 1
+            found = around(page, name)
+            if found["hidden"]:
+                hidden[f"change: {name}"] = found["hidden"]
+    assert activations > 0
+    assert hidden == {}, f"{len(hidden)} of {activations} activations hid part of the question"
