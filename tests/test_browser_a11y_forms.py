@@ -102,3 +102,46 @@ def test_each_error_link_and_change_link_shows_the_question_whole(
                 hidden[f"change: {name}"] = found["hidden"]
     assert activations > 0
     assert hidden == {}, f"{len(hidden)} of {activations} activations hid part of the question"
+
+
+REVEALS = """() => [...document.querySelectorAll('input[type=radio]')]
+  .filter((radio) => radio.closest('.choice').nextElementSibling?.matches('.conditional'))
+  .map((radio) => {
+    const controls = radio.getAttribute('aria-controls');
+    const target = controls && document.getElementById(controls);
+    return {
+      id: radio.id,
+      controls_its_question: !!target
+        && target === radio.closest('.choice').nextElementSibling,
+      expanded: radio.getAttribute('aria-expanded'),
+      checked: radio.checked,
+      shown: !!target && target.getBoundingClientRect().height > 0,
+    };
+  })"""
+
+
+@pytest.mark.parametrize(
+    "kind", [kind for kind, form in FORMS.items() if any(s.shown_when for s in form.fields)]
+)
+def test_a_choice_that_reveals_a_question_says_so_and_which(
+    browser: Browser, server_url: str, kind: str
+) -> None:
+    """As GOV.UK's radios: a choice that reveals a question controls it (aria-controls), and
+    says whether it is shown (aria-expanded), kept true to the choice as it changes."""
+    with visit(browser, server_url, EXIT_URL) as record:
+        page = record.page
+        page.goto(f"{server_url}/forms/{kind}/")
+        reveals = page.evaluate(REVEALS)
+        assert reveals
+        wrong: list[dict[str, Any]] = []
+        states = 0
+        for reveal in reveals:
+            page.locator(f"#{reveal['id']}").check()
+            for now in page.evaluate(REVEALS):
+                states += 1
+                expected = "true" if now["checked"] else "false"
+                right = now["controls_its_question"] and now["expanded"] == expected
+                if not right or now["shown"] != now["checked"]:
+                    wrong.append(now)
+        assert wrong == [], f"{len(wrong)} of {states} states wrong"
+        assert record.console_errors == []

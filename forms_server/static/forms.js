@@ -59,4 +59,33 @@
   showLinkedQuestion();
   // The browser may scroll to the fragment again once the page has loaded.
   window.addEventListener("load", showLinkedQuestion);
+
+  /*
+   * A choice that reveals a question (GOV.UK's conditional reveal, shown and hidden by
+   * forms.css): it controls that question and says whether it is shown, as GOV.UK's radios do.
+   */
+  var revealing = document.querySelectorAll("input[type='radio'][data-aria-controls]");
+
+  function syncReveal(radio) {
+    radio.setAttribute("aria-expanded", radio.checked ? "true" : "false");
+  }
+
+  function syncAllReveals() {
+    Array.prototype.forEach.call(revealing, syncReveal);
+  }
+
+  Array.prototype.forEach.call(revealing, function (radio) {
+    var target = radio.getAttribute("data-aria-controls");
+    if (!document.getElementById(target)) return;
+    radio.setAttribute("aria-controls", target);
+    radio.removeAttribute("data-aria-controls");
+  });
+  revealing = document.querySelectorAll("input[type='radio'][aria-controls]");
+  syncAllReveals();
+  // Back restores the choices after the page has loaded.
+  window.addEventListener("pageshow", syncAllReveals);
+  document.addEventListener("change", function (event) {
+    var changed = event.target;
+    if (changed instanceof HTMLInputElement && changed.type === "radio") syncAllReveals();
+  });
 })();
