@@ -145,3 +145,86 @@ def test_a_choice_that_reveals_a_question_says_so_and_which(
                     wrong.append(now)
         assert wrong == [], f"{len(wrong)} of {states} states wrong"
         assert record.console_errors == []
+
+
+COUNT = """(name) => {
+  const field = document.getElementById(name);
+  const info = document.getElementById(name + '-info');
+  const live = document.querySelector(`[data-character-count-status="${name}"]`);
+  const visible = document.querySelector(`[data-character-count-message="${name}"]`);
+  const described = (field.getAttribute('aria-describedby') || '').split(' ');
+  const box = info.getBoundingClientRect();
+  return {
+    info_described: described.some((id) => document.getElementById(id)?.contains(info)),
+    info_seen: box.width > 1 && box.height > 1,
+    live: live && {text: live.textContent.trim(), polite: live.getAttribute('aria-live'),
+                   hidden: live.getAttribute('aria-hidden')},
+    visible: visible && {text: visible.textContent.trim(),
+                         hidden_from_readers: visible.getAttribute('aria-hidden'),
+                         seen: visible.getBoundingClientRect().height > 0,
+                         error: visible.classList.contains('error-message')},
+  };
+}"""
+
+TEXTAREAS = [
+    (kind, spec.name, spec.max_length)
+    for kind, form in FORMS.items()
+    for spec in form.fields
+    if spec.kind.value == "textarea"
+]
+
+
+@pytest.mark.parametrize(("kind", "name", "limit"), TEXTAREAS)
+def test_a_long_answer_counts_its_characters_as_the_member_types(
+    browser: Browser, server_url: str, kind: str, name: str, limit: int
+) -> None:
+    """GOV.UK's character count: a visible count under the box, and a polite live region
+    that speaks it once typing pauses (not on every key); the static limit stays the box's
+    description."""
+    with visit(browser, server_url, EXIT_URL) as record:
+        page = record.page
+        page.clock.install()
+        page.goto(f"{server_url}/forms/{kind}/")
+        start = page.evaluate(COUNT, name)
+        assert start["info_described"], start
+        assert not start["info_seen"], start
+        assert start["live"] == {
+            "text": f"You have {limit} characters remaining",
+            "polite": "polite",
+            "hidden": None,
+        }, start
+        assert start["visible"]["hidden_from_readers"] == "true", start
+
+        field = page.locator(f"#{name}")
+        field.fill("a" * (limit - 1))
+        typed = page.evaluate(COUNT, name)
+        # The visible count follows every key; the live region waits for a pause.
+        assert typed["visible"]["text"] == "You have 1 character remaining", typed
+        assert typed["live"]["text"] == f"You have {limit} characters remaining", typed
+        page.clock.run_for(1500)
+        expect(page.locator(f'[data-character-count-status="{name}"]')).to_have_text(
+            "You have 1 character remaining"
+        )
+
+        field.fill("a" * (limit + 5))
+        page.clock.run_for(1500)
+        over = page.evaluate(COUNT, name)
+        assert over["visible"]["text"] == "You have 5 characters too many", over
+        assert over["visible"]["error"], over
+        assert over["live"]["text"] == "You have 5 characters too many", over
+        # The server still refuses it.
+        page.get_by_role("button", name="Continue").click()
+        expect(page.locator(f"#{name}-error")).to_be_visible()
+        assert record.console_errors == []
+
+
+def test_without_javascript_the_limit_is_a_plain_hint(browser: Browser, server_url: str) -> None:
+    kind, name, _limit = TEXTAREAS[0]
+    with visit(browser, server_url, EXIT_URL, java_script_enabled=False) as record:
+        page = record.page
+        page.goto(f"{server_url}/forms/{kind}/")
+        plain = page.evaluate(COUNT, name)
+        assert plain["info_described"], plain
+        assert plain["info_seen"], plain
+        assert plain["live"] is None, plain
+        assert plain["visible"] is None, plain

@@ -88,4 +88,81 @@
     var changed = event.target;
     if (changed instanceof HTMLInputElement && changed.type === "radio") syncAllReveals();
   });
+
+  /*
+   * GOV.UK's character count, for each long answer (the server still enforces the limit).
+   * Under the box, a count that follows every key (hidden from screen readers), and a polite
+   * live region that says the same once typing pauses, so a screen reader is not interrupted
+   * at every key. The static "You can enter up to N characters" stays the box's description,
+   * visually hidden, as GOV.UK keeps it.
+   */
+  function countMessage(left) {
+    var count = Math.abs(left);
+    var characters = count === 1 ? " character" : " characters";
+    return left < 0
+      ? "You have " + count + characters + " too many"
+      : "You have " + count + characters + " remaining";
+  }
+
+  function characterCount(field) {
+    var limit = Number(field.getAttribute("data-character-count"));
+    var info = document.getElementById(field.id + "-info");
+    if (!(limit > 0) || !info) return;
+    var group = field.closest(".form-group");
+    var serverError = group && group.querySelector(".error-message");
+
+    var visible = document.createElement("div");
+    visible.className = "hint character-count__message";
+    visible.setAttribute("aria-hidden", "true");
+    visible.setAttribute("data-character-count-message", field.id);
+    var spoken = document.createElement("div");
+    spoken.className = "visually-hidden";
+    spoken.setAttribute("aria-live", "polite");
+    spoken.setAttribute("data-character-count-status", field.id);
+    field.insertAdjacentElement("afterend", spoken);
+    field.insertAdjacentElement("afterend", visible);
+    info.classList.add("visually-hidden");
+
+    var lastInput = null;
+    var lastSpoken = null;
+    var checker = null;
+
+    function showCount() {
+      var left = limit - field.value.length;
+      visible.textContent = countMessage(left);
+      visible.classList.toggle("error-message", left < 0);
+      visible.classList.toggle("hint", left >= 0);
+      if (!serverError) field.classList.toggle("input--error", left < 0);
+    }
+
+    function speakCount() {
+      lastSpoken = field.value;
+      spoken.textContent = countMessage(limit - field.value.length);
+    }
+
+    field.addEventListener("input", function () {
+      showCount();
+      lastInput = Date.now();
+    });
+    // While the box has focus, speak the count once a second at most, after a pause in typing.
+    field.addEventListener("focus", function () {
+      checker = window.setInterval(function () {
+        if ((!lastInput || Date.now() - 500 >= lastInput) && field.value !== lastSpoken) {
+          speakCount();
+        }
+      }, 1000);
+    });
+    field.addEventListener("blur", function () {
+      window.clearInterval(checker);
+    });
+    // Back restores what was typed after the page has loaded.
+    window.addEventListener("pageshow", function () {
+      showCount();
+      speakCount();
+    });
+    showCount();
+    speakCount();
+  }
+
+  Array.prototype.forEach.call(document.querySelectorAll("textarea[data-character-count]"), characterCount);
 })();
