@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from forms_server.config.env import Settings
 from forms_server.forms.definitions import FORMS
+from forms_server.forms.fields import Answers
+from forms_server.forms.reference import new_reference
+from forms_server.links import Links
+from forms_server.services import signer_for
+from forms_server.storage.reading import ReadingRoom
+from forms_server.storage.sealing import Sealer
 from tests.browser import visit
 from tests.test_browser_forms import fill_in
 from tests.test_browser_quick_exit import EXIT_URL
+from tests.test_views import valid_answers
 
 pytestmark = pytest.mark.browser
 
@@ -228,3 +237,56 @@ def test_without_javascript_the_limit_is_a_plain_hint(browser: Browser, server_u
         assert plain["info_seen"], plain
         assert plain["live"] is None, plain
         assert plain["visible"] is None, plain
+
+
+def test_the_reading_page_says_once_that_they_asked_for_a_reply(
+    browser: Browser, server_url: str, settings: Settings
+) -> None:
+    """The next step already says "They asked for a reply by email: write to ..."; the page
+    said it again underneath. Once, with the address a link to write to."""
+    reference = new_reference()
+    address = f"reply-{reference.lower()}@example.org"
+    answers: Answers = {
+        **valid_answers(FORMS["concern"]),
+        "contact_preference": "email",
+        "email": address,
+    }
+    sealed = Sealer(settings.data_keys_bytes).seal(
+        reference, {"answers": answers, "guidelines_version": None, "suspected_automated": False}
+    )
+    ReadingRoom(settings.data_dir, timedelta(days=5)).keep(
+        reference, "concern", False, datetime.now(UTC), sealed
+    )
+    link = Links(signer_for(settings), server_url).read(reference, "concern", "lead@example.org")
+    with visit(browser, server_url, EXIT_URL) as record:
+        page = record.page
+        page.goto(link)
+        page.get_by_role("button", name="Show the submission").click()
+        main = page.locator("main")
+        expect(main).to_contain_text("What to do next")
+        assert main.inner_text().count("They asked for a reply by email") == 1
+        expect(main.locator(f'a[href="mailto:{address}"]')).to_have_count(1)
+
+
+def test_the_development_mailbox_links_are_links(browser: Browser, server_url: str) -> None:
+    with visit(browser, server_url, EXIT_URL) as record:
+        page = record.page
+        page.goto(f"{server_url}/forms/leave-missing/")
+        fill_in(page, FORMS["leave-missing"])
+        page.get_by_label("Yes, a short email with a private link").check()
+        address = f"links-{new_reference().lower()}@example.net"
+        page.locator("#copy_email_link").fill(address)
+        page.get_by_role("button", name="Continue").click()
+        page.get_by_role("button", name="Send").click()
+        expect(page.get_by_role("heading", level=1)).to_contain_text("received")
+        caught = page.locator("section.caught-message", has_text=address)
+        for _ in range(50):
+            page.goto(f"{server_url}/dev/mail/")
+            if caught.count():
+                break
+            page.wait_for_timeout(100)
+        body = caught.first.locator("pre")
+        written = [word for word in body.inner_text().split() if "://" in word]
+        assert written
+        linked = body.locator("a[href]").evaluate_all("(links) => links.map((a) => a.href)")
+        assert [url.rstrip(".,") for url in written] == linked
