@@ -18,12 +18,33 @@ pytestmark = pytest.mark.browser
 FIRST_VIEW_BUDGET_BYTES = 70 * 1024
 
 
+def reveal_state(violation_id: str, node: dict[str, Any]) -> bool:
+    """aria-expanded on a radio that reveals a question (aria-controls), as GOV.UK's radios
+    have it: ARIA does not list it for role radio, so axe reports it; GOV.UK Frontend keeps it
+    because screen readers announce it, and turns this rule off for its radios
+    (alphagov/govuk-frontend#979). Only that attribute on such a radio is let through."""
+    if violation_id != "aria-allowed-attr":
+        return False
+    html = str(node.get("html", ""))
+    checks = [*node.get("any", []), *node.get("all", []), *node.get("none", [])]
+    failing = [str(item) for check in checks for item in check.get("data") or []]
+    return (
+        'type="radio"' in html
+        and "aria-controls=" in html
+        and bool(failing)
+        and all(item.startswith("aria-expanded=") for item in failing)
+    )
+
+
 def axe_violations(page: Page) -> list[dict[str, Any]]:
     results = Axe().run(page)
     violations: list[dict[str, Any]] = results.response["violations"]
-    return [
-        {"id": v["id"], "nodes": [node["target"] for node in v["nodes"]][:3]} for v in violations
-    ]
+    found = []
+    for v in violations:
+        nodes = [node["target"] for node in v["nodes"] if not reveal_state(v["id"], node)]
+        if nodes:
+            found.append({"id": v["id"], "nodes": nodes[:3]})
+    return found
 
 
 @pytest.mark.parametrize("color_scheme", ["light", "dark"])
