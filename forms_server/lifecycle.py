@@ -32,6 +32,8 @@ class Event(StrEnum):
     MEMBER_DELETE = "the member asked to delete it from their own link"
     READ_WINDOW_ENDED = "its link-only read window ended"
     RETENTION_ENDED = "its retention period ended"
+    ASKED = "someone who received it asked the member a question"
+    ANSWERED = "the member answered a question"
 
 
 class Do(StrEnum):
@@ -116,6 +118,10 @@ RULES: tuple[Rule, ...] = (
         (Do.ESCALATE_NOW,),
     ),
     Rule("another damaged file waits for the host", Event.FOUND_UNREADABLE, always, ()),
+    # A conversation with the member: asking is not picking it up, so nothing stops the timer
+    # (only "Mark as being dealt with" does); the member's answer goes to everyone it reached.
+    Rule("asking is not picking it up", Event.ASKED, always, ()),
+    Rule("an answer changes nothing else", Event.ANSWERED, always, ()),
     # Escalation
     Rule(
         "a form picked up in time never escalates",

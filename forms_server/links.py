@@ -4,6 +4,7 @@ who sees it (a mail scanner, a proxy's log).
 
 - acknowledge: a recipient marks a concern or an urgent notice as being dealt with;
 - read: a recipient opens a link-only form;
+- ask: a recipient reads the conversation with the member and asks them a question;
 - yours: a member sees, withdraws or deletes what is kept of their form (from their copy);
 - renew: a member signs their consent again, filled in (from their reminder).
 
@@ -26,6 +27,7 @@ from forms_server.signing import Purpose, Signer, TokenError
 # Links belong to no one form: each purpose has a salt of its own.
 ACKNOWLEDGE_SALT = "acknowledgement"
 READ_SALT = "read"
+ASK_SALT = "ask"
 YOURS_SALT = "member-copy"
 RENEW_SALT = "renew"
 # A renewal reminder goes a month before; its link works that month and the next.
@@ -74,6 +76,14 @@ class Links:
         payload = {"reference": reference, "kind": form_kind, "to": address}
         return self.url("read", READ_SALT, Purpose.READ, payload)
 
+    def ask(self, reference: str, form_kind: str, address: str) -> str:
+        """A recipient's own link to the conversation with the member about this form."""
+        payload = {"reference": reference, "kind": form_kind, "to": address}
+        return self.url("ask", ASK_SALT, Purpose.ASK, payload)
+
+    def ask_token(self, reference: str, form_kind: str, address: str) -> str:
+        return self.ask(reference, form_kind, address).rsplit("/", 1)[1]
+
     def yours(self, reference: str, form_kind: str, now: datetime) -> tuple[str, datetime]:
         """The member's private link and the day it stops working."""
         link = self.url(
@@ -109,6 +119,9 @@ class Links:
 
     def open_read(self, token: str) -> Opened | None:
         return self.opened(READ_SALT, Purpose.READ, token)
+
+    def open_ask(self, token: str) -> Opened | None:
+        return self.opened(ASK_SALT, Purpose.ASK, token)
 
     def open_yours(self, token: str) -> Opened | None:
         return self.opened(YOURS_SALT, Purpose.MEMBER_COPY, token)

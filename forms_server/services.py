@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from forms_server.config.env import Settings
+from forms_server.delivery.answers import AnswersJob
 from forms_server.delivery.composer import Composer
 from forms_server.delivery.digests import Digests, SendLog
 from forms_server.delivery.escalation import Escalation
@@ -59,6 +60,8 @@ def link_lifetimes(settings: Settings) -> dict[Purpose, int]:
         Purpose.RENEW: RENEW_LINK_DAYS * DAY,
         # A read link lives as long as what it shows can (an escalation restarts it).
         Purpose.READ: 2 * settings.decisions.read_window_days * DAY,
+        # Each message from the member comes with fresh ones, so the group can go on asking.
+        Purpose.ASK: settings.acknowledge_link_days * DAY,
     }
 
 
@@ -110,6 +113,7 @@ def assemble(settings: Settings, clock: Clock) -> Services:
     }
     read_window = timedelta(days=decisions.read_window_days)
     files = FormFiles(data_dir, store, outbox, escalate_after, read_window, clock)
+    files.conversation_kept = timedelta(days=decisions.conversation_kept_days)
     signer = signer_for(settings)
     links = Links(signer, settings.public_url)
     relay = Relay(settings.mail)
@@ -152,7 +156,14 @@ def assemble(settings: Settings, clock: Clock) -> Services:
         escalation,
         digests,
         NoticesJob(files.notices, composer, relay),
-        (RenewalsJob(renewals, files.notices, composer, relay), ReadWindows(files), housekeeping),
+        (
+            AnswersJob(
+                files.conversations, composer, relay, retry_window, settings.acknowledge_link_days
+            ),
+            RenewalsJob(renewals, files.notices, composer, relay),
+            ReadWindows(files),
+            housekeeping,
+        ),
     )
     copy_limit = CopyLimit(data_dir, store.ledger, settings.member_copies_per_day)
     intake = Intake(outbox, store.sealer, composer, copy_limit, sending, lambda _: None)

@@ -43,6 +43,7 @@ class Purpose(Enum):
     MEMBER_COPY = "member-copy"  # a member's private link to what is kept of their form
     RENEW = "renew"  # a member's link to sign their consent again, filled in
     READ = "read"  # a recipient's link to a link-only form
+    ASK = "ask"  # a recipient's link to the conversation with the member who sent a form
 
 
 class TokenError(FormsServerError):

@@ -26,6 +26,7 @@ DECIDED: dict[str, Any] = {
     },
     "read_window_days": 4,
     "draft_idle_minutes": 35,
+    "conversation_kept_days": 21,
     "backup_kept_days": 45,
     "reply_within_days": {"consent": 3, "leave": 4, "concern": 2, "rights": 30},
     "retention_months": {"consent": 24, "leave": 9, "concern": 3},

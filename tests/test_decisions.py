@@ -206,6 +206,7 @@ WHERE_EACH_DECISION_SHOWS: list[tuple[str, str, str]] = [
     ("delivery_mode", "about/privacy.md", "Concerns, to whoever receives them: the email holds no"),
     ("read_window_days", "about/privacy.md", "encrypted, for 4 days, then are deleted"),
     ("draft_idle_minutes", "about/privacy.md", "or 35 minutes after your last step"),
+    ("conversation_kept_days", "about/privacy.md", "for 21 days after the last one"),
     ("backup_kept_days", "about/privacy.md", "45 days from when it was made, then deleted"),
     ("safeguarding_policy_url", "guidelines/safeguarding.md", "read our safeguarding policy"),
     ("cost", "joining/faq.md", DECIDED["cost"]),

@@ -114,6 +114,13 @@ DECISIONS: tuple[DecisionSpec, ...] = (
         "every form page; the privacy notice; the server deletes drafts after it",
     ),
     DecisionSpec(
+        "conversation_kept_days",
+        30,
+        "how many days the messages between the group and a member about a concern or a "
+        "left-early notice are kept after the last one (never longer than the form's record)",
+        "the privacy notice; the record of processing; the server deletes them after it",
+    ),
+    DecisionSpec(
         "backup_kept_days",
         30,
         "how many days a backup of the forms server's data is kept (`forms-server backup` "
@@ -252,6 +259,7 @@ class Decisions:
     delivery_mode: Mapping[str, DeliveryMode]
     read_window_days: int
     draft_idle_minutes: int
+    conversation_kept_days: int
     backup_kept_days: int
     reply_within_days: Mapping[str, int | None]
     retention_months: Mapping[str, int]
@@ -414,6 +422,7 @@ def decisions_from(group: Mapping[str, Any]) -> Decisions:
     window = whole_number(where, "read_window_days", raw, "days", 1, 30)
     idle = whole_number(where, "draft_idle_minutes", raw, "minutes", 5, 120)
     kept = whole_number(where, "backup_kept_days", raw, "days", 1, 366)
+    conversation_days = whole_number(where, "conversation_kept_days", raw, "days", 1, 366)
     return Decisions(
         concern_route=concern_route,
         facilitator_concern_email=facilitator_concern_email,
@@ -422,6 +431,7 @@ def decisions_from(group: Mapping[str, Any]) -> Decisions:
         delivery_mode=modes,
         read_window_days=window,
         draft_idle_minutes=idle,
+        conversation_kept_days=conversation_days,
         backup_kept_days=kept,
         reply_within_days={
             subject: days_or_none(f"{where}reply_within_days.{subject}", value)

@@ -22,6 +22,7 @@ from forms_server.mail.messages import (
     Envelope,
     MessageBuildError,
     TransientDeliveryError,
+    build_answer,
     build_digest,
     build_link_only,
     build_member_copy,
@@ -32,6 +33,7 @@ from forms_server.mail.messages import (
     new_message_id,
 )
 from forms_server.mail.relay import Relay
+from forms_server.storage.conversations import Conversation
 from forms_server.storage.folder_store import SealedForm
 from forms_server.storage.outbox_items import MEMBER_COPY
 from forms_server.storage.reading import ReadingRoom
@@ -232,6 +234,30 @@ class Composer:
         message = self.form_message(submission, address, message_id, mode, watched.sealed)
         subject = str(message["Subject"])
         message.replace_header("Subject", f"{ESCALATION_PREFIX}{subject}")
+        return message
+
+    def answer(
+        self,
+        conversation: Conversation,
+        answer: str,
+        address: str,
+        message_id: str,
+        link_days: int,
+    ) -> EmailMessage:
+        """The member's answer for one recipient, in the mode their route takes: in full, as a
+        fresh link only, or encrypted to their key."""
+        mode = self.mode_for(conversation.routes, address)
+        form = FORMS.get(conversation.form_kind)
+        name = form.email_name if form else "A form"
+        ask_url = self.links.ask(conversation.reference, conversation.form_kind, address)
+        envelope = self.envelope(address, message_id)
+        shown = None if mode is DeliveryMode.LINK_ONLY else answer
+        message = build_answer(envelope, conversation.reference, name, shown, ask_url, link_days)
+        if mode is DeliveryMode.ENCRYPTED:
+            try:
+                return encrypt_for(message, self.recipient_keys[address.lower()])
+            except RecipientKeyError as error:
+                raise MessageBuildError(str(error)) from error
         return message
 
     def digest(

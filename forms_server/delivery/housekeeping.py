@@ -41,6 +41,8 @@ def keep_house(files: FormFiles, now: datetime, replay_window: timedelta) -> Swe
         *files.reading.files.names(),
         *files.acknowledgements.files.names(),
         *files.held.files.names(),
+        # A conversation never outlives its form's record.
+        *files.conversations.files.names(),
     }
     notes = 0
     for reference in sorted(references):
@@ -58,6 +60,7 @@ def keep_house(files: FormFiles, now: datetime, replay_window: timedelta) -> Swe
         except OSError as error:
             logger.error("Could not clear what is left of %s: %s", reference, error)
     windows = end_read_windows(files, now)
+    files.conversations.end_quiet(now, files.conversation_kept)
     markers = files.outbox.forget_old_markers(now, replay_window)
     logger.info(
         "Housekeeping: %d record(s) past retention, %d form(s)' notes, %d read window(s), %d "

@@ -357,6 +357,7 @@ LEAVE_MISSING = FormDefinition(
 
 LEAVE_LEFT_EARLY = FormDefinition(
     kind="leave-left-early",
+    converses=True,
     chooser_label="I left a session early",
     chooser_hint="Or you stepped out of one.",
     title="Tell us you left a session early",
@@ -406,6 +407,7 @@ LEAVE_LEFT_EARLY = FormDefinition(
 
 CONCERN = FormDefinition(
     kind="concern",
+    converses=True,
     title="Raise a concern",
     email_name="Concern",
     intro=(

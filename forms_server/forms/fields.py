@@ -136,6 +136,9 @@ class FormDefinition:
     rerouted_when: tuple[str, str, Recipients] | None = None
     # (field, answer, recipients): an answer that sends the form to someone as well.
     also_to_when: tuple[str, str, Recipients] | None = None
+    # The member gets a receipt, and with it the group can ask them a question and they can
+    # answer, even if they gave no name or address (storage/conversations.py).
+    converses: bool = False
 
     @property
     def can_be_urgent(self) -> bool:

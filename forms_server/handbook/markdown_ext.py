@@ -37,7 +37,7 @@ from forms_server.config.group import (
 )
 from forms_server.delivery.member_copy import MEMBER_COPY_SENDER, MEMBER_COPY_SUBJECT
 from forms_server.forms.definitions import PRIVACY_GROUPS
-from forms_server.forms.wording import privacy_collected
+from forms_server.forms.wording import amount, privacy_collected
 from forms_server.handbook.processing import (
     cookie_in_words,
     delivery_in_words,
@@ -209,6 +209,7 @@ def fill_placeholders(markdown: str, facts: Mapping[str, Any], where: str) -> st
                 "cookie": cookie_in_words(decisions),
                 "delivery": delivery_in_words(decisions),
                 "escalation": escalation_in_words(decisions),
+                "conversation_kept": amount(decisions.conversation_kept_days, "day"),
                 "reply": {name: reply_in_words(decisions, name) for name in ("consent", "concern")},
                 # The member's copy, named as the mailer names it.
                 "copy_sender": MEMBER_COPY_SENDER,

@@ -127,6 +127,33 @@ READABLE_IN_THE_CLEAR: Mapping[str, str] = {
 }
 
 
+# A conversation with a member (conversations.py): every message is in `sealed`.
+CONVERSATION_IN_THE_CLEAR: Mapping[str, str] = {
+    "reference": "the reference number",
+    "form_kind": "which form it was",
+    "created_at": "when you sent the form",
+    "routes": "who received the form, by role (for example: the facilitators)",
+    "receipt": "a slow hash of your receipt, which cannot be turned back into it",
+    "last_message_at": "when the last message was written",
+    "outgoing": "for each of your answers, whether it has reached each person who received "
+    "the form (their address, never yours)",
+}
+
+
+def conversation_holdings(decisions: Decisions) -> list[Holding]:
+    days = amount(decisions.conversation_kept_days, "day")
+    return [
+        Holding(
+            what="Messages between us and you about a concern or a left-early notice",
+            sealed=("every message, ours and yours",),
+            clear=in_words(CONVERSATION_IN_THE_CLEAR),
+            kept_for=f"{days} after the last message, and never longer than the form's record; "
+            "you can delete it yourself at any time",
+            file="conversations/",
+        )
+    ]
+
+
 def link_only_holdings(decisions: Decisions) -> list[Holding]:
     """Only when some route is link-only, or encrypted (link-only for anyone without a key)."""
     if all(mode is DeliveryMode.FULL for mode in decisions.delivery_mode.values()):
@@ -224,6 +251,7 @@ def holdings(decisions: Decisions, undelivered_kept_days: int) -> list[Holding]:
             file="held-erasures/",
         ),
         *link_only_holdings(decisions),
+        *conversation_holdings(decisions),
         Holding(
             what="Who marked a form as being dealt with",
             sealed=(),

@@ -283,6 +283,40 @@ def build_unreadable_escalation(
     return message
 
 
+def build_answer(
+    envelope: Envelope,
+    reference: str,
+    form_name: str,
+    answer: str | None,
+    ask_url: str,
+    link_days: int,
+) -> EmailMessage:
+    """The member's answer to a question, for one recipient: the answer itself (`None` for a
+    link-only recipient: then only the link), and their own fresh link to the conversation.
+    Never anyone else's address."""
+    if answer is None:
+        what = (
+            "What they wrote is not in this email. Read it here (your own link: do not "
+            f"forward it):\n{ask_url}\n"
+        )
+    else:
+        what = (
+            f"What they wrote:\n\n{answer}\n\nTo read the whole conversation or ask another "
+            f"question (your own link: do not forward it):\n{ask_url}\n"
+        )
+    text = (
+        f"{form_name} {reference}: the member who sent it has answered.\n\n{what}\n"
+        f"The link works for {link_days} days. Each answer from the member comes with a new "
+        "one. Answering is not the same as marking the form as being dealt with.\n"
+    )
+    with message_building("message"):
+        message = addressed_message(
+            envelope, f"{envelope.group_name}: {form_name}: the member answered - ref {reference}"
+        )
+        message.set_content(text)
+    return message
+
+
 def build_notice(subject: str, text: str, envelope: Envelope) -> EmailMessage:
     """A short message with no member's content: "in hand", for example."""
     with message_building("notice"):

@@ -18,7 +18,7 @@ from forms_server.lifecycle import Do, Event, FormState, Rule, decide, needs_pic
 from forms_server.storage.acknowledgements import Acknowledgement
 from forms_server.storage.form_steps import FormSteps, Outcome
 from forms_server.storage.outbox import Quarantined
-from forms_server.storage.outbox_items import ItemStatus, OutboxItem
+from forms_server.storage.outbox_items import ItemStatus, OutboxItem, RecipientState
 from forms_server.storage.reading import Readable
 from forms_server.storage.watch import Watched
 
@@ -53,6 +53,8 @@ class FormFiles(FormSteps):
             kind, urgent, received_at = record.form_kind, False, record.received_at
         elif held is not None:
             kind, urgent, received_at = held.form_kind, False, held.asked_at
+        elif (conversation := self.conversations.get(reference)) is not None:
+            kind, urgent, received_at = conversation.form_kind, False, conversation.created_at
         elif (acknowledged := self.acknowledgements.get(reference)) is not None:
             # Only who picked it up is left: it goes when the form's record would have.
             kind, urgent, received_at = acknowledged.form_kind, False, acknowledged.at
@@ -96,6 +98,18 @@ class FormFiles(FormSteps):
         if state is not None:
             self.carry_out(state, decide(state, Event.PICKED_UP), by=by, by_route=everyone)
         return acknowledgement, first
+
+    def asked(self, reference: str, by: str, question: str) -> None:
+        """A recipient's question to the member (LookupError if there is no conversation)."""
+        self.conversations.add(reference, "group", question, self.clock())
+        self.happen(reference, Event.ASKED, by=by)
+
+    def answered(
+        self, reference: str, answer: str, now: datetime, to: tuple[RecipientState, ...]
+    ) -> None:
+        """The member's answer, on its way to `to`: everyone the form went to, by its routes."""
+        self.conversations.add(reference, "member", answer, now, to)
+        self.happen(reference, Event.ANSWERED)
 
     def readable_now(self, readable: Readable, now: datetime) -> bool:
         """Its content is here, and its window is open, or the lifecycle keeps it readable."""

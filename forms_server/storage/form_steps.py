@@ -12,6 +12,7 @@ from pathlib import Path
 
 from forms_server.lifecycle import Do, FormState, Rule
 from forms_server.storage.acknowledgements import Acknowledgements
+from forms_server.storage.conversations import Conversations
 from forms_server.storage.held_erasures import HeldErasure, HeldErasures
 from forms_server.storage.ledger import ErasureReason
 from forms_server.storage.notices import Notices
@@ -51,6 +52,9 @@ class FormSteps:
         self.reading = ReadingRoom(data_dir, read_window)
         self.acknowledgements = Acknowledgements(data_dir)
         self.held = HeldErasures(data_dir)
+        self.conversations = Conversations(data_dir, store.sealer)
+        # How long a conversation is kept after its last message (the group's decision).
+        self.conversation_kept = timedelta(days=30)
         self.notices = Notices(outbox)
         self.escalate_after = escalate_after
         # When the timers started since the worker last asked fall due (it wakes for them).
@@ -155,7 +159,8 @@ class FormSteps:
 
     def erase(self, state: FormState, reason: str, now: datetime) -> bool:
         """Everything held about the form: its kept record (the ledger remembers the erasure),
-        its content in a failed outbox item, on the watch and behind a link-only email."""
+        its content in a failed outbox item, on the watch, behind a link-only email, and any
+        conversation with the member about it."""
         reference = state.reference
         erased = (
             bool(self.store.erase([reference], reason))
@@ -167,6 +172,9 @@ class FormSteps:
             self.outbox.save(replace(item, sealed="", content_erased_at=now))
             erased = True
         erased = self.reading.erase(reference, now) or erased
+        if self.conversations.get(reference) is not None:
+            self.conversations.forget(reference)
+            erased = True
         watched = self.watch.get(reference)
         if watched is not None and watched.sealed:
             self.watch.replace(replace(watched, sealed=""))

@@ -37,6 +37,7 @@ from forms_server.signing import TokenError
 from forms_server.storage.draft_files import DRAFTS_FOLDER, DraftFiles
 from forms_server.storage.files import write_problem
 from forms_server.web import (
+    conversation,
     errors,
     form_flow,
     member_links,
@@ -71,6 +72,13 @@ def routes(settings: Settings) -> list[Route | Mount]:
         Route("/search", operations.search_page, methods=["GET", "POST"], name="search"),
         Route("/forms/exit", form_flow.quick_exit, methods=["GET"], name="quick_exit"),
         Route("/forms/status/", member_links.status, methods=["GET", "POST"], name="status"),
+        Route(
+            "/forms/conversation/{name}",
+            conversation.conversation,
+            methods=["GET", "POST"],
+            name="conversation",
+        ),
+        Route("/forms/ask/{token}", recipient_links.ask, methods=["GET", "POST"], name="ask"),
         Route("/forms/yours/{token}", member_links.yours, methods=["GET", "POST"], name="yours"),
         Route("/forms/renew/{token}", member_links.renew, methods=["GET"], name="renew"),
         Route("/forms/read/{token}", recipient_links.read, methods=["GET", "POST"], name="read"),

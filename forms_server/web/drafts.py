@@ -41,6 +41,8 @@ KEY_BYTES = 32
 NONCE_BYTES = 12
 FORMAT = b"d1"
 SENT = ".sent"
+# The name a browser's open conversation is kept under (never a form's kind).
+CONVERSATION = "conversation"
 
 
 @dataclass
@@ -71,6 +73,9 @@ class Receipt:
     routes: tuple[str, ...] = field(default=())
     # The answers said someone may be at risk now: the receipt puts help first.
     urgent: bool = False
+    # The second secret of a concern or left-early notice (storage/conversations.py): shown on
+    # this browser's receipt until it idles out, never kept anywhere the host can read.
+    conversation_receipt: str | None = None
 
 
 def browser_key_of(request: Request) -> bytes | None:
@@ -177,11 +182,13 @@ class Drafts:
         content = self.read(key, name_for(key, kind) + SENT)
         if content is None or content.get("kind") != kind:
             return None
+        secret = content.get("conversation_receipt")
         return Receipt(
             kind,
             str(content["reference"]),
             tuple(content.get("routes", ())),
             content.get("urgent") is True,
+            secret if isinstance(secret, str) else None,
         )
 
     def sent(self, key: bytes, receipt: Receipt, network: str) -> None:
@@ -201,10 +208,35 @@ class Drafts:
             self.files.delete([name, name + SENT] if receipt else [name])
 
     def end_all(self, key: bytes) -> None:
-        """Exit: every draft and receipt of this browser goes."""
+        """Exit: every draft and receipt of this browser goes, and its open conversation."""
         if self.files is not None:
             names = [name_for(key, kind) for kind in self.kinds]
-            self.files.delete([*names, *(name + SENT for name in names)])
+            self.files.delete(
+                [*names, *(name + SENT for name in names), name_for(key, CONVERSATION)]
+            )
+
+    # -- A conversation opened with a reference and its receipt -----------------------------
+
+    def open_conversation(self, key: bytes, reference: str, network: str) -> str:
+        """This browser may read and answer `reference`'s conversation until it idles out or
+        Exit: the page's opaque name. Raises OSError when the folder cannot take it."""
+        if self.files is None:
+            raise OSError("the drafts folder cannot be used")
+        name = name_for(key, CONVERSATION)
+        self.files.write(name, seal(key, name, {"reference": reference}), network)
+        return name
+
+    def conversation_of(self, key: bytes, name: str) -> str | None:
+        """The reference this browser opened under `name`, or None (another name, or gone)."""
+        if not hmac.compare_digest(name_for(key, CONVERSATION), name):
+            return None
+        content = self.read(key, name)
+        reference = content.get("reference") if content else None
+        return reference if isinstance(reference, str) else None
+
+    def close_conversation(self, key: bytes) -> None:
+        if self.files is not None:
+            self.files.delete([name_for(key, CONVERSATION)])
 
     def read(self, key: bytes, name: str) -> dict[str, Any] | None:
         sealed = self.files.read(name) if self.files is not None else None

@@ -35,6 +35,7 @@ from forms_server.forms.fields import (
 from forms_server.forms.reference import new_reference, normalise_reference
 from forms_server.forms.routing import is_urgent, recipients_for
 from forms_server.signing import ExpiredTokenError, FutureTokenError, Purpose
+from forms_server.web.conversation import open_conversation
 from forms_server.web.drafts import (
     Draft,
     Receipt,
@@ -329,7 +330,13 @@ async def form_send(request: Request) -> Response:
         if route
         else tuple(each.value for each in recipients_for(form, checked.answers))
     )
-    receipt = Receipt(form.kind, draft.reference, routes, is_urgent(form, checked.answers))
+    receipt = Receipt(
+        form.kind,
+        draft.reference,
+        routes,
+        is_urgent(form, checked.answers),
+        await open_conversation(context, form, draft.reference, routes),
+    )
     context.drafts.sent(key, receipt, network_of(client_address(request)))
     return see_receipt(request)
 

@@ -23,6 +23,7 @@ from forms_server.lifecycle import Event
 from forms_server.links import RENEW_LINK_DAYS
 from forms_server.rights import KEPT, UNDELIVERED, Held
 from forms_server.storage.ledger import ErasureReason
+from forms_server.web.conversation import sign_in
 from forms_server.web.form_flow import form_with_answers
 from forms_server.web.guards import read_form
 from forms_server.web.pages import context_of, link_refused, render, render_values
@@ -172,7 +173,12 @@ async def status(request: Request) -> Response:
     reference = error = None
     acknowledgement = None
     if request.method == "POST":
-        typed = (await read_form(request)).get("reference")
+        submitted = await read_form(request)
+        typed = submitted.get("reference")
+        typed_receipt = submitted.get("receipt")
+        if isinstance(typed_receipt, str) and typed_receipt.strip():
+            # With a receipt: the conversation, or one page for every kind of mismatch.
+            return await sign_in(request, typed if isinstance(typed, str) else "", typed_receipt)
         reference = normalise_reference(typed if isinstance(typed, str) else "")
         if reference is None:
             error = f"Enter your reference as it was shown, like {EXAMPLE_REFERENCE}"

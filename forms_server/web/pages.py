@@ -5,7 +5,7 @@ member typed)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 from starlette.exceptions import HTTPException
@@ -24,6 +24,7 @@ from forms_server.handbook.sources import layers
 from forms_server.links import Links
 from forms_server.services import Services
 from forms_server.signing import Signer
+from forms_server.web.attempts import AttemptWaits
 from forms_server.web.drafts import Drafts
 from forms_server.web.limits import PostLimits, ReadLimit
 
@@ -53,6 +54,8 @@ class FormsContext:
     search_sections: Sequence[Section] = ()
     # Words of someone who may need help now: their search puts "Get help now" first.
     crisis_words: Sequence[tuple[str, ...]] = ()
+    # Failed tries to open a conversation: growing waits per reference and per network.
+    attempts: AttemptWaits = field(default_factory=AttemptWaits)
 
     @property
     def forms(self) -> Services:

@@ -35,7 +35,12 @@ async def received(request: Request) -> Response:
     if sent is None:
         return expired_page(request)
     return receipt_page(
-        request, form_for(sent.kind), sent.reference, sent.routes, urgent=sent.urgent
+        request,
+        form_for(sent.kind),
+        sent.reference,
+        sent.routes,
+        urgent=sent.urgent,
+        conversation_receipt=sent.conversation_receipt,
     )
 
 
@@ -53,6 +58,7 @@ def receipt_page(
     reference: str,
     routes: tuple[str, ...],
     urgent: bool = False,
+    conversation_receipt: str | None = None,
 ) -> Response:
     context = context_of(request)
     decisions = context.settings.decisions
@@ -74,6 +80,7 @@ def receipt_page(
         copy_sender=MEMBER_COPY_SENDER,
         copy_subject=MEMBER_COPY_SUBJECT,
         urgent=urgent,
+        conversation_receipt=conversation_receipt,
     )
 
 

@@ -1,4 +1,5 @@
-"""The recipients' links: "mark as being dealt with" and a link-only form's reading page.
+"""The recipients' links: "mark as being dealt with", a link-only form's reading page, and the
+conversation with the member who sent it.
 
 Opening a link (GET) changes nothing: mail scanners open links as mail arrives. Only a button
 (POST) does something, and what a pick-up does (tell everyone it reached, the escalation contact
@@ -18,6 +19,7 @@ from forms_server.delivery.composer import open_submission, recipient_addresses
 from forms_server.forms.definitions import FORMS
 from forms_server.forms.fields import Recipients, answer_rows, next_steps_for
 from forms_server.forms.routing import shown_answer
+from forms_server.web.conversation import MESSAGE_LIMIT, message_problem
 from forms_server.web.guards import duration_in_words, read_form
 from forms_server.web.pages import context_of, link_refused, render, render_values
 
@@ -73,7 +75,16 @@ async def acknowledge(request: Request) -> Response:
         acknowledgement=acknowledgement,
         token=token,
         others=bool(others),
+        ask_token=await ask_token_for(request, opened.reference, opened.form_kind, opened.to),
     )
+
+
+async def ask_token_for(request: Request, reference: str, form_kind: str, to: str) -> str | None:
+    """A recipient's own link to the conversation, when the member has a receipt for it."""
+    context = context_of(request)
+    conversations = context.forms.files.conversations
+    found = await anyio.to_thread.run_sync(conversations.get, reference)
+    return context.links.ask_token(reference, form_kind, to) if found else None
 
 
 async def read(request: Request) -> Response:
@@ -133,7 +144,65 @@ async def read(request: Request) -> Response:
             "next_steps": next_steps_for(form, answers),
             "reply_to": shown_answer(form, answers, "reply_to"),
             "acknowledge_token": acknowledge_url.rsplit("/", 1)[1] if acknowledge_url else None,
+            "ask_token": await ask_token_for(request, reference, form.kind, by),
             "acknowledgement": files.acknowledgements.get(reference),
             "group_name": context.settings.group["name"],
         },
+    )
+
+
+async def ask(request: Request) -> Response:
+    """A recipient's conversation with the member. Opening the link (GET) shows nothing, as
+    mail scanners open links; "Show the conversation" (POST) shows every message; a question
+    (POST) is kept, sealed, for the member to read with their reference and receipt. Asking is
+    not picking the form up: only "Mark as being dealt with" stops its escalation."""
+    context = context_of(request)
+    token, submitted = await link_token(request)
+    opened = context.links.open_ask(token)
+    files = context.forms.files
+    found = (
+        await anyio.to_thread.run_sync(files.conversations.get, opened.reference)
+        if opened
+        else None
+    )
+    if opened is None:
+        days = context.settings.acknowledge_link_days
+        return link_refused(
+            request,
+            f"Links to a conversation with a member work for {days} days, and only as they were "
+            "sent. Each answer from the member comes with new ones.",
+        )
+    values: dict[str, object] = {
+        "title": f"Ask the member a question: ref {opened.reference}",
+        "reference": opened.reference,
+        "token": token,
+        "gone": found is None,
+        "message_limit": MESSAGE_LIMIT,
+    }
+    if found is None or request.method != "POST":
+        return render_values(request, "ask.html", values)
+    typed = submitted.get("question")
+    question = typed if isinstance(typed, str) else None
+    error = None if question is None else message_problem(question)
+    if question is not None and error is None:
+        try:
+            await anyio.to_thread.run_sync(files.asked, opened.reference, opened.to, question)
+        except LookupError:  # the member deleted it a moment ago
+            return render_values(request, "ask.html", values | {"gone": True})
+        values["asked"] = True
+        question = ""
+        found = await anyio.to_thread.run_sync(files.conversations.get, opened.reference)
+    messages = await anyio.to_thread.run_sync(files.conversations.messages, found) if found else []
+    return render_values(
+        request,
+        "ask.html",
+        values
+        | {
+            "shown": True,
+            "messages": messages,
+            "question": question or "",
+            "error": error,
+            "errors": {"question": error} if error else {},
+        },
+        status_code=400 if error else 200,
     )

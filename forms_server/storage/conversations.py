@@ -1,0 +1,270 @@
+"""Conversations: the group's questions to a member who sent a concern or a left-early notice,
+and the member's answers, with no account and no email.
+
+When such a form is sent, the member is shown a receipt once: 16 random digits in four groups,
+beside the reference. Digits rather than words: a cheap phone's keypad types them, they need
+no word list in any language, and they read aloud without spelling (10^16 is 53 bits). The
+server keeps only a slow hash of it (scrypt, from the standard library); with the reference and
+the receipt the member can read the group's questions and answer them.
+
+One file per reference in `data/conversations/`: the hash and its salt, the routes the form
+went to (by role, never an address), the messages sealed with the data key (sealing.py), and
+the failed attempts to open it. Nothing here ever holds the receipt.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import math
+import os
+import re
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from forms_server.forms.reference import normalise_reference
+from forms_server.storage.files import exclusive_lock
+from forms_server.storage.folder_store import FolderStore, optional_time, parse_time, time_or_none
+from forms_server.storage.outbox_items import RecipientState, RecipientStatus
+from forms_server.storage.sealing import Sealer
+
+CONVERSATIONS_FOLDER = "conversations"
+RECEIPT_DIGITS = 16
+RECEIPT_BITS = RECEIPT_DIGITS * math.log2(10)
+SALT_BYTES = 16
+# scrypt's cost: 2^14 rounds of 8 blocks (16 MiB, tens of milliseconds here), one at a time.
+# bench/conversation_receipt.py measures it against a bare POST.
+COST: dict[str, int] = {"n": 2**14, "r": 8, "p": 1, "maxmem": 64 * 1024 * 1024, "dklen": 32}
+NOT_DIGITS = re.compile(r"[\s-]+")
+
+Author = Literal["group", "member"]
+
+
+def new_receipt() -> str:
+    digits = f"{secrets.randbelow(10**RECEIPT_DIGITS):0{RECEIPT_DIGITS}d}"
+    return " ".join(digits[start : start + 4] for start in range(0, RECEIPT_DIGITS, 4))
+
+
+def normalise_receipt(typed: str) -> str | None:
+    """The digits of a receipt as typed (spaces and dashes anywhere), or None if it is not one."""
+    digits = NOT_DIGITS.sub("", typed)
+    if len(digits) != RECEIPT_DIGITS or not digits.isascii() or not digits.isdigit():
+        return None
+    return digits
+
+
+def slow_hash(digits: str, salt: bytes) -> bytes:
+    return hashlib.scrypt(digits.encode("ascii"), salt=salt, **COST)
+
+
+@dataclass(frozen=True)
+class Message:
+    by: Author
+    at: datetime
+    text: str
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One member's message on its way to one of the people who received the form."""
+
+    message: int  # its place in the conversation
+    recipient: RecipientState
+
+    def to_json(self) -> dict[str, Any]:
+        return {"message": self.message, **self.recipient.to_json()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Outgoing:
+        return cls(int(data["message"]), RecipientState.from_json(data))
+
+
+@dataclass(frozen=True)
+class Conversation:
+    reference: str
+    form_kind: str
+    created_at: datetime
+    routes: tuple[str, ...]
+    salt: bytes
+    receipt_hash: bytes
+    # The messages, sealed as one list with the data key ("" before the first).
+    sealed: str = ""
+    last_message_at: datetime | None = None
+    outgoing: tuple[Outgoing, ...] = ()
+
+    @property
+    def sending(self) -> tuple[Outgoing, ...]:
+        return tuple(o for o in self.outgoing if o.recipient.status is RecipientStatus.PENDING)
+
+    def with_outgoing(self, changed: Outgoing) -> Conversation:
+        return replace(
+            self,
+            outgoing=tuple(
+                changed
+                if (o.message, o.recipient.address) == (changed.message, changed.recipient.address)
+                else o
+                for o in self.outgoing
+            ),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "reference": self.reference,
+            "form_kind": self.form_kind,
+            "created_at": self.created_at.isoformat(),
+            "routes": list(self.routes),
+            "receipt": {
+                "salt": base64.b64encode(self.salt).decode("ascii"),
+                "hash": base64.b64encode(self.receipt_hash).decode("ascii"),
+                **{key: COST[key] for key in ("n", "r", "p")},
+            },
+            "sealed": self.sealed,
+            "last_message_at": time_or_none(self.last_message_at),
+            "outgoing": [o.to_json() for o in self.outgoing],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Conversation:
+        receipt = data["receipt"]
+        return cls(
+            reference=str(data["reference"]),
+            form_kind=str(data["form_kind"]),
+            created_at=parse_time(data["created_at"]),
+            routes=tuple(str(route) for route in data["routes"]),
+            salt=base64.b64decode(receipt["salt"]),
+            receipt_hash=base64.b64decode(receipt["hash"]),
+            sealed=str(data.get("sealed", "")),
+            last_message_at=optional_time(data.get("last_message_at")),
+            outgoing=tuple(Outgoing.from_json(o) for o in data.get("outgoing", [])),
+        )
+
+
+class Conversations:
+    def __init__(self, data_dir: Path, sealer: Sealer) -> None:
+        self.files = FolderStore(
+            data_dir / CONVERSATIONS_FOLDER,
+            Conversation.to_json,
+            lambda _, data: Conversation.from_json(data),
+            lambda conversation: conversation.reference,
+        )
+        self.sealer = sealer
+        # The member, the group and the delivery job all change one file: one at a time.
+        self.lock_path = self.files.folder / ".lock"
+        # For a reference with no conversation, a salt and hash that match nothing, so that it
+        # costs the same key derivation as a wrong receipt and says nothing by taking less.
+        self.decoy_key = os.urandom(32)
+
+    def open_for(
+        self, reference: str, form_kind: str, routes: tuple[str, ...], receipt: str, now: datetime
+    ) -> Conversation:
+        digits = normalise_receipt(receipt)
+        if digits is None:
+            raise ValueError("not a receipt")
+        salt = secrets.token_bytes(SALT_BYTES)
+        conversation = Conversation(
+            reference, form_kind, now, routes, salt, slow_hash(digits, salt)
+        )
+        self.files.create(conversation)
+        return conversation
+
+    def get(self, reference: str) -> Conversation | None:
+        return self.files.get(reference)
+
+    def verify(self, reference: str, typed_receipt: str) -> Conversation | None:
+        """The conversation, if the receipt is this reference's; else None. Every attempt
+        derives exactly one key at the same cost, whatever is wrong with it."""
+        normalised = normalise_reference(reference)
+        conversation = self.get(normalised) if normalised else None
+        if conversation is not None:
+            salt, expected = conversation.salt, conversation.receipt_hash
+        else:
+            decoy = hmac.new(self.decoy_key, (normalised or "").encode(), "sha256").digest()
+            salt, expected = decoy[:SALT_BYTES], decoy
+        digits = normalise_receipt(typed_receipt)
+        derived = slow_hash(digits or "not a receipt", salt)
+        matches = hmac.compare_digest(derived, expected) and digits is not None
+        return conversation if matches and conversation is not None else None
+
+    def messages(self, conversation: Conversation) -> list[Message]:
+        if not conversation.sealed:
+            return []
+        opened = self.sealer.open(conversation.reference, conversation.sealed)
+        return [
+            Message(by=item["by"], at=parse_time(item["at"]), text=str(item["text"]))
+            for item in opened["messages"]
+        ]
+
+    def add(
+        self,
+        reference: str,
+        by: Author,
+        text: str,
+        now: datetime,
+        to: tuple[RecipientState, ...] = (),
+    ) -> Conversation:
+        """The message, sealed with the others, and on its way to `to` (a member's message
+        goes to everyone who received the form). LookupError if there is no conversation."""
+        with exclusive_lock(self.lock_path):
+            return self.add_locked(reference, by, text, now, to)
+
+    def add_locked(
+        self, reference: str, by: Author, text: str, now: datetime, to: tuple[RecipientState, ...]
+    ) -> Conversation:
+        conversation = self.get(reference)
+        if conversation is None:
+            raise LookupError(reference)
+        messages = [
+            {"by": m.by, "at": m.at.isoformat(), "text": m.text}
+            for m in self.messages(conversation)
+        ]
+        messages.append({"by": by, "at": now.isoformat(), "text": text})
+        changed = replace(
+            conversation,
+            sealed=self.sealer.seal(reference, {"messages": messages}),
+            last_message_at=now,
+            outgoing=(
+                *conversation.outgoing,
+                *(Outgoing(len(messages) - 1, recipient) for recipient in to),
+            ),
+        )
+        self.files.save(changed)
+        return changed
+
+    def delivered(self, reference: str, changed: Outgoing) -> Conversation | None:
+        """One message's new state for one recipient, written into the file as it is now (the
+        member may have written again meanwhile); None if the conversation has gone."""
+        with exclusive_lock(self.lock_path):
+            conversation = self.get(reference)
+            if conversation is None:
+                return None
+            conversation = conversation.with_outgoing(changed)
+            self.files.save(conversation)
+            return conversation
+
+    def forget(self, reference: str) -> None:
+        with exclusive_lock(self.lock_path):
+            self.files.remove(reference)
+
+    def end_quiet(self, now: datetime, kept: timedelta) -> int:
+        """Every conversation with no message for `kept` goes (one that has no message yet
+        counts from when it was opened); how many went. One file that cannot be deleted never
+        stops the others."""
+        ended = 0
+        for conversation in self.each():
+            last = conversation.last_message_at or conversation.created_at
+            if last + kept > now:
+                continue
+            try:
+                self.forget(conversation.reference)
+                ended += 1
+            except OSError:
+                continue
+        return ended
+
+    def each(self) -> Iterator[Conversation]:
+        return self.files.each()
