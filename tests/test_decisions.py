@@ -389,7 +389,10 @@ def test_the_draft_time_said_everywhere_is_the_one_the_server_keeps_to(
     with TestClient(app, base_url="http://127.0.0.1") as client:
         for kind in FORMS:
             page = " ".join(client.get(f"/forms/{kind}/").text.split())
-            assert f"we keep your answers for {minutes} minutes after your last step" in page
+            assert (
+                "we keep your answers until you send them, "
+                f"for {minutes} minutes after your last step" in page
+            )
         sent = client.post(
             "/forms/concern/", data=valid_answers(FORMS["concern"]), follow_redirects=False
         )

@@ -1069,7 +1069,7 @@ def test_another_link_keeps_the_draft_until_it_is_idle(app: Starlette, client: T
 @pytest.mark.parametrize("kind", sorted(FORMS))
 def test_every_form_says_how_long_a_draft_is_kept(client: TestClient, kind: str) -> None:
     text = " ".join(soup_of(client.get(f"/forms/{kind}/").text).get_text(" ").split())
-    assert "we keep your answers for 20 minutes after your last step" in text
+    assert "we keep your answers until you send them, for 20 minutes after your last step" in text
     assert "Exit this page deletes them at once" in text
 
 
