@@ -21,6 +21,7 @@ from forms_server.forms.definitions import FORMS
 from forms_server.forms.fields import FieldKind, validate_field
 from forms_server.forms.reference import EXAMPLE_REFERENCE, normalise_reference
 from forms_server.lifecycle import Do, Event, decide
+from forms_server.storage.conversations import Conversation
 from forms_server.storage.form_files import FormFiles
 from forms_server.storage.ledger import ErasureReason
 from forms_server.storage.outbox_items import ItemStatus, OutboxItem
@@ -35,6 +36,7 @@ UNDELIVERED = "not yet delivered"
 FAILED = "delivery failed, kept for a retry"
 WATCHED = "waiting for someone to pick it up"
 READABLE = "kept to be read from a link-only email"
+CONVERSATION = "messages between the group and the member"
 
 
 class RightsError(FormsServerError):
@@ -125,6 +127,7 @@ class Rights:
         self.outbox = files.outbox
         self.watch = files.watch
         self.reading = files.reading
+        self.conversations = files.conversations
         self.clock = files.clock
         self.ledger = files.store.ledger
 
@@ -163,7 +166,23 @@ class Rights:
                 for readable in self.reading.all()
                 if readable.sealed
             ),
+            *(self.conversation_held(c) for c in self.conversations.each() if c.sealed),
         ]
+
+    def conversation_held(self, conversation: Conversation) -> Held:
+        """The messages with the member, each as who wrote it, when, and what."""
+        messages = self.conversations.messages(conversation)
+        return Held(
+            conversation.reference,
+            conversation.form_kind,
+            conversation.created_at,
+            CONVERSATION,
+            {
+                f"message {number}": f"{'the group' if m.by == 'group' else 'the member'}, "
+                f"{m.at:%-d %B %Y %H:%M} UTC: {m.text}"
+                for number, m in enumerate(messages, start=1)
+            },
+        )
 
     def held_of(self, reference: str) -> list[Held]:
         """What is held under one reference, opening only that reference's files."""
@@ -180,6 +199,11 @@ class Rights:
         watched = self.watch.get(reference)
         if watched is not None and watched.sealed:
             held.append(Held(reference, watched.form_kind, watched.received_at, WATCHED, {}))
+        conversation = self.conversations.get(reference)
+        if conversation is not None and conversation.sealed:
+            held.append(
+                Held(reference, conversation.form_kind, conversation.created_at, CONVERSATION, {})
+            )
         return held
 
     def find(
@@ -305,5 +329,6 @@ class Rights:
                         readable.reference, again(readable.reference, readable.sealed)
                     )
                     count += 1
+            count += self.conversations.reseal(again)
         self.ledger.audit("keys rotate", self.clock(), count)
         return count

@@ -16,6 +16,7 @@ from starlette.testclient import TestClient
 from forms_server.forms.definitions import FORMS
 from forms_server.lifecycle import Event
 from forms_server.mail.catcher import CaughtMessage, caught_messages
+from forms_server.rights import CONVERSATION
 from forms_server.storage.ledger import ErasureReason
 from forms_server.web.attempts import LONGEST_WAIT, TELL_AFTER
 from tests import test_acknowledgements, test_link_only
@@ -256,3 +257,19 @@ def test_the_recipients_hear_when_a_reference_keeps_failing(
     told = messages_to(link_only_app, reference, 2, "Wrong receipts")
     assert {m.to for m in told} == {"lead@example.org", "deputy@example.org"}
     assert "9999" not in told[0].text
+
+
+def test_find_and_export_show_the_messages(link_only_app: Starlette, client: TestClient) -> None:
+    """(A backup holds the conversations folder as it holds every folder but the drafts, and a
+    restore carries out every erasure since, which deletes the conversation with the form.)"""
+    reference, _ = send_anonymous_concern(client)
+    emails = messages_to(link_only_app, reference, 2)
+    link = ACKNOWLEDGE.search(emails[0].text)
+    assert link is not None
+    ask(client, link.group(1), QUESTION)
+    services = link_only_app.state.services
+    (found,) = [
+        held for held in services.rights.find(reference=reference) if held.where == CONVERSATION
+    ]
+    assert any(QUESTION in str(value) for value in found.answers.values())
+    assert found.reference == reference

@@ -119,6 +119,14 @@ RULE_TESTS = {
     "anything else goes on its own": (
         "test_delivery.py::test_the_envelope_is_exactly_the_configured_recipients"
     ),
+    "asking is not picking it up": (
+        "test_conversation.py::"
+        "test_an_anonymous_member_reads_a_question_and_answers_every_recipient_by_their_route"
+    ),
+    "an answer changes nothing else": (
+        "test_conversation.py::"
+        "test_an_anonymous_member_reads_a_question_and_answers_every_recipient_by_their_route"
+    ),
 }
 
 

@@ -21,7 +21,7 @@ import math
 import os
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -249,6 +249,20 @@ class Conversations:
     def forget(self, reference: str) -> None:
         with exclusive_lock(self.lock_path):
             self.files.remove(reference)
+
+    def reseal(self, again: Callable[[str, str], str]) -> int:
+        """Every conversation's messages sealed again (`again`: with the newest data key)."""
+        count = 0
+        with exclusive_lock(self.lock_path):
+            for conversation in self.files.all():
+                if conversation.sealed:
+                    self.files.save(
+                        replace(
+                            conversation, sealed=again(conversation.reference, conversation.sealed)
+                        )
+                    )
+                    count += 1
+        return count
 
     def end_quiet(self, now: datetime, kept: timedelta) -> int:
         """Every conversation with no message for `kept` goes (one that has no message yet
