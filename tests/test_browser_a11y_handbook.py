@@ -249,3 +249,59 @@ def test_the_colour_toggle_shows_focus_as_every_other_control(
                 break
         ring = page.evaluate(PALETTE_RING)
     assert ring == {"input": True, "style": "solid", "width": 3, "colour": "rgb(255, 221, 0)"}
+
+
+TABLE_REGION = """() => {
+  const focused = document.activeElement;
+  const table = focused.querySelector('table');
+  if (!table) return null;
+  const heading = document.getElementById(focused.getAttribute('aria-labelledby') || '');
+  return {
+    role: focused.getAttribute('role'),
+    name: focused.getAttribute('aria-label') || (heading && heading.textContent.trim()),
+    scrolls: focused.scrollWidth > focused.clientWidth,
+    left: focused.scrollLeft,
+  };
+}"""
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js", "no-js"])
+def test_a_wide_table_can_be_scrolled_from_the_keyboard(
+    browser: Browser, server_url: str, pages: list[HandbookPage], javascript: bool
+) -> None:
+    """WCAG 2.1.1: at 320 px a wide table scrolls sideways in its own box; that box is a tab
+    stop, a named region, and the arrow keys scroll it, with or without JavaScript."""
+    tables: dict[str, dict[str, Any]] = {}
+    with visit(
+        browser, server_url, EXIT_URL, viewport=PHONE, java_script_enabled=javascript
+    ) as record:
+        page = record.page
+        for handbook_page in pages:
+            page.goto(f"{server_url}/{handbook_page.url_path}")
+            count = page.locator("article table").count()
+            if not count:
+                continue
+            found: list[dict[str, Any] | None] = []
+            for _ in range(200):
+                page.keyboard.press("Tab")
+                if page.evaluate("document.activeElement === document.body"):
+                    break
+                region = page.evaluate(TABLE_REGION)
+                if region is None:
+                    continue
+                if region["scrolls"]:
+                    page.keyboard.press("ArrowRight")
+                    # The browser scrolls smoothly: wait until it has moved at all.
+                    expect(page.locator(":focus")).not_to_have_js_property("scrollLeft", 0)
+                    region["moved"] = True
+                found.append(region)
+            tables[handbook_page.source] = {"tables": count, "regions": found}
+    assert any(entry["tables"] for entry in tables.values())
+    for source, entry in tables.items():
+        assert len(entry["regions"]) == entry["tables"], source
+        for region in entry["regions"]:
+            assert region["role"] == "region", (source, region)
+            assert region["name"], (source, region)
+            assert region.get("moved", True), (source, region)
+    # The privacy notice's table is wider than a small phone: the arrow keys were tried.
+    assert any("moved" in region for entry in tables.values() for region in entry["regions"])
