@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, expect
 
 from tests.browser import visit
@@ -305,3 +306,37 @@ def test_a_wide_table_can_be_scrolled_from_the_keyboard(
             assert region.get("moved", True), (source, region)
     # The privacy notice's table is wider than a small phone: the arrow keys were tried.
     assert any("moved" in region for entry in tables.values() for region in entry["regions"])
+
+
+def undersized_targets(page: Page) -> list[dict[str, Any]]:
+    """Axe's target-size rule (WCAG 2.5.8): each target at least 24 by 24 px, or spaced so a
+    24 px circle on it meets no other; links inside a sentence are exempt, as WCAG says."""
+    results = Axe().run(page, options={"runOnly": {"type": "rule", "values": ["target-size"]}})
+    violations: list[dict[str, Any]] = results.response["violations"]
+    return [
+        {"target": node["target"], "why": node["failureSummary"].splitlines()[-1].strip()}
+        for violation in violations
+        for node in violation["nodes"]
+    ]
+
+
+@pytest.mark.parametrize("viewport", [PHONE, LAPTOP], ids=["320px", "1280px"])
+def test_every_target_on_every_page_is_large_enough(
+    browser: Browser, server_url: str, pages: list[HandbookPage], viewport: dict[str, int]
+) -> None:
+    """WCAG 2.5.8: on the search page two menu links were too close together. Every handbook
+    page, the search page with results too, at both widths, with the menu open at 320 px."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    with visit(browser, server_url, EXIT_URL, viewport=viewport) as record:
+        page = record.page
+        for handbook_page in pages:
+            page.goto(f"{server_url}/{handbook_page.url_path}")
+            found[handbook_page.source] = undersized_targets(page)
+        page.goto(f"{server_url}/search/?q=leave")
+        expect(page.locator("main")).to_contain_text("leave")
+        found["search results"] = undersized_targets(page)
+        if viewport is PHONE:
+            page.get_by_role("button", name="Menu").click()
+            expect(page.locator(".md-sidebar--primary")).to_be_in_viewport(ratio=1)
+            found["menu open"] = undersized_targets(page)
+    assert {where: targets for where, targets in found.items() if targets} == {}
