@@ -18,6 +18,7 @@ from forms_server.storage.reading import ReadingRoom
 from forms_server.storage.sealing import Sealer
 from tests.browser import visit
 from tests.test_browser_forms import fill_in
+from tests.test_browser_pages import axe_violations
 from tests.test_browser_quick_exit import EXIT_URL
 from tests.test_views import valid_answers
 
@@ -290,3 +291,58 @@ def test_the_development_mailbox_links_are_links(browser: Browser, server_url: s
         assert written
         linked = body.locator("a[href]").evaluate_all("(links) => links.map((a) => a.href)")
         assert [url.rstrip(".,") for url in written] == linked
+
+
+@pytest.mark.parametrize("width", list(WIDTHS))
+def test_axe_finds_nothing_in_the_states_scripts_and_small_screens_make(
+    browser: Browser, server_url: str, width: str
+) -> None:
+    """Axe (WCAG 2.0 to 2.2 A and AA, and best practice) on the states the other tests do not
+    reach with it: the leave chooser and its error, each form with its errors, a reveal open
+    and a character count over its limit, the check page, a page that is not there, and the
+    handbook's menu open and its wide table."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    runs = 0
+
+    def check(state: str) -> None:
+        nonlocal runs
+        runs += 1
+        violations = axe_violations(page)
+        if violations:
+            found[state] = violations
+
+    with visit(browser, server_url, EXIT_URL, viewport=WIDTHS[width]) as record:
+        page = record.page
+        page.goto(f"{server_url}/forms/leave/")
+        check("leave chooser")
+        page.get_by_role("button", name="Continue").click()
+        expect(page.locator("[data-error-summary]")).to_be_visible()
+        check("leave chooser, error")
+        for kind, form in FORMS.items():
+            page.goto(f"{server_url}/forms/{kind}/")
+            page.get_by_role("button", name="Continue").click()
+            expect(page.locator("[data-error-summary]")).to_be_visible()
+            for spec in form.fields:
+                if spec.kind.value == "textarea":
+                    page.locator(f"#{spec.name}").fill("a" * (spec.max_length + 1))
+            for radio in page.locator("input[type=radio][aria-controls]").all():
+                radio.check()
+            check(f"{kind}: errors, reveal open, over the limit")
+            fill_in(page, form)
+            page.get_by_role("button", name="Continue").click()
+            expect(page.get_by_role("heading", level=1)).to_have_text(
+                "Check your answers before sending"
+            )
+            check(f"{kind}: check page")
+        page.goto(f"{server_url}/forms/no-such-form/")
+        check("forms: not found")
+        page.goto(f"{server_url}/no-such-page/")
+        check("handbook: not found")
+        page.goto(f"{server_url}/about/privacy/")
+        check("privacy notice")
+        if width == "320px":
+            page.get_by_role("button", name="Menu").click()
+            expect(page.locator(".md-sidebar--primary")).to_be_in_viewport(ratio=1)
+            check("menu open")
+    assert runs >= 14
+    assert found == {}

@@ -124,25 +124,37 @@
 
 /*
  * The navigation drawer on a phone, for the keyboard (here, so the first view costs no extra
- * request). Material opens it with a checkbox label,
- * which a keyboard cannot reach, and its closed drawer still holds two dozen links in the tab
- * order. Here the menu button can be reached and pressed (Enter or Space), says whether the
- * menu is open, and Escape closes it; handbook.css takes the closed drawer out of the tab order
- * once this has run (without JavaScript nothing changes).
+ * request). Material opens it with a label for a hidden checkbox: here a real button takes the
+ * label's place, controls the drawer (aria-controls), says whether it is open (aria-expanded,
+ * kept true to the checkbox however it changes: the button, the overlay, Escape), and Escape
+ * closes it and returns to the button. Without JavaScript the checkbox itself is the keyboard's
+ * way in (handbook.css).
  */
 (function () {
   "use strict";
 
   var toggle = document.getElementById("__drawer");
-  var button = document.querySelector('.md-header label[for="__drawer"]');
+  var label = document.querySelector('.md-header label[for="__drawer"]');
   var drawer = document.querySelector(".md-sidebar--primary");
-  if (!toggle || !button || !drawer) {
+  if (!toggle || !label || !drawer) {
     return;
   }
-  document.documentElement.classList.add("drawer-keyboard");
-  button.setAttribute("role", "button");
-  button.setAttribute("tabindex", "0");
+  if (!drawer.id) {
+    drawer.id = "handbook-drawer";
+  }
+  var button = document.createElement("button");
+  button.type = "button";
+  button.className = label.className + " handbook-menu";
   button.setAttribute("aria-label", "Menu");
+  button.setAttribute("aria-controls", drawer.id);
+  var icon = label.querySelector("svg");
+  if (icon) {
+    var drawn = icon.cloneNode(true);
+    drawn.setAttribute("aria-hidden", "true");
+    button.appendChild(drawn);
+  }
+  label.parentNode.insertBefore(button, label);
+  label.hidden = true;
 
   function show() {
     button.setAttribute("aria-expanded", toggle.checked ? "true" : "false");
@@ -150,24 +162,22 @@
 
   function set(open) {
     toggle.checked = open;
+    // Material listens for this to lock the page's scrolling while the drawer is open.
     toggle.dispatchEvent(new Event("change"));
     show();
   }
 
   show();
   toggle.addEventListener("change", show);
-  button.addEventListener("keydown", function (event) {
-    if (event.key !== "Enter" && event.key !== " ") {
-      return;
-    }
-    // Material's own keyboard handling would press the label a second time.
-    event.preventDefault();
-    event.stopPropagation();
+  button.addEventListener("click", function () {
     set(!toggle.checked);
     if (toggle.checked) {
-      var first = drawer.querySelector("a[href]");
-      if (first) {
-        window.setTimeout(function () { first.focus(); }, 0);
+      var links = drawer.querySelectorAll("a[href]");
+      for (var i = 0; i < links.length; i += 1) {
+        if (links[i].getClientRects().length) {
+          links[i].focus();
+          break;
+        }
       }
     }
   });

@@ -1,5 +1,5 @@
 """The handbook's own Markdown extension: it puts the group's facts and decisions into every page,
-gathers the printable guidelines and makes links to other sites safe.
+gathers the printable guidelines, makes links to other sites safe and wide tables reachable.
 
 Both generators run Markdown extensions (MkDocs and Zensical read `markdown_extensions` in
 mkdocs.yml), so the same pages come out of either; neither runs the other's plugins or hooks.
@@ -246,6 +246,37 @@ def mark_external_links(html: str, site_host: str) -> str:
     return LINK_TAG.sub(mark, html)
 
 
+TABLE = re.compile(r"<table\b[^>]*>.*?</table>", re.S)
+HTML_HEADING = re.compile(r"<h([1-6])\b[^>]*\bid=\"([^\"]+)\"[^>]*>.*?</h\1>", re.S)
+CAPTION = re.compile(r"<caption\b[^>]*>(.*?)</caption>", re.S)
+TAG = re.compile(r"<[^>]+>")
+
+
+def scrolling_tables(html: str) -> str:
+    """WCAG 2.1.1: on a small phone a wide table scrolls sideways in its own box, which must
+    take focus for a keyboard to scroll it. Each table goes in a box that is a tab stop, a
+    region named by its caption or else the heading above it (handbook.css makes this box the
+    one that scrolls). In the page as built, so it works without JavaScript."""
+    parts: list[str] = []
+    position = 0
+    for table in TABLE.finditer(html):
+        caption = CAPTION.search(table.group(0))
+        caption_text = " ".join(TAG.sub("", caption.group(1)).split()) if caption else ""
+        caption_text = caption_text.replace('"', "&quot;")
+        headings = list(HTML_HEADING.finditer(html, 0, table.start()))
+        if caption_text:
+            name = f'aria-label="{caption_text}"'
+        elif headings:
+            name = f'aria-labelledby="{headings[-1].group(2)}"'
+        else:
+            name = 'aria-label="Table"'
+        box = f'<div class="handbook-table" tabindex="0" role="region" {name}>'
+        parts.extend([html[position : table.start()], box, table.group(0), "</div>"])
+        position = table.end()
+    parts.append(html[position:])
+    return "".join(parts)
+
+
 # The guidelines' own pages, in the menu's order, as the printable page gathers them.
 GUIDELINES_SECTION = "Our guidelines"
 PRINTABLE_GUIDELINES = "guidelines/print.md"
@@ -317,6 +348,11 @@ class SafeExternalLinks(Postprocessor):
         return mark_external_links(text, read_handbook_source(self.config_file).site_host)
 
 
+class ScrollingTables(Postprocessor):
+    def run(self, text: str) -> str:
+        return scrolling_tables(text)
+
+
 class GroupFactsExtension(Extension):
     def __init__(self, **kwargs: str) -> None:
         self.config = {
@@ -335,6 +371,7 @@ class GroupFactsExtension(Extension):
         # Above every built-in preprocessor (the highest is 30), so each sees the filled page.
         md.preprocessors.register(FillFacts(md, config_file), "group_facts", 100)
         md.postprocessors.register(SafeExternalLinks(md, config_file), "safe_links", 0)
+        md.postprocessors.register(ScrollingTables(md), "scrolling_tables", 0)
 
 
 def makeExtension(**kwargs: str) -> GroupFactsExtension:  # noqa: N802 (the name Markdown calls)
