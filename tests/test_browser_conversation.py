@@ -30,7 +30,14 @@ ANSWER = "The Tuesday one. Answermark Kestrel"
 WIDTHS = {"phone": {"width": 320, "height": 640}, "desktop": {"width": 1280, "height": 800}}
 
 
-def send_concern(page: Page, server_url: str) -> tuple[str, str, list[Any]]:
+def checked(page: Page, scripts: bool) -> list[Any]:
+    """axe, where scripts run: axe is itself a script (it would wait for ever on a page that
+    runs none), so without JavaScript each step must simply work, and axe checks the same
+    pages in the runs with it."""
+    return axe_violations(page) if scripts else []
+
+
+def send_concern(page: Page, server_url: str, scripts: bool = True) -> tuple[str, str, list[Any]]:
     """A concern sent from this page: its reference, its receipt, and axe on the receipt."""
     page.goto(f"{server_url}/forms/concern/")
     fill_in(page, FORMS["concern"])
@@ -40,26 +47,26 @@ def send_concern(page: Page, server_url: str) -> tuple[str, str, list[Any]]:
     reference = page.locator(".reference").first.inner_text().strip()
     receipts = RECEIPT.findall(page.locator("main").inner_text())
     assert len(receipts) == 1
-    return reference, receipts[0], axe_violations(page)
+    return reference, receipts[0], checked(page, scripts)
 
 
 def ask_as_the_group(
-    page: Page, settings: Settings, server_url: str, reference: str
+    page: Page, settings: Settings, server_url: str, reference: str, scripts: bool = True
 ) -> dict[str, Any]:
     links = Links(signer_for(settings), server_url)
     found = {}
     page.goto(links.ask(reference, "concern", "lead@example.org"))
-    found["ask, opened"] = axe_violations(page)
+    found["ask, opened"] = checked(page, scripts)
     page.get_by_role("button", name="Show the conversation").click()
     expect(page.get_by_role("heading", name="Messages")).to_be_visible()
-    found["ask, shown"] = axe_violations(page)
+    found["ask, shown"] = checked(page, scripts)
     page.get_by_role("button", name="Ask the member").click()
     expect(page.locator("[data-error-summary]")).to_be_visible()
-    found["ask, error"] = axe_violations(page)
+    found["ask, error"] = checked(page, scripts)
     page.fill("#question", QUESTION)
     page.get_by_role("button", name="Ask the member").click()
     expect(page.get_by_text("Your question is saved")).to_be_visible()
-    found["ask, asked"] = axe_violations(page)
+    found["ask, asked"] = checked(page, scripts)
     return found
 
 
@@ -79,26 +86,29 @@ def test_every_page_of_a_conversation_passes_axe(
     options = {"viewport": WIDTHS[width], "java_script_enabled": java_script}
     found: dict[str, Any] = {}
     with visit(browser, server_url, EXIT_URL, **options) as member:
-        reference, receipt, found["receipt"] = send_concern(member.page, server_url)
+        reference, receipt, found["receipt"] = send_concern(member.page, server_url, java_script)
         with visit(browser, server_url, EXIT_URL, **options) as group:
-            found |= ask_as_the_group(group.page, settings, server_url, reference)
+            found |= ask_as_the_group(group.page, settings, server_url, reference, java_script)
             assert group.requests_elsewhere == []
-        member.page.goto(f"{server_url}/forms/status/")
-        member.page.fill("#reference", reference)
-        member.page.fill("#receipt", "1234 5678 9012 3456")
-        member.page.get_by_role("button", name="Check").click()
-        expect(member.page.locator("[data-error-summary]")).to_be_visible()
-        found["status, no match"] = axe_violations(member.page)
+        if width == "phone":
+            # One wrong try a run: the server under test is shared, and every browser comes
+            # from one network, whose fourth failure would start the growing waits.
+            member.page.goto(f"{server_url}/forms/status/")
+            member.page.fill("#reference", reference)
+            member.page.fill("#receipt", "1234 5678 9012 3456")
+            member.page.get_by_role("button", name="Check").click()
+            expect(member.page.locator("[data-error-summary]")).to_be_visible()
+            found["status, no match"] = checked(member.page, java_script)
         open_as_the_member(member.page, server_url, reference, receipt)
         expect(member.page.get_by_text(QUESTION)).to_be_visible()
-        found["conversation"] = axe_violations(member.page)
+        found["conversation"] = checked(member.page, java_script)
         member.page.get_by_role("button", name="Send").click()
         expect(member.page.locator("[data-error-summary]")).to_be_visible()
-        found["conversation, error"] = axe_violations(member.page)
+        found["conversation, error"] = checked(member.page, java_script)
         member.page.fill("#answer", ANSWER)
         member.page.get_by_role("button", name="Send").click()
         expect(member.page.get_by_text("Your answer has been sent")).to_be_visible()
-        found["conversation, answered"] = axe_violations(member.page)
+        found["conversation, answered"] = checked(member.page, java_script)
         assert member.requests_elsewhere == []
     assert {state: violations for state, violations in found.items() if violations} == {}
 
@@ -117,7 +127,7 @@ def test_after_exit_neither_the_receipt_nor_a_message_is_in_the_browser(
         playwright_instance, profile, server_url, EXIT_URL, java_script_enabled=java_script
     ) as member:
         page = member.page
-        reference, receipt, _ = send_concern(page, server_url)
+        reference, receipt, _ = send_concern(page, server_url, java_script)
         with visit(browser, server_url, EXIT_URL) as group:
             ask_as_the_group(group.page, settings, server_url, reference)
         open_as_the_member(page, server_url, reference, receipt)
