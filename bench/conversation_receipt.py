@@ -53,10 +53,16 @@ def send_concern(url: str) -> tuple[str, str]:
         }
         check = browser.post("/forms/concern/", data=answers)
         page = browser.get(check.headers["location"]).text
-        send_to = re.search(r'action="(/forms/check/[^"]+)"', page)
+        send_to = re.search(r'action="[^"]*(/forms/check/[^"]+)"', page)
         if send_to is None:
             raise RuntimeError("no check page: " + page[:300])
-        sent = browser.post(send_to.group(1))
+        sent = browser.post(
+            send_to.group(1),
+            content=b"",
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        if "location" not in sent.headers:
+            raise RuntimeError(f"Send answered {sent.status_code}: " + sent.text[-600:])
         receipt_page = browser.get(sent.headers["location"]).text
         reference = REFERENCE.search(receipt_page)
         receipt = RECEIPT.search(receipt_page)
