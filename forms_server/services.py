@@ -155,11 +155,11 @@ def assemble(settings: Settings, clock: Clock) -> Services:
         sending,
         escalation,
         digests,
+        AnswersJob(
+            files.conversations, composer, relay, retry_window, settings.acknowledge_link_days
+        ),
         NoticesJob(files.notices, composer, relay),
         (
-            AnswersJob(
-                files.conversations, composer, relay, retry_window, settings.acknowledge_link_days
-            ),
             RenewalsJob(renewals, files.notices, composer, relay),
             ReadWindows(files),
             housekeeping,

@@ -2,7 +2,8 @@
 forms on their way, and the same housekeeping the server does every hour.
 
 `outbox` lists every form not yet delivered, urgent first (nothing a member typed), unreadable
-files moved aside, escalations refused or overdue, erasures held back and each problem in
+files moved aside, escalations refused or overdue, members' answers refused, erasures held
+back and each problem in
 words, from the same health assessment as `/healthz`: it exits 1 when a form may not reach
 anyone.
 """
@@ -35,7 +36,11 @@ def checked_names(dismiss: Sequence[str]) -> list[str]:
 def dismiss_names(services: Services, names: Sequence[str], every: bool, yes: bool) -> int | None:
     box = services.outbox
     if every:
-        names = box.dismissable()
+        names = box.dismissable() + [
+            conversation.reference
+            for conversation in services.files.conversations.waiting()
+            if conversation.failed
+        ]
         if not names:
             say("Nothing to dismiss: no failed form and no unreadable file.")
         elif not yes:
@@ -45,7 +50,7 @@ def dismiss_names(services: Services, names: Sequence[str], every: bool, yes: bo
             say("Run it again with --all --yes to dismiss them all.")
             return 1
     for name in names:
-        if box.dismiss(name):
+        if box.dismiss(name) or services.files.conversations.dismiss(name):
             say(f"Dismissed {name}: it is no longer reported.")
         else:
             say(f"Nothing to dismiss for {name}: no failed form or unreadable file has it.")
@@ -90,6 +95,7 @@ def retry_failed(services: Services) -> tuple[int, int]:
         if notice.failed_to:
             services.files.notices.save(replace(notice, failed_to=(), next_attempt_at=None))
             retried += 1
+    retried += services.files.conversations.retry_failed(now)
     return retried, erased
 
 
@@ -145,6 +151,12 @@ def outbox(
             f"{age_in_words(since.total_seconds())} ago and nobody has marked it as being "
             "dealt with."
         )
+    for conversation in worker.answers.waiting:
+        for failed in conversation.failed:
+            say(
+                f"Answer refused: {conversation.reference} to {failed.recipient.address}: "
+                f"{failed.recipient.last_error}"
+            )
     for held in services.files.held.all():
         say(
             f"Erasure held back: {held.reference} ({held.form_kind}), asked "

@@ -3,7 +3,10 @@ their form, each in the way their route delivers (in full, as a fresh link only,
 to their own key), with a fresh link to the conversation so the group can go on asking.
 
 Each recipient of each answer is one state, like any delivery: accepted is never sent again, a
-refusal fails that address alone, a timeout is tried again with backoff.
+refusal fails that address alone, a timeout is tried again with backoff. A failed one shows on
+the health check and `forms-server outbox` (which can try it again, or dismiss it), and an
+answer waiting too long shows too. A pass reads only the conversations marked as sending
+(conversations.py), never every conversation kept.
 """
 
 from __future__ import annotations
@@ -40,58 +43,74 @@ class AnswersJob:
         self.retry_window = retry_window
         self.link_days = link_days
         self.waiting: list[Conversation] = []
+        # Accepted, but the acceptance could not be written: never sent again while we run.
+        self.unsaved: set[tuple[str, int, str]] = set()
+
+    async def look(self) -> None:
+        """What is on its way or failed, sending nothing (for the command line)."""
+        self.waiting = await anyio.to_thread.run_sync(self.conversations.waiting)
 
     async def run(self, now: datetime) -> None:
-        self.waiting = await anyio.to_thread.run_sync(self.sending)
+        await self.look()
         if not self.relay.ready:
             return
-        for conversation in self.waiting:
-            try:
-                messages = await anyio.to_thread.run_sync(self.conversations.messages, conversation)
-            except Exception as error:  # noqa: BLE001 - this conversation's fault alone
-                logger.error(
-                    "Could not open the answers of %s (%s)",
-                    conversation.reference,
-                    type(error).__name__,
-                )
+        for place, conversation in enumerate(self.waiting):
+            self.waiting[place] = await self.send_due(conversation, now)
+
+    async def send_due(self, conversation: Conversation, now: datetime) -> Conversation:
+        """Each recipient whose message is due, in turn; the conversation as last written."""
+        try:
+            messages = await anyio.to_thread.run_sync(self.conversations.messages, conversation)
+        except Exception as error:  # noqa: BLE001 - this conversation's fault alone
+            logger.error(
+                "Could not open the answers of %s (%s)",
+                conversation.reference,
+                type(error).__name__,
+            )
+            return conversation
+        for outgoing in conversation.sending:
+            recipient = outgoing.recipient
+            unsaved = (conversation.reference, outgoing.message, recipient.address)
+            if (
+                not recipient.due(now)
+                or outgoing.message >= len(messages)
+                or unsaved in self.unsaved
+            ):
                 continue
-            for outgoing in conversation.sending:
-                recipient = outgoing.recipient
-                if not recipient.due(now) or outgoing.message >= len(messages):
-                    continue
-                try:
-                    message = self.composer.answer(
-                        conversation,
-                        messages[outgoing.message].text,
-                        recipient.address,
-                        recipient.message_id,
-                        self.link_days,
-                    )
-                    await self.relay.send(message, recipient.address)
-                except Exception as error:  # noqa: BLE001 - this address's fault alone
-                    # Tried for as long as any form is, from the answer's own time.
-                    sent_at = messages[outgoing.message].at
-                    window_over = now - sent_at > self.retry_window
-                    failed = recipient_failed(recipient, error, now, window_over)
-                    logger.error(
-                        "Could not send an answer about %s (%s)%s",
-                        conversation.reference,
-                        failed.last_error,
-                        "" if failed.status is RecipientStatus.PENDING else "; it has failed",
-                    )
-                    await self.save(conversation, Outgoing(outgoing.message, failed))
-                    continue
-                accepted = replace(
+            try:
+                message = self.composer.answer(
+                    conversation,
+                    messages[outgoing.message].text,
+                    recipient.address,
+                    recipient.message_id,
+                    self.link_days,
+                )
+                await self.relay.send(message, recipient.address)
+            except Exception as error:  # noqa: BLE001 - this address's fault alone
+                # Tried for as long as any form is, from when it was queued.
+                queued_at = outgoing.queued_at or messages[outgoing.message].at
+                window_over = now - queued_at > self.retry_window
+                changed = recipient_failed(recipient, error, now, window_over)
+                logger.error(
+                    "Could not send an answer about %s (%s)%s",
+                    conversation.reference,
+                    changed.last_error,
+                    "" if changed.status is RecipientStatus.PENDING else "; it has failed",
+                )
+            else:
+                changed = replace(
                     recipient, status=RecipientStatus.ACCEPTED, accepted_at=now, last_error=None
                 )
-                await self.save(conversation, Outgoing(outgoing.message, accepted))
+            saved = await self.save(conversation, replace(outgoing, recipient=changed))
+            if saved is None and changed.status is RecipientStatus.ACCEPTED:
+                self.unsaved.add(unsaved)  # accepted: never sent again while we run
+            conversation = saved or conversation.with_outgoing(replace(outgoing, recipient=changed))
+        return conversation
 
-    def sending(self) -> list[Conversation]:
-        return [conversation for conversation in self.conversations.each() if conversation.sending]
-
-    async def save(self, conversation: Conversation, changed: Outgoing) -> None:
+    async def save(self, conversation: Conversation, changed: Outgoing) -> Conversation | None:
+        """The conversation as written, or None if it could not be (or has gone)."""
         try:
-            await anyio.to_thread.run_sync(
+            return await anyio.to_thread.run_sync(
                 self.conversations.delivered, conversation.reference, changed
             )
         except OSError as error:
@@ -100,6 +119,7 @@ class AnswersJob:
                 conversation.reference,
                 error.strerror,
             )
+            return None
 
     def next_due_at(self) -> datetime | None:
         return min(
@@ -110,3 +130,23 @@ class AnswersJob:
             ),
             default=None,
         )
+
+    def problems(self, now: datetime, waiting_limit: float) -> list[str]:
+        """Counts and our own words: never a reference, an address or a member's words."""
+        problems = []
+        queued = [
+            o.queued_at
+            for conversation in self.waiting
+            for o in conversation.sending
+            if o.queued_at is not None
+        ]
+        if queued and (now - min(queued)).total_seconds() > waiting_limit:
+            minutes = int((now - min(queued)).total_seconds() // 60)
+            problems.append(f"A member's answer has waited {minutes} minute(s) to be sent.")
+        failed = [o for conversation in self.waiting for o in conversation.failed]
+        if failed:
+            problems.append(
+                f"{len(failed)} answer(s) from members could not be delivered to one of the "
+                f"people who received the form: {failed[0].recipient.last_error}"
+            )
+        return problems

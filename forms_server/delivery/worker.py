@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 import anyio.to_thread
 
 from forms_server.config.env import HealthLimits
+from forms_server.delivery.answers import AnswersJob
 from forms_server.delivery.digests import Digests
 from forms_server.delivery.escalation import Escalation
 from forms_server.delivery.health import Health, assess, escalation_problems
@@ -40,18 +41,27 @@ BEAT_EVERY = timedelta(seconds=10)
 @dataclass(frozen=True)
 class Jobs:
     """Every job, in the order a pass runs them: delivery first (urgent first within it), then
-    escalations, the digests both may have filled, the others, and last the notices, which any
-    of them may have written."""
+    escalations, the digests both may have filled, members' answers, the others, and last the
+    notices, which any of them may have written."""
 
     sending: Sending
     escalation: Escalation
     digests: Digests
+    answers: AnswersJob
     notices: NoticesJob
     others: tuple[Job, ...] = ()
 
     def in_order(self) -> tuple[Job, ...]:
         records = Recording(self.sending.records)
-        return (self.sending, self.escalation, self.digests, records, *self.others, self.notices)
+        return (
+            self.sending,
+            self.escalation,
+            self.digests,
+            records,
+            self.answers,
+            *self.others,
+            self.notices,
+        )
 
 
 class Worker:
@@ -65,6 +75,7 @@ class Worker:
         self.jobs = jobs.in_order()
         self.sending, self.escalation = jobs.sending, jobs.escalation
         self.digests, self.notices = jobs.digests, jobs.notices
+        self.answers = jobs.answers
         self.limits = limits
         self.clock = runner.clock
         self.wake = asyncio.Event()
@@ -132,6 +143,7 @@ class Worker:
         await self.sending.read_waiting()
         await self.escalation.look(now)
         await self.notices.look()
+        await self.answers.look()
         self.last_pass_at = await anyio.to_thread.run_sync(self.outbox.last_beat)
         self.folder_problem = await anyio.to_thread.run_sync(write_problem, self.outbox.folder)
 
@@ -168,6 +180,7 @@ class Worker:
         escalation = self.escalation
         more = escalation_problems(escalation.watched.values(), len(escalation.overdue))
         more += self.notices.problems(now, self.limits.waiting_seconds)
+        more += self.answers.problems(now, self.limits.waiting_seconds)
         more += self.runner.problems()
         if self.escalation.waiting_for_contact:
             more.append("An escalation is due, but no escalation contact is configured.")

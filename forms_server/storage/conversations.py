@@ -9,7 +9,13 @@ the receipt the member can read the group's questions and answer them.
 
 One file per reference in `data/conversations/`: the hash and its salt, the routes the form
 went to (by role, never an address), the messages sealed with the data key (sealing.py), and
-the failed attempts to open it. Nothing here ever holds the receipt.
+each message's delivery to each recipient. Nothing here ever holds the receipt.
+
+A conversation with a message on its way, or one that failed, also has an empty marker in
+`data/conversations/sending/`: the answers job lists that folder and reads only those files,
+not every conversation kept. The marker is made before the message is written and taken away
+after its last delivery is written, so a crash between the two leaves a marker too many (found
+empty and taken away), never a message nobody sends.
 """
 
 from __future__ import annotations
@@ -28,12 +34,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 from forms_server.forms.reference import normalise_reference
-from forms_server.storage.files import exclusive_lock
-from forms_server.storage.folder_store import FolderStore, optional_time, parse_time, time_or_none
+from forms_server.storage.files import exclusive_lock, private_folder
+from forms_server.storage.folder_store import (
+    SAFE_NAME,
+    FolderStore,
+    optional_time,
+    parse_time,
+    time_or_none,
+)
 from forms_server.storage.outbox_items import RecipientState, RecipientStatus
 from forms_server.storage.sealing import Sealer
 
 CONVERSATIONS_FOLDER = "conversations"
+SENDING_FOLDER = "sending"
 RECEIPT_DIGITS = 16
 RECEIPT_BITS = RECEIPT_DIGITS * math.log2(10)
 SALT_BYTES = 16
@@ -75,13 +88,23 @@ class Outgoing:
 
     message: int  # its place in the conversation
     recipient: RecipientState
+    # When it was written, or queued again: its retry window, and how long it has waited.
+    queued_at: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"message": self.message, **self.recipient.to_json()}
+        return {
+            "message": self.message,
+            **self.recipient.to_json(),
+            "queued_at": time_or_none(self.queued_at),
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Outgoing:
-        return cls(int(data["message"]), RecipientState.from_json(data))
+        return cls(
+            int(data["message"]),
+            RecipientState.from_json(data),
+            optional_time(data.get("queued_at")),
+        )
 
 
 @dataclass(frozen=True)
@@ -100,6 +123,10 @@ class Conversation:
     @property
     def sending(self) -> tuple[Outgoing, ...]:
         return tuple(o for o in self.outgoing if o.recipient.status is RecipientStatus.PENDING)
+
+    @property
+    def failed(self) -> tuple[Outgoing, ...]:
+        return tuple(o for o in self.outgoing if o.recipient.status is RecipientStatus.FAILED)
 
     def with_outgoing(self, changed: Outgoing) -> Conversation:
         return replace(
@@ -153,6 +180,7 @@ class Conversations:
             lambda conversation: conversation.reference,
         )
         self.sealer = sealer
+        self.sending_folder = self.files.folder / SENDING_FOLDER
         # The member, the group and the delivery job all change one file: one at a time.
         self.lock_path = self.files.folder / ".lock"
         # For a reference with no conversation, a salt and hash that match nothing, so that it
@@ -218,6 +246,8 @@ class Conversations:
         conversation = self.get(reference)
         if conversation is None:
             raise LookupError(reference)
+        if to:
+            self.mark_sending(reference)
         messages = [
             {"by": m.by, "at": m.at.isoformat(), "text": m.text}
             for m in self.messages(conversation)
@@ -229,7 +259,7 @@ class Conversations:
             last_message_at=now,
             outgoing=(
                 *conversation.outgoing,
-                *(Outgoing(len(messages) - 1, recipient) for recipient in to),
+                *(Outgoing(len(messages) - 1, recipient, now) for recipient in to),
             ),
         )
         self.files.save(changed)
@@ -244,11 +274,88 @@ class Conversations:
                 return None
             conversation = conversation.with_outgoing(changed)
             self.files.save(conversation)
+            if not conversation.sending and not conversation.failed:
+                self.unmark_sending(reference)
             return conversation
 
     def forget(self, reference: str) -> None:
         with exclusive_lock(self.lock_path):
             self.files.remove(reference)
+            self.unmark_sending(reference)
+
+    # -- Messages on their way -----------------------------------------------------------------
+
+    def mark_sending(self, reference: str) -> None:
+        private_folder(self.sending_folder)
+        (self.sending_folder / reference).touch(mode=0o600)
+
+    def unmark_sending(self, reference: str) -> None:
+        (self.sending_folder / reference).unlink(missing_ok=True)
+
+    def marked(self) -> list[str]:
+        """The references with a marker (anything else in the folder is not ours: left)."""
+        try:
+            names = sorted(path.name for path in self.sending_folder.iterdir())
+        except FileNotFoundError:
+            return []
+        return [name for name in names if SAFE_NAME.match(name)]
+
+    def waiting(self) -> list[Conversation]:
+        """The conversations with a message on its way or failed: a listing of the markers,
+        and a read of each marked file only. A marker with nothing behind it goes."""
+        found = []
+        for name in self.marked():
+            conversation = self.get(name)
+            if conversation is not None and (conversation.sending or conversation.failed):
+                found.append(conversation)
+                continue
+            with exclusive_lock(self.lock_path):
+                again = self.get(name)
+                if again is None or not (again.sending or again.failed):
+                    self.unmark_sending(name)
+        return found
+
+    def retry_failed(self, now: datetime) -> int:
+        """After the host mended a refused address: every failed delivery of a message is
+        tried again from now (those who have it never get it again); how many conversations."""
+        retried = 0
+        with exclusive_lock(self.lock_path):
+            for name in self.marked():
+                conversation = self.get(name)
+                if conversation is None or not conversation.failed:
+                    continue
+                outgoing = tuple(
+                    replace(
+                        o,
+                        recipient=replace(
+                            o.recipient,
+                            status=RecipientStatus.PENDING,
+                            next_attempt_at=None,
+                            attempts=0,
+                        ),
+                        queued_at=now,
+                    )
+                    if o.recipient.status is RecipientStatus.FAILED
+                    else o
+                    for o in conversation.outgoing
+                )
+                self.files.save(replace(conversation, outgoing=outgoing))
+                retried += 1
+        return retried
+
+    def dismiss(self, reference: str) -> bool:
+        """The host has dealt with a failed delivery another way: stop reporting it (the
+        message itself stays in the conversation)."""
+        with exclusive_lock(self.lock_path):
+            conversation = self.get(reference)
+            if conversation is None or not conversation.failed:
+                return False
+            kept = tuple(o for o in conversation.outgoing if o not in conversation.failed)
+            conversation = replace(conversation, outgoing=kept)
+            self.files.save(conversation)
+            if not conversation.sending:
+                self.unmark_sending(reference)
+            return True
 
     def reseal(self, again: Callable[[str, str], str]) -> int:
         """Every conversation's messages sealed again (`again`: with the newest data key)."""
