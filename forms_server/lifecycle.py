@@ -34,6 +34,8 @@ class Event(StrEnum):
     RETENTION_ENDED = "its retention period ended"
     ASKED = "someone who received it asked the member a question"
     ANSWERED = "the member answered a question"
+    CONVERSATION_DELETED = "the member deleted their conversation about it"
+    CONVERSATION_QUIET = "its conversation has had no message for the days the group keeps it"
 
 
 class Do(StrEnum):
@@ -51,6 +53,12 @@ class Do(StrEnum):
     KEEP_READABLE = "keep its link-only content readable"
     ERASE_READABLE = "erase its link-only content"
     FORGET_NOTES = "forget what is left about it (the watch note, who read it)"
+    TELL_THE_MEMBER = 'email the member "There is a message for you", if they asked for it'
+    CLOSE_CONVERSATION = (
+        "close the conversation to the member, and keep it for those the form went to"
+    )
+    FORGET_CONVERSATION = "delete the conversation"
+    FORGET_CLOSED_CONVERSATION = "delete the conversation, if the member has closed it"
 
 
 def needs_picking_up(form_kind: str, urgent: bool) -> bool:
@@ -119,9 +127,35 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule("another damaged file waits for the host", Event.FOUND_UNREADABLE, always, ()),
     # A conversation with the member: asking is not picking it up, so nothing stops the timer
-    # (only "Mark as being dealt with" does); the member's answer goes to everyone it reached.
-    Rule("asking is not picking it up", Event.ASKED, always, ()),
+    # (only "Mark as being dealt with" does); the member's answer goes to everyone it reached
+    # (the answers job), and changes nothing else.
+    Rule(
+        "asking is not picking it up; the member hears of it only if they asked",
+        Event.ASKED,
+        always,
+        (Do.TELL_THE_MEMBER,),
+    ),
     Rule("an answer changes nothing else", Event.ANSWERED, always, ()),
+    Rule(
+        # Link-only, the member's answers are readable nowhere else.
+        "a member's delete of a conversation nobody has picked up keeps it for the group",
+        Event.CONVERSATION_DELETED,
+        lambda form: form.waiting_for_someone,
+        (Do.CLOSE_CONVERSATION,),
+    ),
+    Rule(
+        "a member's delete of a conversation is done at once",
+        Event.CONVERSATION_DELETED,
+        always,
+        (Do.FORGET_CONVERSATION,),
+    ),
+    Rule(
+        "a hold-back keeps the conversation too",
+        Event.CONVERSATION_QUIET,
+        lambda form: form.waiting_for_someone,
+        (),
+    ),
+    Rule("a quiet conversation ends", Event.CONVERSATION_QUIET, always, (Do.FORGET_CONVERSATION,)),
     # Escalation
     Rule(
         "a form picked up in time never escalates",
@@ -146,7 +180,7 @@ RULES: tuple[Rule, ...] = (
         "a pick-up tells everyone it reached, the escalation contact included",
         Event.PICKED_UP,
         always,
-        (Do.TELL_EVERYONE_REACHED, Do.STOP_WATCH),
+        (Do.TELL_EVERYONE_REACHED, Do.STOP_WATCH, Do.FORGET_CLOSED_CONVERSATION),
     ),
     Rule(
         "a pick-up made elsewhere ends a held erasure too",
@@ -155,7 +189,10 @@ RULES: tuple[Rule, ...] = (
         (Do.FINISH_HELD_ERASURE, Do.STOP_WATCH),
     ),
     Rule(
-        "a pick-up made elsewhere stops the timer", Event.FOUND_PICKED_UP, always, (Do.STOP_WATCH,)
+        "a pick-up made elsewhere stops the timer",
+        Event.FOUND_PICKED_UP,
+        always,
+        (Do.STOP_WATCH, Do.FORGET_CLOSED_CONVERSATION),
     ),
     # Erasure
     Rule(

@@ -172,15 +172,19 @@ class Rights:
     def conversation_held(self, conversation: Conversation) -> Held:
         """The messages with the member, each as who wrote it, when, and what."""
         messages = self.conversations.messages(conversation)
+        told = self.conversations.member_address(conversation)
         return Held(
             conversation.reference,
             conversation.form_kind,
             conversation.created_at,
             CONVERSATION,
             {
-                f"message {number}": f"{'the group' if m.by == 'group' else 'the member'}, "
-                f"{m.at:%-d %B %Y %H:%M} UTC: {m.text}"
-                for number, m in enumerate(messages, start=1)
+                **{
+                    f"message {number}": f"{'the group' if m.by == 'group' else 'the member'}, "
+                    f"{m.at:%-d %B %Y %H:%M} UTC: {m.text}"
+                    for number, m in enumerate(messages, start=1)
+                },
+                **({"email address to tell of a new message": told} if told else {}),
             },
         )
 

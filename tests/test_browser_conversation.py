@@ -109,6 +109,17 @@ def test_every_page_of_a_conversation_passes_axe(
         member.page.get_by_role("button", name="Send").click()
         expect(member.page.get_by_text("Your answer has been sent")).to_be_visible()
         found["conversation, answered"] = checked(member.page, java_script)
+        email_me = member.page.get_by_role("button", name="Email me when there is a message")
+        member.page.fill("#email", "not an address")
+        email_me.click()
+        expect(member.page.locator("#email-error")).to_be_visible()
+        found["conversation, address error"] = checked(member.page, java_script)
+        member.page.fill("#email", "kestrel@example.net")
+        email_me.click()
+        expect(
+            member.page.get_by_text("We will email you when there is a new message")
+        ).to_be_visible()
+        found["conversation, told"] = checked(member.page, java_script)
         assert member.requests_elsewhere == []
     assert {state: violations for state, violations in found.items() if violations} == {}
 

@@ -7,6 +7,8 @@ import logging
 import re
 import time
 from collections.abc import Iterator
+from email import message_from_bytes
+from email.policy import default
 from pathlib import Path
 
 import pytest
@@ -234,10 +236,48 @@ def test_the_member_can_delete_the_conversation(
     link_only_app: Starlette, client: TestClient
 ) -> None:
     reference, receipt = send_anonymous_concern(client)
+    messages_to(link_only_app, reference, 2)
+    files = link_only_app.state.services.files
+    files.pick_up(reference, "concern", "lead@example.org")
     member, page = open_conversation(client, reference, receipt)
     deleted = member.post(page, data={"action": "delete"})
     assert "Your conversation has been deleted" in deleted.text
-    assert link_only_app.state.services.files.conversations.get(reference) is None
+    assert files.conversations.get(reference) is None
+
+
+def test_a_delete_before_anyone_picked_the_concern_up_keeps_the_answer_for_the_group(
+    link_only_app: Starlette, client: TestClient
+) -> None:
+    """Link-only: the member's answer is readable only in the conversation. Deleting it while
+    nobody has picked the concern up would delete the only readable copy of what they said."""
+    reference, receipt = send_anonymous_concern(client)
+    emails = messages_to(link_only_app, reference, 2)
+    link = ACKNOWLEDGE.search(emails[0].text)
+    assert link is not None
+    ask(client, link.group(1), QUESTION)
+    member, page = open_conversation(client, reference, receipt)
+    member.post(page, data={"action": "answer", "answer": ANSWER})
+    (answered, *_) = messages_to(link_only_app, reference, 2, "answered")
+    fresh = ASK.search(answered.text)
+    assert fresh is not None
+
+    deleted = member.post(page, data={"action": "delete"})
+    said = visible_text(deleted.text)
+    assert "Your conversation has been deleted" in said
+    assert "until one of them marks it as being dealt with" in said
+    assert member.get(page).status_code == 410
+    client.cookies.clear()
+    again = client.post("/forms/status/", data={"reference": reference, "receipt": receipt})
+    assert again.status_code == 400, "closed to the member at once"
+
+    token = fresh.group(1).rsplit("/", 1)[1]
+    shown = visible_text(client.post(fresh.group(1), data={"token": token}).text)
+    assert ANSWER in shown, "the group still reads what the member said"
+    assert "The member has deleted this conversation" in shown
+
+    files = link_only_app.state.services.files
+    files.pick_up(reference, "concern", "lead@example.org")
+    assert files.conversations.get(reference) is None, "gone once someone has it"
 
 
 def test_the_recipients_hear_when_a_reference_keeps_failing(
@@ -273,3 +313,82 @@ def test_find_and_export_show_the_messages(link_only_app: Starlette, client: Tes
     ]
     assert any(QUESTION in str(value) for value in found.answers.values())
     assert found.reference == reference
+
+
+MEMBER_ADDRESS = "kestrel@example.net"
+
+
+def caught_to(app: Starlette, address: str, count: int) -> list[CaughtMessage]:
+    deadline = time.monotonic() + 10
+    while True:
+        found = [m for m in caught_messages(app.state.catcher.maildir) if m.to == address]
+        if len(found) >= count:
+            return found
+        assert time.monotonic() < deadline, len(found)
+        time.sleep(0.05)
+
+
+def test_a_member_who_chose_to_be_told_gets_only_there_is_a_message_for_you(
+    link_only_app: Starlette, client: TestClient, tmp_path: Path
+) -> None:
+    reference, receipt = send_anonymous_concern(client)
+    emails = messages_to(link_only_app, reference, 2)
+    link = ACKNOWLEDGE.search(emails[0].text)
+    assert link is not None
+    member, page = open_conversation(client, reference, receipt)
+    offered = visible_text(member.get(page).text)
+    assert "Get an email when there is a new message" in offered
+
+    wrong = member.post(page, data={"action": "tell", "email": "kestrel@"})
+    assert wrong.status_code == 400
+    assert "Enter an email address in the correct format" in wrong.text
+    chosen = member.post(page, data={"action": "tell", "email": MEMBER_ADDRESS})
+    assert chosen.status_code == 303
+    shown = member.get(chosen.headers["location"]).text
+    assert "We will email you when there is a new message" in visible_text(shown)
+    assert MEMBER_ADDRESS not in shown, "the address is not echoed back to the device"
+
+    ask(client, link.group(1), QUESTION)
+    (told,) = caught_to(link_only_app, MEMBER_ADDRESS, 1)
+    assert told.subject == "There is a message for you"
+    group_name = link_only_app.state.services.composer.group_name
+    raw = b"\n".join(raw_messages(link_only_app))
+    (alert,) = [
+        message_from_bytes(one, policy=default)
+        for one in raw_messages(link_only_app)
+        if MEMBER_ADDRESS.encode() in one
+    ]
+    for said in (told.text, told.subject, str(alert["From"])):
+        assert group_name not in said
+        assert reference not in said
+        assert QUESTION not in said
+        assert "concern" not in said.lower()
+        assert "http" not in said
+    # Sealed at rest, like the messages: the address is in no file in the clear (the
+    # development catcher's maildir stands for the member's own mailbox).
+    mailbox = Path(link_only_app.state.catcher.maildir)
+    for path in (tmp_path / "data").rglob("*"):
+        if path.is_file() and mailbox not in path.parents:
+            assert MEMBER_ADDRESS.encode() not in path.read_bytes(), path
+    assert raw.count(MEMBER_ADDRESS.encode()) >= 1
+    # What is held is what the member can see: their export shows the address.
+    (held,) = [
+        one
+        for one in link_only_app.state.services.rights.find(reference=reference)
+        if one.where == CONVERSATION
+    ]
+    assert MEMBER_ADDRESS in held.answers.values()
+
+    # The member stops it: the next question tells nobody.
+    client.cookies.clear()
+    member, page = open_conversation(client, reference, receipt)
+    stopped = member.post(page, data={"action": "stop_telling"})
+    assert stopped.status_code == 303
+    assert "Get an email when there is a new message" in visible_text(
+        member.get(stopped.headers["location"]).text
+    )
+    ask(client, link.group(1), "One more thing: which room?")
+    conversation = link_only_app.state.services.files.conversations.get(reference)
+    assert conversation is not None
+    assert not conversation.sending
+    assert len(caught_to(link_only_app, MEMBER_ADDRESS, 1)) == 1

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from forms_server.delivery.housekeeping import keep_house
 from forms_server.forms.reference import new_reference
 from forms_server.handbook.processing import CONVERSATION_IN_THE_CLEAR
 from forms_server.storage.conversations import (
@@ -21,8 +22,10 @@ from forms_server.storage.conversations import (
     new_receipt,
     normalise_receipt,
 )
+from forms_server.storage.form_files import FormFiles
 from forms_server.storage.outbox_items import RecipientState
 from forms_server.storage.sealing import Sealer
+from tests.test_delivery import mail_settings, make_delivery
 
 NOW = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
 DATA_KEY = bytes(range(32))
@@ -30,6 +33,11 @@ DATA_KEY = bytes(range(32))
 
 def store(tmp_path: Path) -> Conversations:
     return Conversations(tmp_path, Sealer(DATA_KEY))
+
+
+def form_files(tmp_path: Path) -> FormFiles:
+    """Every file of the server over `tmp_path`, as `serve` makes them."""
+    return make_delivery(tmp_path / "data", mail_settings(None)).files
 
 
 def test_a_receipt_is_sixteen_digits_in_groups_of_four_with_over_fifty_bits() -> None:
@@ -161,10 +169,29 @@ def test_a_quiet_conversation_ends_after_the_kept_days_and_a_busy_one_stays(tmp_
         conversations.open_for(reference, "concern", ("concerns",), new_receipt(), NOW)
     conversations.add(quiet, "group", "A question", NOW + timedelta(days=1))
     conversations.add(busy, "group", "A question", NOW + timedelta(days=25))
-    ended = conversations.end_quiet(NOW + timedelta(days=30, hours=12), timedelta(days=30))
-    assert ended == 1  # the unused one, opened 30 and a half days ago
-    assert conversations.get(unused) is None
-    ended = conversations.end_quiet(NOW + timedelta(days=32), timedelta(days=30))
-    assert ended == 1
-    assert conversations.get(quiet) is None
-    assert conversations.get(busy) is not None
+    # The unused one, opened 30 and a half days ago; then the quiet one too.
+    assert conversations.quiet(NOW + timedelta(days=30, hours=12), timedelta(days=30)) == [unused]
+    assert set(conversations.quiet(NOW + timedelta(days=32), timedelta(days=30))) == {
+        unused,
+        quiet,
+    }
+
+
+def test_a_quiet_conversation_about_a_concern_nobody_picked_up_waits_for_the_pick_up(
+    tmp_path: Path,
+) -> None:
+    """Housekeeping asks the lifecycle: a hold-back keeps the conversation as it keeps the
+    form readable, and the quiet end comes once someone has picked the concern up."""
+    files = form_files(tmp_path)
+    waiting, picked = new_reference(), new_reference()
+    for reference in (waiting, picked):
+        files.conversations.open_for(reference, "concern", ("concerns",), new_receipt(), NOW)
+        files.conversations.add(reference, "group", "A question", NOW)
+    files.acknowledgements.record(picked, "concern", "lead@example.org", NOW)
+    later = NOW + timedelta(days=31)
+    keep_house(files, later, timedelta(days=1))
+    assert files.conversations.get(picked) is None
+    assert files.conversations.get(waiting) is not None
+    files.pick_up(waiting, "concern", "lead@example.org")
+    keep_house(files, later, timedelta(days=1))
+    assert files.conversations.get(waiting) is None

@@ -119,9 +119,24 @@ RULE_TESTS = {
     "anything else goes on its own": (
         "test_delivery.py::test_the_envelope_is_exactly_the_configured_recipients"
     ),
-    "asking is not picking it up": (
+    "asking is not picking it up; the member hears of it only if they asked": (
         "test_conversation.py::"
-        "test_an_anonymous_member_reads_a_question_and_answers_every_recipient_by_their_route"
+        "test_a_member_who_chose_to_be_told_gets_only_there_is_a_message_for_you"
+    ),
+    "a member's delete of a conversation nobody has picked up keeps it for the group": (
+        "test_conversation.py::"
+        "test_a_delete_before_anyone_picked_the_concern_up_keeps_the_answer_for_the_group"
+    ),
+    "a member's delete of a conversation is done at once": (
+        "test_conversation.py::test_the_member_can_delete_the_conversation"
+    ),
+    "a hold-back keeps the conversation too": (
+        "test_conversations.py::"
+        "test_a_quiet_conversation_about_a_concern_nobody_picked_up_waits_for_the_pick_up"
+    ),
+    "a quiet conversation ends": (
+        "test_conversations.py::"
+        "test_a_quiet_conversation_about_a_concern_nobody_picked_up_waits_for_the_pick_up"
     ),
     "an answer changes nothing else": (
         "test_conversation.py::"

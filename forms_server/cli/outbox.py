@@ -22,10 +22,26 @@ from forms_server.delivery.housekeeping import keep_house
 from forms_server.lifecycle import priority
 from forms_server.services import Services, open_services
 from forms_server.storage.folder_store import safe_name
-from forms_server.storage.outbox_items import ItemStatus, RecipientStatus
+from forms_server.storage.outbox_items import (
+    MEMBER_COPY,
+    ItemStatus,
+    RecipientState,
+    RecipientStatus,
+)
 
 # A quarantined file's name, as `forms-server outbox` lists it.
 QUARANTINED_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}\.json\.[0-9]{8}T[0-9]{6,12}$")
+
+
+def refused_in_words(reference: str, recipient: RecipientState) -> str:
+    """A refused message of a conversation: a member's answer to a recipient, by address, or
+    "There is a message for you" to the member (never their address)."""
+    if recipient.address == MEMBER_COPY:
+        return (
+            f"Message alert refused: {reference}, to the member's own address: "
+            f"{recipient.last_error}"
+        )
+    return f"Answer refused: {reference} to {recipient.address}: {recipient.last_error}"
 
 
 def checked_names(dismiss: Sequence[str]) -> list[str]:
@@ -153,10 +169,7 @@ def outbox(
         )
     for conversation in worker.answers.waiting:
         for failed in conversation.failed:
-            say(
-                f"Answer refused: {conversation.reference} to {failed.recipient.address}: "
-                f"{failed.recipient.last_error}"
-            )
+            say(f"{refused_in_words(conversation.reference, failed.recipient)}")
     for held in services.files.held.all():
         say(
             f"Erasure held back: {held.reference} ({held.form_kind}), asked "

@@ -14,14 +14,15 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from datetime import datetime, timedelta
+from email.message import EmailMessage
 
 import anyio.to_thread
 
 from forms_server.delivery.composer import Composer
 from forms_server.delivery.runner import recipient_failed
 from forms_server.mail.relay import Relay
-from forms_server.storage.conversations import Conversation, Conversations, Outgoing
-from forms_server.storage.outbox_items import RecipientStatus
+from forms_server.storage.conversations import Conversation, Conversations, Message, Outgoing
+from forms_server.storage.outbox_items import MEMBER_COPY, RecipientStatus
 
 logger = logging.getLogger(__name__)
 
@@ -78,14 +79,9 @@ class AnswersJob:
             ):
                 continue
             try:
-                message = self.composer.answer(
-                    conversation,
-                    messages[outgoing.message].text,
-                    recipient.address,
-                    recipient.message_id,
-                    self.link_days,
-                )
-                await self.relay.send(message, recipient.address)
+                address, message = self.message_for(conversation, outgoing, messages)
+                if message is not None:
+                    await self.relay.send(message, address)
             except Exception as error:  # noqa: BLE001 - this address's fault alone
                 # Tried for as long as any form is, from when it was queued.
                 queued_at = outgoing.queued_at or messages[outgoing.message].at
@@ -106,6 +102,22 @@ class AnswersJob:
                 self.unsaved.add(unsaved)  # accepted: never sent again while we run
             conversation = saved or conversation.with_outgoing(replace(outgoing, recipient=changed))
         return conversation
+
+    def message_for(
+        self, conversation: Conversation, outgoing: Outgoing, messages: list[Message]
+    ) -> tuple[str, EmailMessage | None]:
+        """The address and message for one outgoing: a member's answer for a recipient, or
+        "There is a message for you" for a member who asked for it (None: they no longer do)."""
+        recipient = outgoing.recipient
+        if recipient.address == MEMBER_COPY:
+            address = self.conversations.member_address(conversation)
+            if address is None:
+                return MEMBER_COPY, None
+            return address, self.composer.message_alert(address, recipient.message_id)
+        answer = messages[outgoing.message].text
+        return recipient.address, self.composer.answer(
+            conversation, answer, recipient.address, recipient.message_id, self.link_days
+        )
 
     async def save(self, conversation: Conversation, changed: Outgoing) -> Conversation | None:
         """The conversation as written, or None if it could not be (or has gone)."""

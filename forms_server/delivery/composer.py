@@ -27,6 +27,7 @@ from forms_server.mail.messages import (
     build_link_only,
     build_member_copy,
     build_message,
+    build_message_alert,
     build_notice,
     build_renewal_reminder,
     build_unreadable_escalation,
@@ -259,6 +260,10 @@ class Composer:
             except RecipientKeyError as error:
                 raise MessageBuildError(str(error)) from error
         return message
+
+    def message_alert(self, address: str, message_id: str) -> EmailMessage:
+        """ "There is a message for you", to a member who asked for it: nothing more."""
+        return build_message_alert(self.envelope(address, message_id))
 
     def digest(
         self, submissions: list[Submission], address: str, alone_per_hour: int, escalation: bool

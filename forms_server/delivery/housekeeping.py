@@ -60,7 +60,11 @@ def keep_house(files: FormFiles, now: datetime, replay_window: timedelta) -> Swe
         except OSError as error:
             logger.error("Could not clear what is left of %s: %s", reference, error)
     windows = end_read_windows(files, now)
-    files.conversations.end_quiet(now, files.conversation_kept)
+    for reference in files.conversations.quiet(now, files.conversation_kept):
+        try:
+            files.happen(reference, Event.CONVERSATION_QUIET)
+        except OSError as error:
+            logger.error("Could not end the conversation of %s: %s", reference, error)
     markers = files.outbox.forget_old_markers(now, replay_window)
     logger.info(
         "Housekeeping: %d record(s) past retention, %d form(s)' notes, %d read window(s), %d "

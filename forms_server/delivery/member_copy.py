@@ -22,7 +22,13 @@ from forms_server.storage.files import exclusive_lock, replace_atomically
 from forms_server.storage.ledger import Ledger
 from forms_server.storage.outbox_items import MEMBER_COPY
 
-__all__ = ["MEMBER_COPY", "MEMBER_COPY_SENDER", "MEMBER_COPY_SUBJECT", "CopyLimit"]
+__all__ = [
+    "MEMBER_COPY",
+    "MEMBER_COPY_SENDER",
+    "MEMBER_COPY_SUBJECT",
+    "MESSAGE_ALERT_SUBJECT",
+    "CopyLimit",
+]
 
 # What the item's route says about the copy, for the confirmation page.
 COPY_ROUTE = "member-copy"
@@ -32,6 +38,8 @@ WINDOW = timedelta(days=1)
 # not the reference (a lock screen or a shared inbox shows the sender and the subject).
 MEMBER_COPY_SENDER = "Online form"
 MEMBER_COPY_SUBJECT = "Your message was received"
+# The same, for a member who asked to be told of a new message in their conversation.
+MESSAGE_ALERT_SUBJECT = "There is a message for you"
 
 
 def within_a_day(times: object, now: datetime) -> list[str]:

@@ -35,7 +35,11 @@ from forms_server.config.group import (
     refuse_a_site_name_without_the_group,
     undelivered_kept_days,
 )
-from forms_server.delivery.member_copy import MEMBER_COPY_SENDER, MEMBER_COPY_SUBJECT
+from forms_server.delivery.member_copy import (
+    MEMBER_COPY_SENDER,
+    MEMBER_COPY_SUBJECT,
+    MESSAGE_ALERT_SUBJECT,
+)
 from forms_server.forms.definitions import PRIVACY_GROUPS
 from forms_server.forms.wording import amount, privacy_collected
 from forms_server.handbook.processing import (
@@ -214,6 +218,7 @@ def fill_placeholders(markdown: str, facts: Mapping[str, Any], where: str) -> st
                 # The member's copy, named as the mailer names it.
                 "copy_sender": MEMBER_COPY_SENDER,
                 "copy_subject": MEMBER_COPY_SUBJECT,
+                "message_alert_subject": MESSAGE_ALERT_SUBJECT,
                 # Only a page that publishes it needs every fact it names.
                 "record": Lazy(lambda: record_of_processing(facts, decisions, undelivered_days)),
             },

@@ -135,8 +135,9 @@ CONVERSATION_IN_THE_CLEAR: Mapping[str, str] = {
     "routes": "who received the form, by role (for example: the facilitators)",
     "receipt": "a slow hash of your receipt, which cannot be turned back into it",
     "last_message_at": "when the last message was written",
-    "outgoing": "for each of your answers, whether it has reached each person who received "
-    "the form (their address, never yours)",
+    "closed_at": "when you deleted it, if nobody had yet marked your form as being dealt with",
+    "outgoing": "whether each message on its way to someone has been delivered, with the "
+    "address of each person who received the form (never yours)",
 }
 
 
@@ -145,10 +146,14 @@ def conversation_holdings(decisions: Decisions) -> list[Holding]:
     return [
         Holding(
             what="Messages between us and you about a concern or a left-early notice",
-            sealed=("every message, ours and yours",),
+            sealed=(
+                "every message, ours and yours",
+                "your email address, if you asked us to email you when there is a new message",
+            ),
             clear=in_words(CONVERSATION_IN_THE_CLEAR),
             kept_for=f"{days} after the last message, and never longer than the form's record; "
-            "you can delete it yourself at any time",
+            "you can delete it yourself at any time; until someone has marked your form as being "
+            "dealt with, the people who received it can still read it",
             file="conversations/",
         )
     ]

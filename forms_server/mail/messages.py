@@ -22,7 +22,11 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from forms_server.config.group import PACKAGE_DIR
 from forms_server.config.mail import MailSettings
-from forms_server.delivery.member_copy import MEMBER_COPY_SENDER, MEMBER_COPY_SUBJECT
+from forms_server.delivery.member_copy import (
+    MEMBER_COPY_SENDER,
+    MEMBER_COPY_SUBJECT,
+    MESSAGE_ALERT_SUBJECT,
+)
 from forms_server.errors import FormsServerError
 from forms_server.forms.definitions import FORMS
 from forms_server.forms.fields import (
@@ -359,6 +363,19 @@ def build_member_copy(
 
 
 RENEWAL_SUBJECT = "Time to renew your form"
+# A member who asked to be told of the group's messages: nothing about the group, the form or
+# the message, and no link (a lock screen or a shared inbox shows it all).
+MESSAGE_ALERT_TEXT = (
+    "There is a new message for you.\n\n"
+    "To read it, go back to the page where you check on what you sent, and enter your "
+    "reference and receipt.\n\n"
+    "You get this email because you asked for it. To stop these emails, remove your email "
+    "address on that page.\n"
+)
+
+
+def build_message_alert(envelope: Envelope) -> EmailMessage:
+    return discreet_message(envelope, MESSAGE_ALERT_SUBJECT, MESSAGE_ALERT_TEXT)
 
 
 def build_renewal_reminder(

@@ -42,7 +42,7 @@ from forms_server.storage.folder_store import (
     parse_time,
     time_or_none,
 )
-from forms_server.storage.outbox_items import RecipientState, RecipientStatus
+from forms_server.storage.outbox_items import MEMBER_COPY, RecipientState, RecipientStatus
 from forms_server.storage.sealing import Sealer
 
 CONVERSATIONS_FOLDER = "conversations"
@@ -119,6 +119,8 @@ class Conversation:
     sealed: str = ""
     last_message_at: datetime | None = None
     outgoing: tuple[Outgoing, ...] = ()
+    # The member deleted it while nobody had picked the form up (lifecycle.py).
+    closed_at: datetime | None = None
 
     @property
     def sending(self) -> tuple[Outgoing, ...]:
@@ -153,6 +155,7 @@ class Conversation:
             "sealed": self.sealed,
             "last_message_at": time_or_none(self.last_message_at),
             "outgoing": [o.to_json() for o in self.outgoing],
+            "closed_at": time_or_none(self.closed_at),
         }
 
     @classmethod
@@ -168,6 +171,7 @@ class Conversation:
             sealed=str(data.get("sealed", "")),
             last_message_at=optional_time(data.get("last_message_at")),
             outgoing=tuple(Outgoing.from_json(o) for o in data.get("outgoing", [])),
+            closed_at=optional_time(data.get("closed_at")),
         )
 
 
@@ -216,15 +220,14 @@ class Conversations:
         digits = normalise_receipt(typed_receipt)
         derived = slow_hash(digits or "not a receipt", salt)
         matches = hmac.compare_digest(derived, expected) and digits is not None
-        return conversation if matches and conversation is not None else None
+        if conversation is None or conversation.closed_at is not None or not matches:
+            return None
+        return conversation
 
     def messages(self, conversation: Conversation) -> list[Message]:
-        if not conversation.sealed:
-            return []
-        opened = self.sealer.open(conversation.reference, conversation.sealed)
         return [
             Message(by=item["by"], at=parse_time(item["at"]), text=str(item["text"]))
-            for item in opened["messages"]
+            for item in self.opened(conversation)["messages"]
         ]
 
     def add(
@@ -241,29 +244,104 @@ class Conversations:
             return self.add_locked(reference, by, text, now, to)
 
     def add_locked(
-        self, reference: str, by: Author, text: str, now: datetime, to: tuple[RecipientState, ...]
+        self,
+        reference: str,
+        by: Author,
+        text: str,
+        now: datetime,
+        to: tuple[RecipientState, ...],
     ) -> Conversation:
         conversation = self.get(reference)
         if conversation is None:
             raise LookupError(reference)
+        content = self.opened(conversation)
+        content["messages"].append({"by": by, "at": now.isoformat(), "text": text})
         if to:
             self.mark_sending(reference)
-        messages = [
-            {"by": m.by, "at": m.at.isoformat(), "text": m.text}
-            for m in self.messages(conversation)
-        ]
-        messages.append({"by": by, "at": now.isoformat(), "text": text})
         changed = replace(
             conversation,
-            sealed=self.sealer.seal(reference, {"messages": messages}),
+            sealed=self.sealer.seal(reference, content),
             last_message_at=now,
             outgoing=(
                 *conversation.outgoing,
-                *(Outgoing(len(messages) - 1, recipient, now) for recipient in to),
+                *(Outgoing(len(content["messages"]) - 1, recipient, now) for recipient in to),
             ),
         )
         self.files.save(changed)
         return changed
+
+    def opened(self, conversation: Conversation) -> dict[str, Any]:
+        """The sealed part: every message, and the member's address if they gave one."""
+        if not conversation.sealed:
+            return {"messages": []}
+        return self.sealer.open(conversation.reference, conversation.sealed)
+
+    def tell(self, reference: str, address: str | None) -> None:
+        """The member's address for "There is a message for you", sealed with the messages;
+        None takes it away, and any such email not yet sent with it."""
+        with exclusive_lock(self.lock_path):
+            conversation = self.get(reference)
+            if conversation is None:
+                raise LookupError(reference)
+            content = self.opened(conversation)
+            content.pop("tell", None)
+            if address is not None:
+                content["tell"] = address
+            outgoing = conversation.outgoing
+            if address is None:
+                outgoing = tuple(o for o in outgoing if o.recipient.address != MEMBER_COPY)
+            self.files.save(
+                replace(
+                    conversation,
+                    sealed=self.sealer.seal(reference, content),
+                    outgoing=outgoing,
+                )
+            )
+
+    def alert_member(self, reference: str, alert: RecipientState, now: datetime) -> bool:
+        """ "There is a message for you" on its way, about the newest message, if the member
+        gave an address for it (`alert` is to `MEMBER_COPY`: the address stays sealed)."""
+        with exclusive_lock(self.lock_path):
+            conversation = self.get(reference)
+            if conversation is None or self.member_address(conversation) is None:
+                return False
+            newest = len(self.messages(conversation)) - 1
+            self.mark_sending(reference)
+            self.files.save(
+                replace(
+                    conversation,
+                    outgoing=(*conversation.outgoing, Outgoing(newest, alert, now)),
+                )
+            )
+            return True
+
+    def close(self, reference: str, now: datetime) -> None:
+        """The member deleted it, but those the form went to still need it: closed to the
+        member (their receipt opens nothing), kept for the group until the lifecycle ends it."""
+        with exclusive_lock(self.lock_path):
+            conversation = self.get(reference)
+            if conversation is not None and conversation.closed_at is None:
+                self.files.save(replace(conversation, closed_at=now))
+
+    def forget_if_closed(self, reference: str) -> None:
+        with exclusive_lock(self.lock_path):
+            conversation = self.get(reference)
+            if conversation is not None and conversation.closed_at is not None:
+                self.files.remove(reference)
+                self.unmark_sending(reference)
+
+    def quiet(self, now: datetime, kept: timedelta) -> list[str]:
+        """Every conversation with no message for `kept` (one with no message yet counts from
+        when it was opened): the lifecycle decides what becomes of each."""
+        return [
+            conversation.reference
+            for conversation in self.each()
+            if (conversation.last_message_at or conversation.created_at) + kept <= now
+        ]
+
+    def member_address(self, conversation: Conversation) -> str | None:
+        address = self.opened(conversation).get("tell")
+        return address if isinstance(address, str) else None
 
     def delivered(self, reference: str, changed: Outgoing) -> Conversation | None:
         """One message's new state for one recipient, written into the file as it is now (the
@@ -370,22 +448,6 @@ class Conversations:
                     )
                     count += 1
         return count
-
-    def end_quiet(self, now: datetime, kept: timedelta) -> int:
-        """Every conversation with no message for `kept` goes (one that has no message yet
-        counts from when it was opened); how many went. One file that cannot be deleted never
-        stops the others."""
-        ended = 0
-        for conversation in self.each():
-            last = conversation.last_message_at or conversation.created_at
-            if last + kept > now:
-                continue
-            try:
-                self.forget(conversation.reference)
-                ended += 1
-            except OSError:
-                continue
-        return ended
 
     def each(self) -> Iterator[Conversation]:
         return self.files.each()

@@ -99,10 +99,15 @@ class FormFiles(FormSteps):
             self.carry_out(state, decide(state, Event.PICKED_UP), by=by, by_route=everyone)
         return acknowledgement, first
 
-    def asked(self, reference: str, by: str, question: str) -> None:
-        """A recipient's question to the member (LookupError if there is no conversation)."""
+    def asked(
+        self, reference: str, by: str, question: str, alert: RecipientState | None = None
+    ) -> None:
+        """A recipient's question to the member (LookupError if there is no conversation);
+        `alert`: "There is a message for you", if the lifecycle sends one."""
         self.conversations.add(reference, "group", question, self.clock())
-        self.happen(reference, Event.ASKED, by=by)
+        state = self.state_of(reference)
+        if state is not None:
+            self.carry_out(state, decide(state, Event.ASKED), by=by, alert=alert)
 
     def answered(
         self, reference: str, answer: str, now: datetime, to: tuple[RecipientState, ...]

@@ -17,7 +17,7 @@ from forms_server.storage.held_erasures import HeldErasure, HeldErasures
 from forms_server.storage.ledger import ErasureReason
 from forms_server.storage.notices import Notices
 from forms_server.storage.outbox import Outbox
-from forms_server.storage.outbox_items import ItemStatus, OutboxItem
+from forms_server.storage.outbox_items import ItemStatus, OutboxItem, RecipientState
 from forms_server.storage.reading import ReadingRoom
 from forms_server.storage.records import SubmissionStore
 from forms_server.storage.watch import Watch, Watched
@@ -82,9 +82,11 @@ class FormSteps:
         reason: str = "",
         by: str = "",
         by_route: tuple[str, ...] = (),
+        alert: RecipientState | None = None,
     ) -> Outcome:
         """Each step of the rule, in order. `by`: who caused it (never told of it);
-        `by_route`: who the form went to, when its own files no longer say."""
+        `by_route`: who the form went to, when its own files no longer say; `alert`: the
+        member's "There is a message for you", if the rule sends it."""
         now = self.clock()
         reference = state.reference
         held = None
@@ -114,6 +116,14 @@ class FormSteps:
                 erased = self.erase(state, reason, now)
             elif step is Do.ERASE_READABLE:
                 self.reading.erase(reference, now)
+            elif step is Do.TELL_THE_MEMBER and alert is not None:
+                self.conversations.alert_member(reference, alert, now)
+            elif step is Do.CLOSE_CONVERSATION:
+                self.conversations.close(reference, now)
+            elif step is Do.FORGET_CONVERSATION:
+                self.conversations.forget(reference)
+            elif step is Do.FORGET_CLOSED_CONVERSATION:
+                self.conversations.forget_if_closed(reference)
             elif step is Do.FORGET_NOTES:
                 self.watch.forget(reference)
                 self.reading.forget(reference)

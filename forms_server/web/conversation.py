@@ -22,10 +22,20 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from forms_server.forms.fields import FormDefinition, Recipients, first_control_character
+from forms_server.forms.fields import (
+    MAX_EMAIL_LENGTH,
+    Field,
+    FieldKind,
+    FormDefinition,
+    Recipients,
+    as_text,
+    first_control_character,
+    validate_field,
+)
 from forms_server.forms.reference import EXAMPLE_REFERENCE, normalise_reference
+from forms_server.lifecycle import Do, Event
 from forms_server.mail.messages import new_message_id
-from forms_server.storage.conversations import new_receipt
+from forms_server.storage.conversations import Conversation, new_receipt
 from forms_server.storage.outbox_items import RecipientState
 from forms_server.web.attempts import TELL_AFTER, wait_after
 from forms_server.web.drafts import browser_key_of, new_browser_key, remember_key
@@ -179,8 +189,22 @@ def addresses_of(context: FormsContext, routes: tuple[str, ...]) -> tuple[str, .
     )
 
 
+# The member's own address, for "There is a message for you" and nothing else.
+TELL_ADDRESS = Field(
+    name="email",
+    privacy="your email address, if you ask us to tell you of a new message",
+    label="Email address",
+    kind=FieldKind.EMAIL,
+    short_name="Email address",
+    required_message="Enter the email address to tell you at",
+    max_length=MAX_EMAIL_LENGTH,
+    autocomplete="email",
+)
+
+
 async def conversation(request: Request) -> Response:
-    """GET shows the conversation; POST answers it, or deletes it."""
+    """GET shows the conversation; POST answers it, asks to be told of (or stops being told
+    of) new messages, or deletes it."""
     context = context_of(request)
     key = browser_key_of(request)
     name = request.path_params["name"]
@@ -189,7 +213,7 @@ async def conversation(request: Request) -> Response:
         return expired_page(request)
     files = context.forms.files
     found = await anyio.to_thread.run_sync(files.conversations.get, reference)
-    if found is None:
+    if found is None or found.closed_at is not None:
         context.drafts.close_conversation(key)
         return render(
             request,
@@ -201,53 +225,86 @@ async def conversation(request: Request) -> Response:
                 "use a form or email the facilitators."
             ],
         )
-    error = None
-    answer = ""
+    errors: dict[str, str] = {}
+    typed: dict[str, str] = {}
     if request.method == "POST":
         submitted = await read_form(request)
-        action = submitted.get("action")
+        action = as_text(submitted.get("action"))
         if action == "delete":
-            await anyio.to_thread.run_sync(files.conversations.forget, reference)
+            outcome = await anyio.to_thread.run_sync(
+                files.happen, reference, Event.CONVERSATION_DELETED
+            )
             context.drafts.close_conversation(key)
-            return render(
-                request,
-                "problem.html",
-                title="Your conversation has been deleted",
-                paragraphs=[
-                    "We have deleted every message about this form, yours and ours. "
-                    "Your form itself is kept as our privacy notice says.",
-                ],
+            return deleted_page(
+                request, outcome is not None and Do.CLOSE_CONVERSATION in outcome.rule.then
             )
-        typed = submitted.get("answer")
-        answer = typed if isinstance(typed, str) else ""
-        error = message_problem(answer)
-        if error is None:
-            sender = context.settings.mail.sender
-            to = tuple(
-                RecipientState(address, new_message_id(sender))
-                for address in addresses_of(context, found.routes)
-            )
-            await anyio.to_thread.run_sync(files.answered, reference, answer, datetime.now(UTC), to)
-            context.forms.worker.wake.set()
-            return RedirectResponse(
-                str(request.url_for("conversation", name=name)) + "?sent=1",
-                status_code=303,
-                headers=NO_STORE,
-            )
+        if action == "answer":
+            typed["answer"] = as_text(submitted.get("answer"))
+            problem = message_problem(typed["answer"])
+            if problem is None:
+                await send_answer(context, found, typed["answer"])
+                return back_to(request, name, "?sent=1")
+            errors["answer"] = problem
+        elif action in {"tell", "stop_telling"}:
+            address, problem = validate_field(TELL_ADDRESS, submitted.get("email"))
+            if action == "stop_telling" or problem is None:
+                told = str(address) if action == "tell" else None
+                await anyio.to_thread.run_sync(files.conversations.tell, reference, told)
+                return back_to(request, name, "")
+            typed["email"], errors["email"] = str(address), problem
     messages = await anyio.to_thread.run_sync(files.conversations.messages, found)
+    told = await anyio.to_thread.run_sync(files.conversations.member_address, found)
     acknowledgement = await anyio.to_thread.run_sync(files.acknowledgements.get, reference)
     return render(
         request,
         "conversation.html",
-        status_code=400 if error else 200,
+        status_code=400 if errors else 200,
         title="Messages about your form",
         reference=reference,
         messages=messages,
         acknowledgement=acknowledgement,
-        answer=answer,
-        error=error,
-        errors={"answer": error} if error else {},
-        sent=request.query_params.get("sent") == "1" and error is None,
+        typed=typed,
+        errors=errors,
+        told=told is not None,
+        sent=request.query_params.get("sent") == "1" and not errors,
         name=name,
         message_limit=MESSAGE_LIMIT,
+    )
+
+
+def deleted_page(request: Request, kept_for_the_group: bool) -> Response:
+    """What the member's delete did, as the lifecycle decided it: at once, or, while nobody
+    has picked the form up, closed to them and kept for the people who received it."""
+    if kept_for_the_group:
+        said = [
+            "You can no longer open these messages, here or with your receipt.",
+            "Nobody has marked your form as being dealt with yet. So the people who received "
+            "it can still read the messages, until one of them marks it as being dealt with. "
+            "Then we delete them.",
+        ]
+    else:
+        said = ["We have deleted every message about this form, yours and ours."]
+    return render(
+        request,
+        "problem.html",
+        title="Your conversation has been deleted",
+        paragraphs=[*said, "Your form itself is kept as our privacy notice says."],
+    )
+
+
+async def send_answer(context: FormsContext, found: Conversation, answer: str) -> None:
+    """The member's answer, on its way to everyone who received the form."""
+    sender = context.settings.mail.sender
+    to = tuple(
+        RecipientState(address, new_message_id(sender))
+        for address in addresses_of(context, found.routes)
+    )
+    files = context.forms.files
+    await anyio.to_thread.run_sync(files.answered, found.reference, answer, datetime.now(UTC), to)
+    context.forms.worker.wake.set()
+
+
+def back_to(request: Request, name: str, query: str) -> Response:
+    return RedirectResponse(
+        str(request.url_for("conversation", name=name)) + query, status_code=303, headers=NO_STORE
     )

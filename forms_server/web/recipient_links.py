@@ -19,6 +19,8 @@ from forms_server.delivery.composer import open_submission, recipient_addresses
 from forms_server.forms.definitions import FORMS
 from forms_server.forms.fields import Recipients, answer_rows, next_steps_for
 from forms_server.forms.routing import shown_answer
+from forms_server.mail.messages import new_message_id
+from forms_server.storage.outbox_items import MEMBER_COPY, RecipientState
 from forms_server.web.conversation import MESSAGE_LIMIT, message_problem
 from forms_server.web.guards import duration_in_words, read_form
 from forms_server.web.pages import context_of, link_refused, render, render_values
@@ -177,6 +179,7 @@ async def ask(request: Request) -> Response:
         "reference": opened.reference,
         "token": token,
         "gone": found is None,
+        "closed": found is not None and found.closed_at is not None,
         "message_limit": MESSAGE_LIMIT,
     }
     if found is None or request.method != "POST":
@@ -184,9 +187,17 @@ async def ask(request: Request) -> Response:
     typed = submitted.get("question")
     question = typed if isinstance(typed, str) else None
     error = None if question is None else message_problem(question)
+    if values["closed"]:
+        question = error = None  # the member can no longer read it: nothing more is asked
     if question is not None and error is None:
         try:
-            await anyio.to_thread.run_sync(files.asked, opened.reference, opened.to, question)
+            # The member's own address is only known, sealed, in the conversation: the alert
+            # is offered here and kept there only if they asked to be told.
+            alert = RecipientState(MEMBER_COPY, new_message_id(context.settings.mail.sender))
+            await anyio.to_thread.run_sync(
+                files.asked, opened.reference, opened.to, question, alert
+            )
+            context.forms.worker.wake.set()
         except LookupError:  # the member deleted it a moment ago
             return render_values(request, "ask.html", values | {"gone": True})
         values["asked"] = True
