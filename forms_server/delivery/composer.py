@@ -56,6 +56,20 @@ def recipient_addresses(mail: MailSettings, route: Recipients) -> tuple[str, ...
     }[route]
 
 
+def addresses_by_route(mail: MailSettings, routes: Iterable[str]) -> tuple[str, ...]:
+    """One address per person on the routes a form went to (by role, as its files keep
+    them); a role no longer known is left out."""
+    known = {member.value for member in Recipients}
+    return tuple(
+        dict.fromkeys(
+            address
+            for route in routes
+            if route in known
+            for address in recipient_addresses(mail, Recipients(route))
+        )
+    )
+
+
 def open_submission(sealer: Sealer, form: SealedForm) -> Submission:
     """The submission a pending, watched or link-only form holds, unsealed."""
     opened = sealer.open(form.reference, form.sealed)

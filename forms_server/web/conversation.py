@@ -27,7 +27,6 @@ from forms_server.forms.fields import (
     Field,
     FieldKind,
     FormDefinition,
-    Recipients,
     as_text,
     first_control_character,
     validate_field,
@@ -35,6 +34,7 @@ from forms_server.forms.fields import (
 from forms_server.forms.reference import EXAMPLE_REFERENCE, normalise_reference
 from forms_server.lifecycle import Do, Event
 from forms_server.mail.messages import new_message_id
+from forms_server.storage.acknowledgements import Acknowledgement
 from forms_server.storage.conversations import Conversation, new_receipt
 from forms_server.storage.outbox_items import RecipientState
 from forms_server.web.attempts import TELL_AFTER, wait_after
@@ -91,17 +91,21 @@ def status_page(
     field: str = "reference",
     status_code: int = 400,
     retry_after: int | None = None,
+    found: tuple[str, Acknowledgement | None] | None = None,
 ) -> Response:
+    """ "Is my form being dealt with?": empty, in error, or with `found` (a reference, and
+    whether someone has picked it up)."""
+    reference, acknowledgement = found or (None, None)
     response = render(
         request,
         "status.html",
         status_code=status_code,
         title="Is my form being dealt with?",
-        reference=None,
+        reference=reference,
         error=error,
         error_field=field,
         errors={field: error} if error else {},
-        acknowledgement=None,
+        acknowledgement=acknowledgement,
         example_reference=EXAMPLE_REFERENCE,
     )
     if retry_after is not None:
@@ -176,17 +180,9 @@ def tell_of_failures(context: FormsContext, reference: str) -> None:
 
 
 def addresses_of(context: FormsContext, routes: tuple[str, ...]) -> tuple[str, ...]:
-    from forms_server.delivery.composer import recipient_addresses  # the one list of routes
+    from forms_server.delivery.composer import addresses_by_route  # the one list of routes
 
-    known = {member.value for member in Recipients}
-    return tuple(
-        dict.fromkeys(
-            address
-            for route in routes
-            if route in known
-            for address in recipient_addresses(context.settings.mail, Recipients(route))
-        )
-    )
+    return addresses_by_route(context.settings.mail, routes)
 
 
 # The member's own address, for "There is a message for you" and nothing else.

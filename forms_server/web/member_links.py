@@ -16,17 +16,17 @@ from starlette.responses import Response
 from forms_server.config.env import Settings
 from forms_server.export import rows
 from forms_server.forms.definitions import FORMS
-from forms_server.forms.fields import Answers, FieldKind, FormDefinition
+from forms_server.forms.fields import Answers, FieldKind, FormDefinition, as_text
 from forms_server.forms.reference import EXAMPLE_REFERENCE, normalise_reference
 from forms_server.handbook.guidelines import archived_version
 from forms_server.lifecycle import Event
 from forms_server.links import RENEW_LINK_DAYS
 from forms_server.rights import KEPT, UNDELIVERED, Held
 from forms_server.storage.ledger import ErasureReason
-from forms_server.web.conversation import sign_in
+from forms_server.web.conversation import sign_in, status_page
 from forms_server.web.form_flow import form_with_answers
 from forms_server.web.guards import read_form
-from forms_server.web.pages import context_of, link_refused, render, render_values
+from forms_server.web.pages import context_of, link_refused, render_values
 from forms_server.web.recipient_links import link_token
 
 logger = logging.getLogger(__name__)
@@ -170,27 +170,20 @@ async def status(request: Request) -> Response:
     The same page for a reference that is not ours as for one nobody has picked up yet, so
     references cannot be probed; no content, no names."""
     context = context_of(request)
-    reference = error = None
-    acknowledgement = None
-    if request.method == "POST":
-        submitted = await read_form(request)
-        typed = submitted.get("reference")
-        typed_receipt = submitted.get("receipt")
-        if isinstance(typed_receipt, str) and typed_receipt.strip():
-            # With a receipt: the conversation, or one page for every kind of mismatch.
-            return await sign_in(request, typed if isinstance(typed, str) else "", typed_receipt)
-        reference = normalise_reference(typed if isinstance(typed, str) else "")
-        if reference is None:
-            error = f"Enter your reference as it was shown, like {EXAMPLE_REFERENCE}"
-        else:
-            acknowledgement = context.forms.files.acknowledgements.get(reference)
-    return render(
-        request,
-        "status.html",
-        status_code=400 if error else 200,
-        title="Is my form being dealt with?",
-        reference=reference,
-        error=error,
-        errors={"reference": error} if error else {},
-        acknowledgement=acknowledgement,
+    if request.method != "POST":
+        return status_page(request, status_code=200)
+    submitted = await read_form(request)
+    typed = as_text(submitted.get("reference"))
+    typed_receipt = as_text(submitted.get("receipt"))
+    if typed_receipt.strip():
+        # With a receipt: the conversation, or one page for every kind of mismatch.
+        return await sign_in(request, typed, typed_receipt)
+    reference = normalise_reference(typed)
+    if reference is None:
+        return status_page(
+            request, f"Enter your reference as it was shown, like {EXAMPLE_REFERENCE}"
+        )
+    acknowledgement = await anyio.to_thread.run_sync(
+        context.forms.files.acknowledgements.get, reference
     )
+    return status_page(request, status_code=200, found=(reference, acknowledgement))

@@ -15,9 +15,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from forms_server.delivery.composer import open_submission, recipient_addresses
+from forms_server.delivery.composer import addresses_by_route, open_submission
 from forms_server.forms.definitions import FORMS
-from forms_server.forms.fields import Recipients, answer_rows, next_steps_for
+from forms_server.forms.fields import answer_rows, next_steps_for
 from forms_server.forms.routing import shown_answer
 from forms_server.mail.messages import new_message_id
 from forms_server.storage.outbox_items import MEMBER_COPY, RecipientState
@@ -55,12 +55,7 @@ async def acknowledge(request: Request) -> Response:
     acknowledgement = await anyio.to_thread.run_sync(files.acknowledgements.get, opened.reference)
     # Who the form went to, by its routes, for a form whose watch knows no one (an older
     # one): the pick-up tells them, and never the person who picked it up.
-    by_route = tuple(
-        address
-        for route in opened.routes
-        if route in {member.value for member in Recipients}
-        for address in recipient_addresses(context.settings.mail, Recipients(route))
-    )
+    by_route = addresses_by_route(context.settings.mail, opened.routes)
     # Only where there are others does the page say they are, or were, told.
     others = {address.lower() for address in by_route} - {opened.to.lower()}
     if request.method == "POST" and acknowledgement is None:
