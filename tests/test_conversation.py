@@ -20,6 +20,7 @@ from forms_server.lifecycle import Event
 from forms_server.mail.catcher import CaughtMessage, caught_messages
 from forms_server.rights import CONVERSATION
 from forms_server.storage.ledger import ErasureReason
+from forms_server.storage.outbox_items import MEMBER_COPY
 from forms_server.web.attempts import LONGEST_WAIT, TELL_AFTER
 from tests import test_acknowledgements, test_link_only
 from tests.test_guideline_coverage import visible_text
@@ -31,6 +32,7 @@ ACKNOWLEDGE = re.compile(r"https?://[^/\s]+(/forms/acknowledge/[A-Za-z0-9_.~\-]+
 ASK = re.compile(r"https?://[^/\s]+(/forms/ask/[A-Za-z0-9_.~\-]+)")
 QUESTION = "Which meeting was it, and is the person safe now?"
 ANSWER = "Tuesday's. Planted answer: the heron waits by the lock"
+MEMBER_ADDRESS = "kestrel@example.net"
 
 # Link-only concerns, to a safeguarding lead and deputy (the group's decisions all made).
 decided_settings = test_link_only.decided_settings
@@ -261,6 +263,7 @@ def test_a_delete_before_anyone_picked_the_concern_up_keeps_the_answer_for_the_g
     fresh = ASK.search(answered.text)
     assert fresh is not None
 
+    member.post(page, data={"action": "tell", "email": MEMBER_ADDRESS})
     deleted = member.post(page, data={"action": "delete"})
     said = visible_text(deleted.text)
     assert "Your conversation has been deleted" in said
@@ -274,8 +277,13 @@ def test_a_delete_before_anyone_picked_the_concern_up_keeps_the_answer_for_the_g
     shown = visible_text(client.post(fresh.group(1), data={"token": token}).text)
     assert ANSWER in shown, "the group still reads what the member said"
     assert "The member has deleted this conversation" in shown
-
+    # Their own address was theirs alone: it goes at once, and no alert is left to send.
     files = link_only_app.state.services.files
+    kept = files.conversations.get(reference)
+    assert kept is not None
+    assert files.conversations.member_address(kept) is None
+    assert not [o for o in kept.outgoing if o.recipient.address == MEMBER_COPY]
+
     files.pick_up(reference, "concern", "lead@example.org")
     assert files.conversations.get(reference) is None, "gone once someone has it"
 
@@ -313,9 +321,6 @@ def test_find_and_export_show_the_messages(link_only_app: Starlette, client: Tes
     ]
     assert any(QUESTION in str(value) for value in found.answers.values())
     assert found.reference == reference
-
-
-MEMBER_ADDRESS = "kestrel@example.net"
 
 
 def caught_to(app: Starlette, address: str, count: int) -> list[CaughtMessage]:

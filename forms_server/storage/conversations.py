@@ -283,20 +283,21 @@ class Conversations:
             conversation = self.get(reference)
             if conversation is None:
                 raise LookupError(reference)
-            content = self.opened(conversation)
-            content.pop("tell", None)
-            if address is not None:
-                content["tell"] = address
-            outgoing = conversation.outgoing
-            if address is None:
-                outgoing = tuple(o for o in outgoing if o.recipient.address != MEMBER_COPY)
-            self.files.save(
-                replace(
-                    conversation,
-                    sealed=self.sealer.seal(reference, content),
-                    outgoing=outgoing,
-                )
-            )
+            self.files.save(self.with_member_address(conversation, address))
+
+    def with_member_address(self, conversation: Conversation, address: str | None) -> Conversation:
+        content = self.opened(conversation)
+        content.pop("tell", None)
+        outgoing = conversation.outgoing
+        if address is None:
+            outgoing = tuple(o for o in outgoing if o.recipient.address != MEMBER_COPY)
+        else:
+            content["tell"] = address
+        return replace(
+            conversation,
+            sealed=self.sealer.seal(conversation.reference, content),
+            outgoing=outgoing,
+        )
 
     def alert_member(self, reference: str, alert: RecipientState, now: datetime) -> bool:
         """ "There is a message for you" on its way, about the newest message, if the member
@@ -321,7 +322,9 @@ class Conversations:
         with exclusive_lock(self.lock_path):
             conversation = self.get(reference)
             if conversation is not None and conversation.closed_at is None:
-                self.files.save(replace(conversation, closed_at=now))
+                # The member's own address was for them alone: it goes now.
+                closed = self.with_member_address(conversation, None)
+                self.files.save(replace(closed, closed_at=now))
 
     def forget_if_closed(self, reference: str) -> None:
         with exclusive_lock(self.lock_path):

@@ -273,7 +273,8 @@ def deleted_page(request: Request, kept_for_the_group: bool) -> Response:
     has picked the form up, closed to them and kept for the people who received it."""
     if kept_for_the_group:
         said = [
-            "You can no longer open these messages, here or with your receipt.",
+            "You can no longer open these messages, here or with your receipt. If you gave us "
+            "an email address to tell you of them, we have deleted it.",
             "Nobody has marked your form as being dealt with yet. So the people who received "
             "it can still read the messages, until one of them marks it as being dealt with. "
             "Then we delete them.",
