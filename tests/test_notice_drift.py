@@ -1,5 +1,5 @@
 """The privacy notice's sentences on delivery, retention, replies and escalation come from one
-description (`processing.route_delivery`), and that description is what the server does: for
+description (`delivery_wording.route_delivery`), and that description is what the server does: for
 each delivery mode of the concerns route, and of the escalation route, a real concern goes
 through the real worker to a real SMTP server, is escalated, and what arrived and what stayed
 on disk is compared with the description and with the words the notice prints from it."""
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from forms_server.config.decisions import DeliveryMode, decisions_from
-from forms_server.handbook.processing import (
+from forms_server.handbook.delivery_wording import (
     delivery_in_words,
     email_in_words,
     escalation_in_words,

@@ -1,6 +1,6 @@
 """What the privacy notice and the confirmation page say about each form, from the
 definitions: what is collected, what happens next, and amounts of time in words. How long each
-form is kept depends on how it is delivered: see handbook/processing.py."""
+form is kept depends on how it is delivered: see handbook/delivery_wording.py."""
 
 from __future__ import annotations
 

@@ -42,14 +42,13 @@ from forms_server.delivery.member_copy import (
 )
 from forms_server.forms.definitions import PRIVACY_GROUPS
 from forms_server.forms.wording import amount, privacy_collected
-from forms_server.handbook.processing import (
-    cookie_in_words,
+from forms_server.handbook.delivery_wording import (
     delivery_in_words,
     escalation_in_words,
-    holdings_html,
     privacy_retention,
     reply_in_words,
 )
+from forms_server.handbook.processing import cookie_in_words, holdings_html
 from forms_server.handbook.record_of_processing import record_of_processing
 
 # How mkdocs.yml names this extension under `markdown_extensions`.

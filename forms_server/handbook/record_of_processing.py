@@ -11,12 +11,8 @@ from forms_server.config.decisions import ConcernRoute, Decisions
 from forms_server.forms.definitions import PRIVACY_GROUPS
 from forms_server.forms.fields import FormDefinition
 from forms_server.forms.wording import privacy_collected
-from forms_server.handbook.processing import (
-    delivery_in_words,
-    holdings_table,
-    names_of,
-    period,
-)
+from forms_server.handbook.delivery_wording import delivery_in_words
+from forms_server.handbook.processing import holdings_table, names_of, period
 
 PURPOSES: Mapping[str, tuple[str, ...]] = {
     "consent": (
