@@ -7,8 +7,9 @@ Sizes: the bytes that go on the wire (`WIRE_POLICY`, as the relay sends them) of
 link-only, S/MIME to an RSA-2048 certificate, OpenPGP to a Curve25519 key made by gpg), for a
 typical answer (300 characters) and for the longest the page allows (`MESSAGE_LIMIT`, 2000).
 Each as a ratio to the full email of the same answer. Beside them, for comparison, one concern
-in the same modes, as bench/delivery_modes.py measures it. (The group's question to the member
-is never emailed: there is nothing to measure for it.)
+in the same modes, as bench/delivery_modes.py measures it. The group's question is never emailed
+to the people who received the form; a member who asked to be told gets only "There is a
+message for you", whose size is printed last.
 
 The answers are plain English text typed as one paragraph (ASCII, no line breaks).
 """
@@ -29,7 +30,7 @@ from forms_server.forms.reference import new_reference
 from forms_server.forms.routing import recipients_for
 from forms_server.mail.crypto import RecipientKey, load_recipient_key
 from forms_server.mail.messages import WIRE_POLICY, new_message_id
-from forms_server.storage.conversations import Conversation
+from forms_server.storage.conversation_items import Conversation
 from forms_server.web.conversation import MESSAGE_LIMIT, message_problem
 from tests.test_delivery import CONCERNS, mail_settings, make_delivery
 from tests.test_message_crypto import openpgp_key, smime_certificate
@@ -129,7 +130,20 @@ def main() -> None:
             size, full = found[mode], found["full"]
             cells += f"  {size:>11} ({size / full:4.2f}x)"
         print(f"  {mode:<10}{cells}")
-    print("  (the group's question to the member is not emailed: nothing to measure)")
+    print(
+        "  The group's question is not emailed to anyone who received the form. A member who "
+        "asked to be told"
+    )
+    print(f'  gets "There is a message for you": {alert_size()} bytes, the same in every mode.')
+
+
+def alert_size() -> int:
+    """The member's "There is a message for you", as the relay sends it (it holds nothing of
+    the group, the form or the message, so no mode changes it)."""
+    with tempfile.TemporaryDirectory() as folder:
+        delivery = make_delivery(Path(folder), mail_settings(None))
+        alert = delivery.composer.message_alert("member@example.net", new_message_id("f@x.org"))
+        return len(alert.as_bytes(policy=WIRE_POLICY))
 
 
 if __name__ == "__main__":

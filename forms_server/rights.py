@@ -21,7 +21,7 @@ from forms_server.forms.definitions import FORMS
 from forms_server.forms.fields import FieldKind, validate_field
 from forms_server.forms.reference import EXAMPLE_REFERENCE, normalise_reference
 from forms_server.lifecycle import Do, Event, decide
-from forms_server.storage.conversations import Conversation
+from forms_server.storage.conversation_items import Conversation
 from forms_server.storage.form_files import FormFiles
 from forms_server.storage.ledger import ErasureReason
 from forms_server.storage.outbox_items import ItemStatus, OutboxItem

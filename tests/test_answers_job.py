@@ -10,8 +10,8 @@ from pathlib import Path
 
 from forms_server.mail.messages import new_message_id
 from forms_server.services import Services
-from forms_server.storage.conversations import new_receipt
 from forms_server.storage.outbox_items import RecipientState
+from forms_server.storage.receipts import new_receipt
 from tests import test_escalation
 from tests.own_loop import in_own_loop
 from tests.smtp_server import SmtpServer

@@ -22,8 +22,8 @@ from forms_server.forms.routing import recipients_for
 from forms_server.mail.crypto import load_recipient_key
 from forms_server.mail.messages import new_message_id
 from forms_server.services import Services as Delivery
-from forms_server.storage.conversations import new_receipt
 from forms_server.storage.outbox_items import RecipientState, RecipientStatus
+from forms_server.storage.receipts import new_receipt
 from tests import test_renewals
 from tests.own_loop import in_own_loop
 from tests.smtp_server import SmtpServer

@@ -16,14 +16,10 @@ import pytest
 from forms_server.delivery.housekeeping import keep_house
 from forms_server.forms.reference import new_reference
 from forms_server.handbook.processing import CONVERSATION_IN_THE_CLEAR
-from forms_server.storage.conversations import (
-    RECEIPT_BITS,
-    Conversations,
-    new_receipt,
-    normalise_receipt,
-)
+from forms_server.storage.conversations import Conversations
 from forms_server.storage.form_files import FormFiles
 from forms_server.storage.outbox_items import RecipientState
+from forms_server.storage.receipts import RECEIPT_BITS, new_receipt, normalise_receipt
 from forms_server.storage.sealing import Sealer
 from tests.test_delivery import mail_settings, make_delivery
 

@@ -21,7 +21,8 @@ import anyio.to_thread
 from forms_server.delivery.composer import Composer
 from forms_server.delivery.runner import recipient_failed
 from forms_server.mail.relay import Relay
-from forms_server.storage.conversations import Conversation, Conversations, Message, Outgoing
+from forms_server.storage.conversation_items import Conversation, Message, Outgoing
+from forms_server.storage.conversations import Conversations
 from forms_server.storage.outbox_items import MEMBER_COPY, RecipientStatus
 
 logger = logging.getLogger(__name__)

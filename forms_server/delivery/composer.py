@@ -34,7 +34,7 @@ from forms_server.mail.messages import (
     new_message_id,
 )
 from forms_server.mail.relay import Relay
-from forms_server.storage.conversations import Conversation
+from forms_server.storage.conversation_items import Conversation
 from forms_server.storage.folder_store import SealedForm
 from forms_server.storage.outbox_items import MEMBER_COPY
 from forms_server.storage.reading import ReadingRoom

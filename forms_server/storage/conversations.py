@@ -1,11 +1,9 @@
 """Conversations: the group's questions to a member who sent a concern or a left-early notice,
 and the member's answers, with no account and no email.
 
-When such a form is sent, the member is shown a receipt once: 16 random digits in four groups,
-beside the reference. Digits rather than words: a cheap phone's keypad types them, they need
-no word list in any language, and they read aloud without spelling (10^16 is 53 bits). The
-server keeps only a slow hash of it (scrypt, from the standard library); with the reference and
-the receipt the member can read the group's questions and answer them.
+When such a form is sent, the member is shown a receipt once (receipts.py); the server keeps
+only a slow hash of it. With the reference and the receipt the member can read the group's
+questions and answer them.
 
 One file per reference in `data/conversations/`: the hash and its salt, the routes the form
 went to (by role, never an address), the messages sealed with the data key (sealing.py), and
@@ -20,159 +18,34 @@ empty and taken away), never a message nobody sends.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
-import math
 import os
-import re
 import secrets
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from forms_server.forms.reference import normalise_reference
+from forms_server.storage.conversation_items import Author, Conversation, Message, Outgoing
 from forms_server.storage.files import exclusive_lock, private_folder
 from forms_server.storage.folder_store import (
     SAFE_NAME,
     FolderStore,
-    optional_time,
     parse_time,
-    time_or_none,
 )
 from forms_server.storage.outbox_items import MEMBER_COPY, RecipientState, RecipientStatus
+from forms_server.storage.receipts import (
+    SALT_BYTES,
+    decoy_for,
+    normalise_receipt,
+    slow_hash,
+)
 from forms_server.storage.sealing import Sealer
 
 CONVERSATIONS_FOLDER = "conversations"
 SENDING_FOLDER = "sending"
-RECEIPT_DIGITS = 16
-RECEIPT_BITS = RECEIPT_DIGITS * math.log2(10)
-SALT_BYTES = 16
-# scrypt's cost: 2^14 rounds of 8 blocks (16 MiB, tens of milliseconds here), one at a time.
-# bench/conversation_receipt.py measures it against a bare POST.
-COST: dict[str, int] = {"n": 2**14, "r": 8, "p": 1, "maxmem": 64 * 1024 * 1024, "dklen": 32}
-NOT_DIGITS = re.compile(r"[\s-]+")
-
-Author = Literal["group", "member"]
-
-
-def new_receipt() -> str:
-    digits = f"{secrets.randbelow(10**RECEIPT_DIGITS):0{RECEIPT_DIGITS}d}"
-    return " ".join(digits[start : start + 4] for start in range(0, RECEIPT_DIGITS, 4))
-
-
-def normalise_receipt(typed: str) -> str | None:
-    """The digits of a receipt as typed (spaces and dashes anywhere), or None if it is not one."""
-    digits = NOT_DIGITS.sub("", typed)
-    if len(digits) != RECEIPT_DIGITS or not digits.isascii() or not digits.isdigit():
-        return None
-    return digits
-
-
-def slow_hash(digits: str, salt: bytes) -> bytes:
-    return hashlib.scrypt(digits.encode("ascii"), salt=salt, **COST)
-
-
-@dataclass(frozen=True)
-class Message:
-    by: Author
-    at: datetime
-    text: str
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    """One member's message on its way to one of the people who received the form."""
-
-    message: int  # its place in the conversation
-    recipient: RecipientState
-    # When it was written, or queued again: its retry window, and how long it has waited.
-    queued_at: datetime | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "message": self.message,
-            **self.recipient.to_json(),
-            "queued_at": time_or_none(self.queued_at),
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Outgoing:
-        return cls(
-            int(data["message"]),
-            RecipientState.from_json(data),
-            optional_time(data.get("queued_at")),
-        )
-
-
-@dataclass(frozen=True)
-class Conversation:
-    reference: str
-    form_kind: str
-    created_at: datetime
-    routes: tuple[str, ...]
-    salt: bytes
-    receipt_hash: bytes
-    # The messages, sealed as one list with the data key ("" before the first).
-    sealed: str = ""
-    last_message_at: datetime | None = None
-    outgoing: tuple[Outgoing, ...] = ()
-    # The member deleted it while nobody had picked the form up (lifecycle.py).
-    closed_at: datetime | None = None
-
-    @property
-    def sending(self) -> tuple[Outgoing, ...]:
-        return tuple(o for o in self.outgoing if o.recipient.status is RecipientStatus.PENDING)
-
-    @property
-    def failed(self) -> tuple[Outgoing, ...]:
-        return tuple(o for o in self.outgoing if o.recipient.status is RecipientStatus.FAILED)
-
-    def with_outgoing(self, changed: Outgoing) -> Conversation:
-        return replace(
-            self,
-            outgoing=tuple(
-                changed
-                if (o.message, o.recipient.address) == (changed.message, changed.recipient.address)
-                else o
-                for o in self.outgoing
-            ),
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "reference": self.reference,
-            "form_kind": self.form_kind,
-            "created_at": self.created_at.isoformat(),
-            "routes": list(self.routes),
-            "receipt": {
-                "salt": base64.b64encode(self.salt).decode("ascii"),
-                "hash": base64.b64encode(self.receipt_hash).decode("ascii"),
-                **{key: COST[key] for key in ("n", "r", "p")},
-            },
-            "sealed": self.sealed,
-            "last_message_at": time_or_none(self.last_message_at),
-            "outgoing": [o.to_json() for o in self.outgoing],
-            "closed_at": time_or_none(self.closed_at),
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Conversation:
-        receipt = data["receipt"]
-        return cls(
-            reference=str(data["reference"]),
-            form_kind=str(data["form_kind"]),
-            created_at=parse_time(data["created_at"]),
-            routes=tuple(str(route) for route in data["routes"]),
-            salt=base64.b64decode(receipt["salt"]),
-            receipt_hash=base64.b64decode(receipt["hash"]),
-            sealed=str(data.get("sealed", "")),
-            last_message_at=optional_time(data.get("last_message_at")),
-            outgoing=tuple(Outgoing.from_json(o) for o in data.get("outgoing", [])),
-            closed_at=optional_time(data.get("closed_at")),
-        )
 
 
 class Conversations:
@@ -215,8 +88,7 @@ class Conversations:
         if conversation is not None:
             salt, expected = conversation.salt, conversation.receipt_hash
         else:
-            decoy = hmac.new(self.decoy_key, (normalised or "").encode(), "sha256").digest()
-            salt, expected = decoy[:SALT_BYTES], decoy
+            salt, expected = decoy_for(self.decoy_key, normalised or "")
         digits = normalise_receipt(typed_receipt)
         derived = slow_hash(digits or "not a receipt", salt)
         matches = hmac.compare_digest(derived, expected) and digits is not None

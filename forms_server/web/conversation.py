@@ -35,8 +35,9 @@ from forms_server.forms.reference import EXAMPLE_REFERENCE, normalise_reference
 from forms_server.lifecycle import Do, Event
 from forms_server.mail.messages import new_message_id
 from forms_server.storage.acknowledgements import Acknowledgement
-from forms_server.storage.conversations import Conversation, new_receipt
+from forms_server.storage.conversation_items import Conversation
 from forms_server.storage.outbox_items import RecipientState
+from forms_server.storage.receipts import new_receipt
 from forms_server.web.attempts import TELL_AFTER, wait_after
 from forms_server.web.drafts import browser_key_of, new_browser_key, remember_key
 from forms_server.web.guards import client_address, duration_in_words, read_form
