@@ -41,6 +41,7 @@ from forms_server.web import (
     errors,
     form_flow,
     member_links,
+    navigation,
     operations,
     receipt,
     recipient_links,
@@ -70,7 +71,7 @@ def routes(settings: Settings) -> list[Route | Mount]:
         Route("/healthz", operations.healthz, methods=["GET"]),
         *development,
         Route("/search", operations.search_page, methods=["GET", "POST"], name="search"),
-        Route("/forms/exit", form_flow.quick_exit, methods=["GET"], name="quick_exit"),
+        Route("/forms/exit", navigation.quick_exit, methods=["GET"], name="quick_exit"),
         Route("/forms/status/", member_links.status, methods=["GET", "POST"], name="status"),
         Route(
             "/forms/conversation/{name}",
@@ -93,9 +94,9 @@ def routes(settings: Settings) -> list[Route | Mount]:
         Route("/forms/check/{draft}", form_flow.form_send, methods=["POST"], name="form_send"),
         Route("/forms/received/{draft}", receipt.received, methods=["GET"], name="received"),
         # /forms/consent goes to /forms/consent/, as the handbook's own pages do.
-        Route("/forms/{kind}", form_flow.add_slash, methods=["GET"]),
-        Route("/forms/leave/", form_flow.leave_start, methods=["GET"], name="leave_start"),
-        Route("/forms/leave/", form_flow.leave_choice, methods=["POST"], name="leave_choice"),
+        Route("/forms/{kind}", navigation.add_slash, methods=["GET"]),
+        Route("/forms/leave/", navigation.leave_start, methods=["GET"], name="leave_start"),
+        Route("/forms/leave/", navigation.leave_choice, methods=["POST"], name="leave_choice"),
         Route("/forms/{kind}/", form_flow.form_page, methods=["GET"], name="form_page"),
         Route("/forms/{kind}/", form_flow.form_answers, methods=["POST"], name="form_answers"),
         # A check page made before drafts were sealed (an upgrade while someone was on it).
