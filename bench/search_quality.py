@@ -33,12 +33,12 @@ from forms_server.config.group import PROJECT_ROOT
 from forms_server.handbook.build import build_handbook
 from forms_server.handbook.search import (
     HELP_PAGE,
-    SHORT_WORD,
     Section,
     read_crisis_words,
     read_index,
     search,
 )
+from forms_server.handbook.search_words import SHORT_WORD
 
 Search = Callable[[str], list[Section]]
 

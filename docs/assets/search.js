@@ -2,7 +2,7 @@
  * Find-as-you-type search, loaded only by the search page, so no other page pays for it.
  *
  * It reads search.json at the site's root (written by the MkDocs hook, or by Zensical) and the
- * crisis words beside the help page, and ranks exactly as forms_server/handbook/search.py does
+ * crisis words beside the help page, and ranks exactly as forms_server/handbook/search.py (and search_words.py) does
  * for the no-JavaScript page (POST /search):
  * - words are stemmed ("cameras" finds "camera"), and words like "my" left out;
  * - a section matches when every word typed starts a word of its heading or text; a word found
@@ -21,7 +21,7 @@
   var SNIPPET_WORDS = 24;
   var ANNOUNCE_AFTER_MS = 600;
   var WORD = /[0-9a-z]+(?:'[0-9a-z]+)*/g;
-  // As in search.py: the commonest English endings, longest first, a stem of 3 letters or more.
+  // As in search_words.py: the commonest English endings, longest first, a stem of 3 letters or more.
   var SUFFIXES = ["ingly", "edly", "ings", "ing", "ies", "ied", "ness", "ment", "ally", "ful",
     "al", "ly", "es", "ed", "s", "e"];
   var MIN_STEM = 3;
