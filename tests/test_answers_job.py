@@ -67,7 +67,7 @@ async def test_a_refused_answer_is_reported_and_retried_like_any_delivery(
 
     problems = delivery.worker.health(clock()).problems
     assert any(
-        "answer" in problem and "7CX-J7G-6TW" not in problem and "550" in problem
+        "conversation" in problem and "7CX-J7G-6TW" not in problem and "550" in problem
         for problem in problems
     ), problems
     shown = forms_server(tmp_path, environment(tmp_path, server), "outbox")

@@ -155,11 +155,14 @@ class AnswersJob:
         ]
         if queued and (now - min(queued)).total_seconds() > waiting_limit:
             minutes = int((now - min(queued)).total_seconds() // 60)
-            problems.append(f"A member's answer has waited {minutes} minute(s) to be sent.")
+            problems.append(
+                f"A message in a conversation with a member has waited {minutes} minute(s) "
+                "to be sent."
+            )
         failed = [o for conversation in self.waiting for o in conversation.failed]
         if failed:
             problems.append(
-                f"{len(failed)} answer(s) from members could not be delivered to one of the "
-                f"people who received the form: {failed[0].recipient.last_error}"
+                f"{len(failed)} message(s) in conversations with members could not be "
+                f"delivered: {failed[0].recipient.last_error}"
             )
         return problems
