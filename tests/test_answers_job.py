@@ -133,3 +133,19 @@ async def test_a_refused_answer_the_host_dealt_with_can_be_dismissed(
     conversation = delivery.files.conversations.get("7CX-J7G-6TW")
     assert conversation is not None
     assert ANSWER in [m.text for m in delivery.files.conversations.messages(conversation)]
+
+
+@in_own_loop
+async def test_an_answer_written_before_the_markers_existed_is_still_sent(
+    server: SmtpServer, tmp_path: Path
+) -> None:
+    """A server upgraded with an answer on its way: its file has no marker yet. The first pass
+    looks at every conversation once, so the answer is not left unsent."""
+    clock = Clock()
+    writer = delivery_for(tmp_path, server, clock)
+    conversation_with_an_answer(writer, "7CX-J7G-6TW", clock())
+    for marker in writer.files.conversations.sending_folder.iterdir():
+        marker.unlink()
+    delivery = delivery_for(tmp_path, server, clock)
+    await delivery.worker.run_pass()
+    assert len(answers_to(server, CONCERNS[0])) == len(answers_to(server, CONCERNS[1])) == 1

@@ -45,11 +45,16 @@ class AnswersJob:
         self.retry_window = retry_window
         self.link_days = link_days
         self.waiting: list[Conversation] = []
+        # Every conversation is looked at once, at the first pass (conversations.mark_unmarked).
+        self.scanned = False
         # Accepted, but the acceptance could not be written: never sent again while we run.
         self.unsaved: set[tuple[str, int, str]] = set()
 
     async def look(self) -> None:
         """What is on its way or failed, sending nothing (for the command line)."""
+        if not self.scanned:
+            await anyio.to_thread.run_sync(self.conversations.mark_unmarked)
+            self.scanned = True
         self.waiting = await anyio.to_thread.run_sync(self.conversations.waiting)
 
     async def run(self, now: datetime) -> None:

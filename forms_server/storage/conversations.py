@@ -245,6 +245,19 @@ class Conversations:
     def unmark_sending(self, reference: str) -> None:
         (self.sending_folder / reference).unlink(missing_ok=True)
 
+    def mark_unmarked(self) -> int:
+        """Once, when the answers job starts: every conversation with something on its way or
+        failed gets its marker, in case it was written before markers existed (or a marker
+        could not be made). Reads every file; how many were marked."""
+        marked = set(self.marked())
+        found = 0
+        for conversation in self.each():
+            waiting = conversation.sending or conversation.failed
+            if waiting and conversation.reference not in marked:
+                self.mark_sending(conversation.reference)
+                found += 1
+        return found
+
     def marked(self) -> list[str]:
         """The references with a marker (anything else in the folder is not ours: left)."""
         try:
