@@ -3,10 +3,12 @@ no account and no email. End to end through the app, its worker and the embedded
 
 from __future__ import annotations
 
+import html
 import logging
 import re
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from email import message_from_bytes
 from email.policy import default
 from pathlib import Path
@@ -15,14 +17,17 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from forms_server.config.env import Settings
 from forms_server.forms.definitions import FORMS
 from forms_server.lifecycle import Event
 from forms_server.mail.catcher import CaughtMessage, caught_messages
 from forms_server.rights import CONVERSATION
 from forms_server.storage.ledger import ErasureReason
 from forms_server.storage.outbox_items import MEMBER_COPY
+from forms_server.web.app import create_app
 from forms_server.web.attempts import LONGEST_WAIT, TELL_AFTER
 from tests import test_acknowledgements, test_link_only
+from tests.test_delivery_faults import remount, small_disk
 from tests.test_guideline_coverage import visible_text
 from tests.test_views import BASE_URL, post, reference_from, valid_answers
 from tests.test_views import send as press_send
@@ -37,6 +42,7 @@ MEMBER_ADDRESS = "kestrel@example.net"
 # Link-only concerns, to a safeguarding lead and deputy (the group's decisions all made).
 decided_settings = test_link_only.decided_settings
 link_only_app = test_link_only.app
+small_disk = small_disk
 # Full mode, to two facilitators (nothing decided).
 full_app = test_acknowledgements.app
 
@@ -397,3 +403,49 @@ def test_a_member_who_chose_to_be_told_gets_only_there_is_a_message_for_you(
     assert conversation is not None
     assert not conversation.sending
     assert len(caught_to(link_only_app, MEMBER_ADDRESS, 1)) == 1
+
+
+def test_when_the_data_folder_cannot_be_written_the_member_is_told_and_keeps_what_they_typed(
+    decided_settings: Settings, small_disk: Path
+) -> None:
+    """Never a 500: each action says it could not be done, changes nothing, and the answer
+    typed is still in its box."""
+    app = create_app(
+        replace(decided_settings, data_dir=small_disk / "data", client_post_burst=1000)
+    )
+    with TestClient(app, base_url=BASE_URL, follow_redirects=False) as client:
+        reference, receipt = send_anonymous_concern(client)
+        link = ACKNOWLEDGE.search(messages_to(app, reference, 2)[0].text)
+        assert link is not None
+        ask_link = ask(client, link.group(1), "A first question")
+        token = ask_link.rsplit("/", 1)[1]
+        member, page = open_conversation(client, reference, receipt)
+        remount(small_disk, "ro")
+        try:
+            answered = member.post(page, data={"action": "answer", "answer": ANSWER})
+            told = member.post(page, data={"action": "tell", "email": MEMBER_ADDRESS})
+            deleted = member.post(page, data={"action": "delete"})
+            asked = client.post(ask_link, data={"token": token, "question": QUESTION})
+            # The recipients cannot be told of repeated wrong receipts: each try is still
+            # answered, and never with a 500.
+            now = [1000.0]
+            app.state.forms.attempts.clock = lambda: now[0]
+            client.cookies.clear()
+            for _ in range(TELL_AFTER):
+                wrong = client.post(
+                    "/forms/status/", data={"reference": reference, "receipt": "9" * 16}
+                )
+                assert wrong.status_code in {400, 429}, wrong.text
+                now[0] += LONGEST_WAIT
+        finally:
+            remount(small_disk, "rw")
+    assert QUESTION in html.unescape(asked.text)
+    for response in (answered, told, deleted, asked):
+        assert response.status_code == 503, response.text
+        assert "Try again in a few minutes" in visible_text(response.text)
+    assert ANSWER in html.unescape(answered.text)
+    assert MEMBER_ADDRESS in html.unescape(told.text)
+    conversation = app.state.services.files.conversations.get(reference)
+    assert conversation is not None
+    kept = app.state.services.files.conversations.messages(conversation)
+    assert [message.text for message in kept] == ["A first question"]

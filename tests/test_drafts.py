@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from starlette.testclient import TestClient
 
 from forms_server.forms.definitions import FORMS
 from forms_server.storage.draft_files import DraftFiles
@@ -21,6 +22,8 @@ from forms_server.web.drafts import (
     seal,
     unseal,
 )
+from tests.test_delivery_faults import remount, small_disk
+from tests.test_views import BASE_URL, make_app, post, send, send_url_in, valid_answers
 
 
 class Clock:
@@ -29,6 +32,9 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+small_disk = small_disk
 
 
 def names(count: int, prefix: str = "n") -> list[str]:
@@ -156,3 +162,28 @@ def test_a_draft_older_than_its_max_age_is_gone_however_often_it_was_used(
     drafts.save(key, draft(created_at=time.time() - 3601), "net")
     assert drafts.load(key, "concern") is None
     assert [path.name for path in tmp_path.iterdir()] == []
+
+
+def test_a_draft_stays_when_the_data_folder_turns_read_only(
+    site_dir: Path, small_disk: Path
+) -> None:
+    """Reading a draft also touches it (its idle time counts from a restart too). On a folder
+    that cannot be written, that touch failed and the draft was forgotten: the member's check
+    page said "expired" and what they typed was lost. Now the page still shows it, Send says it
+    cannot be sent yet, and once the folder is back it is sent."""
+    app = make_app(site_dir, small_disk / "data")
+    with TestClient(app, base_url=BASE_URL) as client:
+        form = FORMS["leave-missing"]
+        check_page = post(client, "/forms/leave-missing/", valid_answers(form))
+        check_url = str(client.get(send_url_in(check_page)).url)
+        remount(small_disk, "ro")
+        try:
+            again = client.get(check_url)
+            refused = send(client, check_page)
+        finally:
+            remount(small_disk, "rw")
+        assert again.status_code == 200, again.text
+        assert "Check your answers" in again.text
+        assert refused.status_code == 503, refused.text
+        sent = send(client, check_page)
+        assert sent.status_code == 303, sent.text

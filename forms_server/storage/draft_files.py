@@ -105,9 +105,12 @@ class DraftFiles:
             if name not in self.used:
                 return None
             self.mark_used(name, now)
+        path = self.path(name)
+        # So after a restart its idle time counts from now, too. Best effort: a folder that
+        # cannot be written just now (full, or read-only) must not lose a draft it can read.
+        with contextlib.suppress(OSError):
+            os.utime(path)
         try:
-            path = self.path(name)
-            os.utime(path)  # so after a restart its idle time counts from now, too
             return path.read_bytes()
         except OSError:
             with self.lock:

@@ -16,6 +16,7 @@ sees repeated failures.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import anyio.to_thread
@@ -138,8 +139,12 @@ async def sign_in(request: Request, typed_reference: str, typed_receipt: str) ->
         counts = context.attempts.failed(keys)
         tries = max(counts.values())
         if reference is not None and counts.get(f"reference:{reference}") == TELL_AFTER:
-            await anyio.to_thread.run_sync(tell_of_failures, context, reference)
-            context.forms.worker.wake.set()
+            try:
+                await anyio.to_thread.run_sync(tell_of_failures, context, reference)
+                context.forms.worker.wake.set()
+            except OSError as error:
+                # The try is still answered; the data folder's fault shows on the health check.
+                logger.error("The wrong receipts could not be told (%s)", type(error).__name__)
         after = wait_after(tries)
         waits = f". You now need to wait {duration_in_words(round(after))}" if after else ""
         return status_page(request, NO_MATCH + waits, "receipt", 429 if after else 400)
@@ -224,38 +229,27 @@ async def conversation(request: Request) -> Response:
         )
     errors: dict[str, str] = {}
     typed: dict[str, str] = {}
+    status_code = 200
     if request.method == "POST":
         submitted = await read_form(request)
         action = as_text(submitted.get("action"))
-        if action == "delete":
-            outcome = await anyio.to_thread.run_sync(
-                files.happen, reference, Event.CONVERSATION_DELETED
-            )
-            context.drafts.close_conversation(key)
-            return deleted_page(
-                request, outcome is not None and Do.CLOSE_CONVERSATION in outcome.rule.then
-            )
-        if action == "answer":
-            typed["answer"] = as_text(submitted.get("answer"))
-            problem = message_problem(typed["answer"])
-            if problem is None:
-                await send_answer(context, found, typed["answer"])
-                return back_to(request, name, "?sent=1")
-            errors["answer"] = problem
-        elif action in {"tell", "stop_telling"}:
-            address, problem = validate_field(TELL_ADDRESS, submitted.get("email"))
-            if action == "stop_telling" or problem is None:
-                told = str(address) if action == "tell" else None
-                await anyio.to_thread.run_sync(files.conversations.tell, reference, told)
-                return back_to(request, name, "")
-            typed["email"], errors["email"] = str(address), problem
+        try:
+            done = await act(request, key, found, action, submitted, typed, errors)
+        except OSError as error:
+            # Nothing was changed; what the member typed stays in its box.
+            logger.error("A conversation could not be changed (%s)", type(error).__name__)
+            errors[NOT_SAVED_FIELDS.get(action, "answer")] = NOT_SAVED
+            status_code = 503
+        else:
+            if done is not None:
+                return done
     messages = await anyio.to_thread.run_sync(files.conversations.messages, found)
     told = await anyio.to_thread.run_sync(files.conversations.member_address, found)
     acknowledgement = await anyio.to_thread.run_sync(files.acknowledgements.get, reference)
     return render(
         request,
         "conversation.html",
-        status_code=400 if errors else 200,
+        status_code=400 if errors and status_code == 200 else status_code,
         title="Messages about your form",
         reference=reference,
         messages=messages,
@@ -267,6 +261,57 @@ async def conversation(request: Request) -> Response:
         name=name,
         message_limit=MESSAGE_LIMIT,
     )
+
+
+# When the data folder cannot be written: which field the error summary points to.
+NOT_SAVED = "We could not save this just now. Nothing was changed. Try again in a few minutes"
+NOT_SAVED_FIELDS = {
+    "answer": "answer",
+    "tell": "email",
+    "stop_telling": "email",
+    "delete": "delete",
+}
+
+
+async def act(
+    request: Request,
+    key: bytes,
+    found: Conversation,
+    action: str,
+    submitted: Mapping[str, str | list[str]],
+    typed: dict[str, str],
+    errors: dict[str, str],
+) -> Response | None:
+    """The member's action: the page to go to, or None to show the conversation again (with
+    `errors`, and what they `typed`). OSError if the data folder cannot be written."""
+    context = context_of(request)
+    files = context.forms.files
+    reference, name = found.reference, request.path_params["name"]
+    if action == "answer":
+        typed["answer"] = as_text(submitted.get("answer"))
+        problem = message_problem(typed["answer"])
+        if problem is not None:
+            errors["answer"] = problem
+            return None
+        await send_answer(context, found, typed["answer"])
+        return back_to(request, name, "?sent=1")
+    if action in {"tell", "stop_telling"}:
+        address, problem = validate_field(TELL_ADDRESS, submitted.get("email"))
+        typed["email"] = str(address)
+        if action == "tell" and problem is not None:
+            errors["email"] = problem
+            return None
+        told = str(address) if action == "tell" else None
+        await anyio.to_thread.run_sync(files.conversations.tell, reference, told)
+        return back_to(request, name, "")
+    if action == "delete":
+        outcome = await anyio.to_thread.run_sync(
+            files.happen, reference, Event.CONVERSATION_DELETED
+        )
+        context.drafts.close_conversation(key)
+        kept = outcome is not None and Do.CLOSE_CONVERSATION in outcome.rule.then
+        return deleted_page(request, kept)
+    return None
 
 
 def deleted_page(request: Request, kept_for_the_group: bool) -> Response:

@@ -8,6 +8,7 @@ included; complete an erasure held back for it; wake the worker) is the lifecycl
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 
 import anyio.to_thread
@@ -20,10 +21,13 @@ from forms_server.forms.definitions import FORMS
 from forms_server.forms.fields import answer_rows, next_steps_for
 from forms_server.forms.routing import shown_answer
 from forms_server.mail.messages import new_message_id
+from forms_server.storage.conversation_items import Conversation
 from forms_server.storage.outbox_items import MEMBER_COPY, RecipientState
-from forms_server.web.conversation import MESSAGE_LIMIT, message_problem
+from forms_server.web.conversation import MESSAGE_LIMIT, NOT_SAVED, message_problem
 from forms_server.web.guards import duration_in_words, read_form
 from forms_server.web.pages import context_of, link_refused, render, render_values
+
+logger = logging.getLogger(__name__)
 
 
 async def link_token(request: Request) -> tuple[str, dict[str, str | list[str]]]:
@@ -195,10 +199,27 @@ async def ask(request: Request) -> Response:
             context.forms.worker.wake.set()
         except LookupError:  # the member deleted it a moment ago
             return render_values(request, "ask.html", values | {"gone": True})
+        except OSError as fault:
+            # Nothing was saved; the question stays in its box.
+            logger.error("A question could not be saved (%s)", type(fault).__name__)
+            return await asked_page(request, values, found, question, NOT_SAVED, 503)
         values["asked"] = True
         question = ""
         found = await anyio.to_thread.run_sync(files.conversations.get, opened.reference)
-    messages = await anyio.to_thread.run_sync(files.conversations.messages, found) if found else []
+    return await asked_page(request, values, found, question, error, 400 if error else 200)
+
+
+async def asked_page(
+    request: Request,
+    values: dict[str, object],
+    found: Conversation | None,
+    question: str | None,
+    error: str | None,
+    status_code: int,
+) -> Response:
+    """The conversation as the group sees it, with the question box (and what is in it)."""
+    conversations = context_of(request).forms.files.conversations
+    messages = await anyio.to_thread.run_sync(conversations.messages, found) if found else []
     return render_values(
         request,
         "ask.html",
@@ -210,5 +231,5 @@ async def ask(request: Request) -> Response:
             "error": error,
             "errors": {"question": error} if error else {},
         },
-        status_code=400 if error else 200,
+        status_code=status_code,
     )
