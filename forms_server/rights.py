@@ -171,8 +171,7 @@ class Rights:
 
     def conversation_held(self, conversation: Conversation) -> Held:
         """The messages with the member, each as who wrote it, when, and what."""
-        messages = self.conversations.messages(conversation)
-        told = self.conversations.member_address(conversation)
+        messages, told = self.conversations.contents(conversation)
         return Held(
             conversation.reference,
             conversation.form_kind,

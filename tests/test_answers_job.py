@@ -5,6 +5,7 @@ something to send, not every conversation kept."""
 
 from __future__ import annotations
 
+import shutil
 from datetime import datetime
 from pathlib import Path
 
@@ -144,8 +145,8 @@ async def test_an_answer_written_before_the_markers_existed_is_still_sent(
     clock = Clock()
     writer = delivery_for(tmp_path, server, clock)
     conversation_with_an_answer(writer, "7CX-J7G-6TW", clock())
-    for marker in writer.files.conversations.sending_folder.iterdir():
-        marker.unlink()
+    # The data folder as the version before the markers left it: no `sending/` at all.
+    shutil.rmtree(writer.files.conversations.sending_folder)
     delivery = delivery_for(tmp_path, server, clock)
     await delivery.worker.run_pass()
     assert len(answers_to(server, CONCERNS[0])) == len(answers_to(server, CONCERNS[1])) == 1

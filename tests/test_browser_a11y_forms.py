@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from forms_server.config.env import Settings
 from forms_server.forms.definitions import FORMS
@@ -59,6 +59,14 @@ def around(page: Page, name: str) -> dict[str, Any]:
     return result
 
 
+def follow_by_keyboard(page: Page, link: Locator, name: str) -> Any:
+    """Enter on a link to field `name`: the field takes focus; what of its question is hidden."""
+    link.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator(f"#{name}")).to_be_focused()
+    return around(page, name)["hidden"]
+
+
 @pytest.mark.parametrize("javascript", [True, False], ids=["js", "no-js"])
 @pytest.mark.parametrize("width", list(WIDTHS))
 @pytest.mark.parametrize("kind", list(FORMS))
@@ -84,13 +92,9 @@ def test_each_error_link_and_change_link_shows_the_question_whole(
             page.evaluate("window.scrollTo(0, 0)")
             link = links.nth(index)
             name = (link.get_attribute("href") or "").removeprefix("#")
-            link.focus()
-            page.keyboard.press("Enter")
-            expect(page.locator(f"#{name}")).to_be_focused()
             activations += 1
-            found = around(page, name)
-            if found["hidden"]:
-                hidden[f"error summary: {name}"] = found["hidden"]
+            if found := follow_by_keyboard(page, link, name):
+                hidden[f"error summary: {name}"] = found
 
         fill_in(page, form)
         page.get_by_role("button", name="Continue").click()
@@ -103,13 +107,9 @@ def test_each_error_link_and_change_link_shows_the_question_whole(
             page.goto(check_page)
             link = page.locator(".summary-list__actions a").nth(index)
             name = (link.get_attribute("href") or "").split("#")[1]
-            link.focus()
-            page.keyboard.press("Enter")
-            expect(page.locator(f"#{name}")).to_be_focused()
             activations += 1
-            found = around(page, name)
-            if found["hidden"]:
-                hidden[f"change: {name}"] = found["hidden"]
+            if found := follow_by_keyboard(page, link, name):
+                hidden[f"change: {name}"] = found
     assert activations > 0
     assert hidden == {}, f"{len(hidden)} of {activations} activations hid part of the question"
 

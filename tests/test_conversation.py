@@ -89,9 +89,9 @@ def raw_messages(app: Starlette) -> list[bytes]:
     ]
 
 
-def ask(client: TestClient, acknowledge_link: str, question: str) -> str:
+def ask(client: TestClient, from_link: str, question: str) -> str:
     """A recipient, from the link in their email: the button, then the question."""
-    page = client.get(acknowledge_link).text
+    page = client.get(from_link).text
     match = re.search(r'action="[^"]*(/forms/ask/[^"]+)"', page)
     assert match is not None, "the acknowledgement page offers to ask the member"
     ask_link = match.group(1)
@@ -102,6 +102,13 @@ def ask(client: TestClient, acknowledge_link: str, question: str) -> str:
     assert asked.status_code == 200, asked.text
     assert "Your question is saved" in asked.text
     return ask_link
+
+
+def acknowledge_link(app: Starlette, reference: str) -> str:
+    """The path of the first recipient's link, from their email about the form."""
+    link = ACKNOWLEDGE.search(messages_to(app, reference, 2)[0].text)
+    assert link is not None
+    return link.group(1)
 
 
 def open_conversation(client: TestClient, reference: str, receipt: str) -> tuple[TestClient, str]:
@@ -176,10 +183,7 @@ def test_in_full_mode_the_answer_is_in_the_email(
     full_app: Starlette, full_client: TestClient
 ) -> None:
     reference, receipt = send_anonymous_concern(full_client)
-    emails = messages_to(full_app, reference, 2)
-    link = ACKNOWLEDGE.search(emails[0].text)
-    assert link is not None
-    ask(full_client, link.group(1), QUESTION)
+    ask(full_client, acknowledge_link(full_app, reference), QUESTION)
     member, page = open_conversation(full_client, reference, receipt)
     member.post(page, data={"action": "answer", "answer": ANSWER})
     answers = messages_to(full_app, reference, 2, "answered")
@@ -259,10 +263,7 @@ def test_a_delete_before_anyone_picked_the_concern_up_keeps_the_answer_for_the_g
     """Link-only: the member's answer is readable only in the conversation. Deleting it while
     nobody has picked the concern up would delete the only readable copy of what they said."""
     reference, receipt = send_anonymous_concern(client)
-    emails = messages_to(link_only_app, reference, 2)
-    link = ACKNOWLEDGE.search(emails[0].text)
-    assert link is not None
-    ask(client, link.group(1), QUESTION)
+    ask(client, acknowledge_link(link_only_app, reference), QUESTION)
     member, page = open_conversation(client, reference, receipt)
     member.post(page, data={"action": "answer", "answer": ANSWER})
     (answered, *_) = messages_to(link_only_app, reference, 2, "answered")
@@ -317,10 +318,7 @@ def test_find_and_export_show_the_messages(link_only_app: Starlette, client: Tes
     """(A backup holds the conversations folder as it holds every folder but the drafts, and a
     restore carries out every erasure since, which deletes the conversation with the form.)"""
     reference, _ = send_anonymous_concern(client)
-    emails = messages_to(link_only_app, reference, 2)
-    link = ACKNOWLEDGE.search(emails[0].text)
-    assert link is not None
-    ask(client, link.group(1), QUESTION)
+    ask(client, acknowledge_link(link_only_app, reference), QUESTION)
     services = link_only_app.state.services
     (found,) = [
         held for held in services.rights.find(reference=reference) if held.where == CONVERSATION
@@ -343,9 +341,7 @@ def test_a_member_who_chose_to_be_told_gets_only_there_is_a_message_for_you(
     link_only_app: Starlette, client: TestClient, tmp_path: Path
 ) -> None:
     reference, receipt = send_anonymous_concern(client)
-    emails = messages_to(link_only_app, reference, 2)
-    link = ACKNOWLEDGE.search(emails[0].text)
-    assert link is not None
+    link = acknowledge_link(link_only_app, reference)
     member, page = open_conversation(client, reference, receipt)
     offered = visible_text(member.get(page).text)
     assert "Get an email when there is a new message" in offered
@@ -359,7 +355,7 @@ def test_a_member_who_chose_to_be_told_gets_only_there_is_a_message_for_you(
     assert "We will email you when there is a new message" in visible_text(shown)
     assert MEMBER_ADDRESS not in shown, "the address is not echoed back to the device"
 
-    ask(client, link.group(1), QUESTION)
+    ask(client, link, QUESTION)
     (told,) = caught_to(link_only_app, MEMBER_ADDRESS, 1)
     assert told.subject == "There is a message for you"
     group_name = link_only_app.state.services.composer.group_name
@@ -398,7 +394,7 @@ def test_a_member_who_chose_to_be_told_gets_only_there_is_a_message_for_you(
     assert "Get an email when there is a new message" in visible_text(
         member.get(stopped.headers["location"]).text
     )
-    ask(client, link.group(1), "One more thing: which room?")
+    ask(client, link, "One more thing: which room?")
     conversation = link_only_app.state.services.files.conversations.get(reference)
     assert conversation is not None
     assert not conversation.sending
@@ -415,9 +411,7 @@ def test_when_the_data_folder_cannot_be_written_the_member_is_told_and_keeps_wha
     )
     with TestClient(app, base_url=BASE_URL, follow_redirects=False) as client:
         reference, receipt = send_anonymous_concern(client)
-        link = ACKNOWLEDGE.search(messages_to(app, reference, 2)[0].text)
-        assert link is not None
-        ask_link = ask(client, link.group(1), "A first question")
+        ask_link = ask(client, acknowledge_link(app, reference), "A first question")
         token = ask_link.rsplit("/", 1)[1]
         member, page = open_conversation(client, reference, receipt)
         remount(small_disk, "ro")

@@ -85,24 +85,14 @@ def retry_failed(services: Services) -> tuple[int, int]:
         if not item.sealed:
             erased += 1
             continue
-        recipients = tuple(
-            replace(r, status=RecipientStatus.PENDING, next_attempt_at=None)
-            if r.status is RecipientStatus.FAILED
-            else r
-            for r in item.recipients
-        )
+        recipients = tuple(r.tried_again() for r in item.recipients)
         services.outbox.save(
             replace(item, recipients=recipients, retry_from=now, problem=None, failed_at=None)
         )
         retried += 1
     for watched in services.files.watch.all():
         if watched.refused:
-            again = tuple(
-                replace(r, status=RecipientStatus.PENDING, next_attempt_at=None, attempts=0)
-                if r.status is RecipientStatus.FAILED
-                else r
-                for r in watched.recipients
-            )
+            again = tuple(r.tried_again(from_scratch=True) for r in watched.recipients)
             services.files.watch.replace(
                 replace(watched, recipients=again, escalated_at=None, escalate_at=now)
             )

@@ -67,7 +67,9 @@ class AnswersJob:
     async def send_due(self, conversation: Conversation, now: datetime) -> Conversation:
         """Each recipient whose message is due, in turn; the conversation as last written."""
         try:
-            messages = await anyio.to_thread.run_sync(self.conversations.messages, conversation)
+            messages, told = await anyio.to_thread.run_sync(
+                self.conversations.contents, conversation
+            )
         except Exception as error:  # noqa: BLE001 - this conversation's fault alone
             logger.error(
                 "Could not open the answers of %s (%s)",
@@ -85,7 +87,7 @@ class AnswersJob:
             ):
                 continue
             try:
-                address, message = self.message_for(conversation, outgoing, messages)
+                address, message = self.message_for(conversation, outgoing, messages, told)
                 if message is not None:
                     await self.relay.send(message, address)
             except Exception as error:  # noqa: BLE001 - this address's fault alone
@@ -100,9 +102,7 @@ class AnswersJob:
                     "" if changed.status is RecipientStatus.PENDING else "; it has failed",
                 )
             else:
-                changed = replace(
-                    recipient, status=RecipientStatus.ACCEPTED, accepted_at=now, last_error=None
-                )
+                changed = recipient.accepted(now)
             saved = await self.save(conversation, replace(outgoing, recipient=changed))
             if saved is None and changed.status is RecipientStatus.ACCEPTED:
                 self.unsaved.add(unsaved)  # accepted: never sent again while we run
@@ -110,16 +110,20 @@ class AnswersJob:
         return conversation
 
     def message_for(
-        self, conversation: Conversation, outgoing: Outgoing, messages: list[Message]
+        self,
+        conversation: Conversation,
+        outgoing: Outgoing,
+        messages: list[Message],
+        told: str | None,
     ) -> tuple[str, EmailMessage | None]:
         """The address and message for one outgoing: a member's answer for a recipient, or
-        "There is a message for you" for a member who asked for it (None: they no longer do)."""
+        "There is a message for you" to `told`, the member's address (None: they no longer
+        want it)."""
         recipient = outgoing.recipient
         if recipient.address == MEMBER_COPY:
-            address = self.conversations.member_address(conversation)
-            if address is None:
+            if told is None:
                 return MEMBER_COPY, None
-            return address, self.composer.message_alert(address, recipient.message_id)
+            return told, self.composer.message_alert(told, recipient.message_id)
         answer = messages[outgoing.message].text
         return recipient.address, self.composer.answer(
             conversation, answer, recipient.address, recipient.message_id, self.link_days

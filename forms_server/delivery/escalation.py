@@ -149,9 +149,7 @@ class Escalation:
 
     async def accepted(self, watched: Watched, address: str, now: datetime) -> Watched:
         recipient = next(r for r in watched.recipients if r.address == address)
-        watched = watched.with_recipient(
-            replace(recipient, status=RecipientStatus.ACCEPTED, accepted_at=now, last_error=None)
-        )
+        watched = watched.with_recipient(recipient.accepted(now))
         try:
             await anyio.to_thread.run_sync(self.watch.replace, watched)
         except OSError:

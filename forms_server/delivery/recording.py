@@ -119,14 +119,7 @@ class Records:
         for recipient in item.recipients:
             accepted_at = self.unsaved.get((item.reference, recipient.address))
             if accepted_at is not None and recipient.status is not RecipientStatus.ACCEPTED:
-                item = item.with_recipient(
-                    replace(
-                        recipient,
-                        status=RecipientStatus.ACCEPTED,
-                        accepted_at=accepted_at,
-                        last_error=None,
-                    )
-                )
+                item = item.with_recipient(recipient.accepted(accepted_at))
         return item
 
     async def finish(self, now: datetime) -> None:
@@ -169,9 +162,7 @@ class Records:
     def accepted(self, item: OutboxItem, address: str, now: datetime) -> OutboxItem:
         """Written down at once, before anything else can fail."""
         recipient = next(r for r in item.recipients if r.address == address)
-        item = item.with_recipient(
-            replace(recipient, status=RecipientStatus.ACCEPTED, accepted_at=now, last_error=None)
-        )
+        item = item.with_recipient(recipient.accepted(now))
         try:
             self.outbox.save(item)
         except OSError as error:

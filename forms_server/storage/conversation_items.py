@@ -71,6 +71,11 @@ class Conversation:
     def failed(self) -> tuple[Outgoing, ...]:
         return tuple(o for o in self.outgoing if o.recipient.status is RecipientStatus.FAILED)
 
+    @property
+    def unfinished(self) -> bool:
+        """A message is on its way, or failed and not yet dealt with: it keeps its marker."""
+        return bool(self.sending or self.failed)
+
     def with_outgoing(self, changed: Outgoing) -> Conversation:
         return replace(
             self,

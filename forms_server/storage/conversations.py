@@ -35,7 +35,7 @@ from forms_server.storage.folder_store import (
     FolderStore,
     parse_time,
 )
-from forms_server.storage.outbox_items import MEMBER_COPY, RecipientState, RecipientStatus
+from forms_server.storage.outbox_items import MEMBER_COPY, RecipientState
 from forms_server.storage.receipts import (
     SALT_BYTES,
     decoy_for,
@@ -97,10 +97,17 @@ class Conversations:
         return conversation
 
     def messages(self, conversation: Conversation) -> list[Message]:
-        return [
+        return self.contents(conversation)[0]
+
+    def contents(self, conversation: Conversation) -> tuple[list[Message], str | None]:
+        """Its messages, and the member's address if they gave one, from one unsealing."""
+        opened = self.opened(conversation)
+        messages = [
             Message(by=item["by"], at=parse_time(item["at"]), text=str(item["text"]))
-            for item in self.opened(conversation)["messages"]
+            for item in opened["messages"]
         ]
+        address = opened.get("tell")
+        return messages, address if isinstance(address, str) else None
 
     def add(
         self,
@@ -113,34 +120,24 @@ class Conversations:
         """The message, sealed with the others, and on its way to `to` (a member's message
         goes to everyone who received the form). LookupError if there is no conversation."""
         with exclusive_lock(self.lock_path):
-            return self.add_locked(reference, by, text, now, to)
-
-    def add_locked(
-        self,
-        reference: str,
-        by: Author,
-        text: str,
-        now: datetime,
-        to: tuple[RecipientState, ...],
-    ) -> Conversation:
-        conversation = self.get(reference)
-        if conversation is None:
-            raise LookupError(reference)
-        content = self.opened(conversation)
-        content["messages"].append({"by": by, "at": now.isoformat(), "text": text})
-        if to:
-            self.mark_sending(reference)
-        changed = replace(
-            conversation,
-            sealed=self.sealer.seal(reference, content),
-            last_message_at=now,
-            outgoing=(
-                *conversation.outgoing,
-                *(Outgoing(len(content["messages"]) - 1, recipient, now) for recipient in to),
-            ),
-        )
-        self.files.save(changed)
-        return changed
+            conversation = self.get(reference)
+            if conversation is None:
+                raise LookupError(reference)
+            content = self.opened(conversation)
+            content["messages"].append({"by": by, "at": now.isoformat(), "text": text})
+            if to:
+                self.mark_sending(reference)
+            changed = replace(
+                conversation,
+                sealed=self.sealer.seal(reference, content),
+                last_message_at=now,
+                outgoing=(
+                    *conversation.outgoing,
+                    *(Outgoing(len(content["messages"]) - 1, recipient, now) for recipient in to),
+                ),
+            )
+            self.files.save(changed)
+            return changed
 
     def opened(self, conversation: Conversation) -> dict[str, Any]:
         """The sealed part: every message, and the member's address if they gave one."""
@@ -176,9 +173,10 @@ class Conversations:
         gave an address for it (`alert` is to `MEMBER_COPY`: the address stays sealed)."""
         with exclusive_lock(self.lock_path):
             conversation = self.get(reference)
-            if conversation is None or self.member_address(conversation) is None:
+            content = self.opened(conversation) if conversation is not None else {}
+            if conversation is None or not content.get("tell"):
                 return False
-            newest = len(self.messages(conversation)) - 1
+            newest = len(content["messages"]) - 1
             self.mark_sending(reference)
             self.files.save(
                 replace(
@@ -215,8 +213,7 @@ class Conversations:
         ]
 
     def member_address(self, conversation: Conversation) -> str | None:
-        address = self.opened(conversation).get("tell")
-        return address if isinstance(address, str) else None
+        return self.contents(conversation)[1]
 
     def delivered(self, reference: str, changed: Outgoing) -> Conversation | None:
         """One message's new state for one recipient, written into the file as it is now (the
@@ -227,7 +224,7 @@ class Conversations:
                 return None
             conversation = conversation.with_outgoing(changed)
             self.files.save(conversation)
-            if not conversation.sending and not conversation.failed:
+            if not conversation.unfinished:
                 self.unmark_sending(reference)
             return conversation
 
@@ -246,14 +243,17 @@ class Conversations:
         (self.sending_folder / reference).unlink(missing_ok=True)
 
     def mark_unmarked(self) -> int:
-        """Once, when the answers job starts: every conversation with something on its way or
-        failed gets its marker, in case it was written before markers existed (or a marker
-        could not be made). Reads every file; how many were marked."""
+        """Once, on a data folder from before the markers (no `sending/` folder yet): every
+        conversation with something on its way or failed gets its marker. Reads every file
+        then, and nothing on any later start (a marker is made before its message is written,
+        so none can be missing); how many were marked."""
+        if self.sending_folder.exists():
+            return 0
+        private_folder(self.sending_folder)
         marked = set(self.marked())
         found = 0
         for conversation in self.each():
-            waiting = conversation.sending or conversation.failed
-            if waiting and conversation.reference not in marked:
+            if conversation.unfinished and conversation.reference not in marked:
                 self.mark_sending(conversation.reference)
                 found += 1
         return found
@@ -272,12 +272,12 @@ class Conversations:
         found = []
         for name in self.marked():
             conversation = self.get(name)
-            if conversation is not None and (conversation.sending or conversation.failed):
+            if conversation is not None and conversation.unfinished:
                 found.append(conversation)
                 continue
             with exclusive_lock(self.lock_path):
                 again = self.get(name)
-                if again is None or not (again.sending or again.failed):
+                if again is None or not again.unfinished:
                     self.unmark_sending(name)
         return found
 
@@ -291,17 +291,8 @@ class Conversations:
                 if conversation is None or not conversation.failed:
                     continue
                 outgoing = tuple(
-                    replace(
-                        o,
-                        recipient=replace(
-                            o.recipient,
-                            status=RecipientStatus.PENDING,
-                            next_attempt_at=None,
-                            attempts=0,
-                        ),
-                        queued_at=now,
-                    )
-                    if o.recipient.status is RecipientStatus.FAILED
+                    replace(o, recipient=o.recipient.tried_again(from_scratch=True), queued_at=now)
+                    if o in conversation.failed
                     else o
                     for o in conversation.outgoing
                 )

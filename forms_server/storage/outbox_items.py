@@ -51,6 +51,20 @@ class RecipientState:
             self.next_attempt_at is None or self.next_attempt_at <= now
         )
 
+    def accepted(self, now: datetime) -> RecipientState:
+        """The relay took it: never sent again."""
+        return replace(self, status=RecipientStatus.ACCEPTED, accepted_at=now, last_error=None)
+
+    def tried_again(self, from_scratch: bool = False) -> RecipientState:
+        """A failed one, waiting again from now (`forms-server outbox --retry`); the others as
+        they are. `from_scratch`: its tries counted again from none."""
+        if self.status is not RecipientStatus.FAILED:
+            return self
+        attempts = 0 if from_scratch else self.attempts
+        return replace(
+            self, status=RecipientStatus.PENDING, next_attempt_at=None, attempts=attempts
+        )
+
     def to_json(self) -> dict[str, Any]:
         return {
             "address": self.address,

@@ -23,6 +23,7 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from forms_server.delivery.composer import addresses_by_route
 from forms_server.forms.fields import (
     MAX_EMAIL_LENGTH,
     Field,
@@ -173,7 +174,7 @@ def tell_of_failures(context: FormsContext, reference: str) -> None:
     conversation = files.conversations.get(reference)
     if conversation is None:
         return
-    addresses = addresses_of(context, conversation.routes)
+    addresses = addresses_by_route(context.settings.mail, conversation.routes)
     files.tell(
         reference,
         "",
@@ -183,12 +184,6 @@ def tell_of_failures(context: FormsContext, reference: str) -> None:
         "member told you they cannot open it, they may have lost their receipt.\n",
         addresses,
     )
-
-
-def addresses_of(context: FormsContext, routes: tuple[str, ...]) -> tuple[str, ...]:
-    from forms_server.delivery.composer import addresses_by_route  # the one list of routes
-
-    return addresses_by_route(context.settings.mail, routes)
 
 
 # The member's own address, for "There is a message for you" and nothing else.
@@ -243,8 +238,7 @@ async def conversation(request: Request) -> Response:
         else:
             if done is not None:
                 return done
-    messages = await anyio.to_thread.run_sync(files.conversations.messages, found)
-    told = await anyio.to_thread.run_sync(files.conversations.member_address, found)
+    messages, told = await anyio.to_thread.run_sync(files.conversations.contents, found)
     acknowledgement = await anyio.to_thread.run_sync(files.acknowledgements.get, reference)
     return render(
         request,
@@ -340,7 +334,7 @@ async def send_answer(context: FormsContext, found: Conversation, answer: str) -
     sender = context.settings.mail.sender
     to = tuple(
         RecipientState(address, new_message_id(sender))
-        for address in addresses_of(context, found.routes)
+        for address in addresses_by_route(context.settings.mail, found.routes)
     )
     files = context.forms.files
     await anyio.to_thread.run_sync(files.answered, found.reference, answer, datetime.now(UTC), to)
