@@ -364,8 +364,13 @@ def test_an_altered_or_misdirected_sealed_link_is_refused() -> None:
         signer.verify("concern", Purpose.READ, token)
     with pytest.raises(InvalidTokenError):
         signer.verify("consent", Purpose.ACKNOWLEDGE, token)
+    signature_start = token.rindex(".") + 1
     for position in range(1, len(token)):
         swapped = "A" if token[position] != "A" else "B"
         altered = token[:position] + swapped + token[position + 1 :]
+        if decoded(altered[signature_start:]) == decoded(token[signature_start:]):
+            # The signature's spare bits, the one known exception (test above): the very same
+            # signature bytes. Skipping it ends a failure in about 1 CI run in 18.
+            continue
         with pytest.raises(TokenError):
             signer.verify("concern", Purpose.ACKNOWLEDGE, altered)
