@@ -4,7 +4,6 @@ files the server really writes, the form definitions and the group's decisions."
 from __future__ import annotations
 
 import json
-import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from forms_server.storage.ledger import ErasureReason
 from forms_server.storage.reading import ReadingRoom
 from forms_server.storage.watch import Watch, Watched
 from tests import test_link_only
+from tests.data_files import modes
 from tests.decided import DECIDED, write_group_config
 from tests.test_cli import environment, forms_server
 from tests.test_decisions import text_of
@@ -172,14 +172,8 @@ def test_every_folder_and_file_the_server_writes_is_its_own_users_alone(
     server makes while a form goes through, folders made on the way included."""
     reference = send_concern(client)
     links_from_catcher(app, reference, 2)
-    data_dir = tmp_path / "data"
-    folders = [data_dir, *(path for path in data_dir.rglob("*") if path.is_dir())]
-    files = [path for path in data_dir.rglob("*") if path.is_file()]
+    folders, files = modes(tmp_path / "data")
     assert len(folders) > 3, "the form went through"
     assert files
-    assert {str(f.relative_to(tmp_path)): oct(stat.S_IMODE(f.stat().st_mode)) for f in folders} == {
-        str(f.relative_to(tmp_path)): "0o700" for f in folders
-    }
-    assert {str(f.relative_to(tmp_path)): oct(stat.S_IMODE(f.stat().st_mode)) for f in files} == {
-        str(f.relative_to(tmp_path)): "0o600" for f in files
-    }
+    assert folders == dict.fromkeys(folders, "0o700")
+    assert files == dict.fromkeys(files, "0o600")

@@ -30,6 +30,7 @@ from forms_server.storage.records import SubmissionStore
 from forms_server.web.app import create_app
 from forms_server.web.drafts import unseal
 from forms_server.web.pages import FormsContext
+from tests.data_files import held_files
 
 BASE_URL = "http://127.0.0.1:8000"
 FORM_POST = {"content-type": "application/x-www-form-urlencoded"}
@@ -605,9 +606,9 @@ def raw_data_files(app: Starlette) -> str:
     """Everything the server keeps on disk, but the stand-in for the facilitators' inbox."""
     data_dir = forms_context(app).settings.data_dir
     return "".join(
-        path.read_text("utf-8", errors="replace")
-        for path in data_dir.rglob("*")
-        if path.is_file() and "maildir" not in path.parts
+        held.decode("utf-8", errors="replace")
+        for path, held in held_files(data_dir).items()
+        if "maildir" not in path.parts
     )
 
 
