@@ -30,7 +30,7 @@ from tests import test_acknowledgements, test_link_only
 from tests.data_files import held_files
 from tests.test_delivery_faults import remount, small_disk
 from tests.test_guideline_coverage import visible_text
-from tests.test_views import BASE_URL, post, reference_from, valid_answers
+from tests.test_views import BASE_URL, post, reference_from, valid_answers, wait_until_delivered
 from tests.test_views import send as press_send
 
 RECEIPT = re.compile(r"\b\d{4} \d{4} \d{4} \d{4}\b")
@@ -128,6 +128,9 @@ def test_an_anonymous_member_reads_a_question_and_answers_every_recipient_by_the
     caplog.set_level(logging.DEBUG)
     reference, receipt = send_anonymous_concern(client)
     emails = messages_to(link_only_app, reference, 2)
+    # The escalation timer starts when the worker records the form as delivered, after the last
+    # email.
+    wait_until_delivered(link_only_app, reference)
     links = {m.to: ACKNOWLEDGE.search(m.text) for m in emails}
     lead = links["lead@example.org"]
     assert lead is not None

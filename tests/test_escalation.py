@@ -52,7 +52,9 @@ async def test_an_urgent_concern_nobody_picks_up_escalates_once_on_time_even_aft
     clock = Clock()
     delivery = watching_delivery(tmp_path / "data", server, clock)
     concern = submission("concern", about="member", immediate_risk="yes")
-    concern = type(concern)(**{**concern.__dict__, "urgent": True})
+    # Received on the test's clock: the timer starts then, not at the wall-clock moment the
+    # submission was made (after the delivery was built, and later still under load).
+    concern = replace(concern, urgent=True, received_at=clock())
     await delivery.worker.receive(concern)
     await delivery.worker.run_pass()
     assert escalations(server) == []

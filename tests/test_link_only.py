@@ -41,7 +41,15 @@ from tests.test_delivery import CONCERNS, FACILITATORS, mail_settings, make_deli
 from tests.test_guideline_coverage import visible_text
 from tests.test_message_crypto import openssl_decrypt, smime_certificate
 from tests.test_renewals import Clock
-from tests.test_views import BASE_URL, post, reference_from, send, store_of, valid_answers
+from tests.test_views import (
+    BASE_URL,
+    post,
+    reference_from,
+    send,
+    store_of,
+    valid_answers,
+    wait_until_delivered,
+)
 
 decided_settings = test_decisions.decided_settings
 server = test_renewals.server
@@ -296,6 +304,9 @@ def test_it_stops_working_after_the_window_and_after_erasure(
     # Another form, erased by a member's request.
     other = send_concern(client)
     other_link = links_from_catcher(app, other, 2)["lead@example.org"]
+    # The worker records the form as delivered after the last email: until then the lifecycle
+    # holds an erasure back (the form is still on its way).
+    wait_until_delivered(app, other)
     files.pick_up(other, "concern", "lead@example.org")
     rights = app.state.services.rights
     report = rights.erase(rights.find(reference=other))
@@ -462,6 +473,8 @@ def test_a_member_who_deletes_their_form_deletes_its_link_only_copy_too(
     assert readable is not None
     assert readable.sealed
     link = link_in(raw_messages_to(app, member)[0])
+    # The member's copy is the last email; the kept record is written after it.
+    wait_until_delivered(app, reference)
     assert "Your leave notice has been deleted" in press(client, link, "delete")
     readable = room.get(reference)
     assert readable is not None
