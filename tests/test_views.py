@@ -75,6 +75,11 @@ def make_app(site_dir: Path, data_dir: Path, **environ: str) -> Starlette:
     return create_app(load_settings(env_file=None, environ=defaults | environ))
 
 
+def one_post_then_six_a_minute(site_dir: Path, tmp_path: Path) -> Starlette:
+    environ = {"FORMS_CLIENT_POST_BURST": "1", "FORMS_CLIENT_POSTS_PER_MINUTE": "6"}
+    return with_stopped_clock(make_app(site_dir, tmp_path / "data", **environ))
+
+
 def with_stopped_clock(app: Starlette) -> Starlette:
     """The post limits' clock stands still, so the wait a test reads does not depend on how long
     its posts took (under load, the refill during nine posts turned "10 seconds" into 9)."""
@@ -1274,14 +1279,7 @@ def test_every_typed_answers_limit_is_in_its_hint_tied_to_its_box(client: TestCl
 def test_a_limited_member_is_told_the_real_wait_and_the_way_round(
     site_dir: Path, tmp_path: Path
 ) -> None:
-    app = with_stopped_clock(
-        make_app(
-            site_dir,
-            tmp_path / "data",
-            FORMS_CLIENT_POST_BURST="1",
-            FORMS_CLIENT_POSTS_PER_MINUTE="6",
-        )
-    )
+    app = one_post_then_six_a_minute(site_dir, tmp_path)
     with TestClient(app, base_url=BASE_URL, client=("198.51.100.7", 4000)) as client:
         answers = valid_answers(FORMS["leave-missing"])
         assert client.post("/forms/leave-missing/", data=answers).status_code == 200
@@ -1315,14 +1313,7 @@ def test_a_concern_has_a_budget_of_its_own_that_ordinary_forms_cannot_use_up(
 def test_past_its_own_budget_a_concern_comes_back_with_every_answer_and_no_wrong_contact(
     site_dir: Path, tmp_path: Path
 ) -> None:
-    app = with_stopped_clock(
-        make_app(
-            site_dir,
-            tmp_path / "data",
-            FORMS_CLIENT_POST_BURST="1",
-            FORMS_CLIENT_POSTS_PER_MINUTE="6",
-        )
-    )
+    app = one_post_then_six_a_minute(site_dir, tmp_path)
     about_a_facilitator = {
         **valid_answers(FORMS["concern"]),
         "about": "facilitator",
