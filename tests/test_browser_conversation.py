@@ -124,6 +124,9 @@ def test_every_page_of_a_conversation_passes_axe(
     assert {state: violations for state, violations in found.items() if violations} == {}
 
 
+ALERT_ADDRESS = "sandpiper.alert@example.net"
+
+
 @pytest.mark.parametrize("java_script", [True, False], ids=["js", "no-js"])
 def test_after_exit_neither_the_receipt_nor_a_message_is_in_the_browser(
     playwright_instance: Playwright,
@@ -145,10 +148,17 @@ def test_after_exit_neither_the_receipt_nor_a_message_is_in_the_browser(
         page.fill("#answer", ANSWER)
         page.get_by_role("button", name="Send").click()
         expect(page.get_by_text("Your answer has been sent")).to_be_visible()
+        # The member's own address, for "There is a message for you": not for the autofill.
+        page.fill("#email", ALERT_ADDRESS)
+        page.get_by_role("button", name="Email me when there is a message").click()
+        expect(page.get_by_text("We will email you when there is a new message")).to_be_visible()
         page.get_by_role("link", name=EXIT_BUTTON_NAME).click()
         arrive_at_the_exit_site(page)
         shown = back_to_the_end(page, server_url)
-        markers = [receipt, receipt.replace(" ", ""), "Wagtail", "Kestrel"]
+        markers = [receipt, receipt.replace(" ", ""), "Wagtail", "Kestrel", ALERT_ADDRESS]
         assert [line for line in shown if any(m in line for m in markers)] == []
         assert member.requests_elsewhere == []
-    assert on_disk(profile, [receipt, receipt.replace(" ", ""), "Wagtail", "Kestrel"]) == {}
+    assert (
+        on_disk(profile, [receipt, receipt.replace(" ", ""), "Wagtail", "Kestrel", "sandpiper"])
+        == {}
+    )

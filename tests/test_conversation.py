@@ -30,7 +30,14 @@ from tests import test_acknowledgements, test_link_only
 from tests.data_files import held_files
 from tests.test_delivery_faults import remount, small_disk
 from tests.test_guideline_coverage import visible_text
-from tests.test_views import BASE_URL, post, reference_from, valid_answers, wait_until_delivered
+from tests.test_views import (
+    BASE_URL,
+    post,
+    reference_from,
+    soup_of,
+    valid_answers,
+    wait_until_delivered,
+)
 from tests.test_views import send as press_send
 
 RECEIPT = re.compile(r"\b\d{4} \d{4} \d{4} \d{4}\b")
@@ -259,6 +266,26 @@ def test_the_member_can_delete_the_conversation(
     assert files.conversations.get(reference) is None
 
 
+def test_no_field_of_the_members_pages_lets_the_browser_save_what_was_typed(
+    link_only_app: Starlette, client: TestClient
+) -> None:
+    """As on the forms (test_views): a field's own autocomplete ("email") overrides its form's
+    "off", and the browser would keep the member's address in its autofill, on the device the
+    conversation must leave nothing on."""
+    reference, receipt = send_anonymous_concern(client)
+    member, page = open_conversation(client, reference, receipt)
+    for address in ("/forms/status/", page):
+        fields = soup_of(member.get(address).text).select(
+            "form input[type=text], form input[type=email], form textarea"
+        )
+        assert fields, address
+        for field in fields:
+            form = field.find_parent("form")
+            assert form is not None
+            said = field.get("autocomplete") or form.get("autocomplete")
+            assert said == "off", field
+
+
 def test_a_delete_before_anyone_picked_the_concern_up_keeps_the_answer_for_the_group(
     link_only_app: Starlette, client: TestClient
 ) -> None:
@@ -290,7 +317,7 @@ def test_a_delete_before_anyone_picked_the_concern_up_keeps_the_answer_for_the_g
     files = link_only_app.state.services.files
     kept = files.conversations.get(reference)
     assert kept is not None
-    assert files.conversations.member_address(kept) is None
+    assert files.conversations.contents(kept)[1] is None, "the member's address"
     assert not [o for o in kept.outgoing if o.recipient.address == MEMBER_COPY]
 
     files.pick_up(reference, "concern", "lead@example.org")
