@@ -159,7 +159,7 @@ def outbox(
         )
     for conversation in worker.answers.waiting:
         for failed in conversation.failed:
-            say(f"{refused_in_words(conversation.reference, failed.recipient)}")
+            say(refused_in_words(conversation.reference, failed.recipient))
     for held in services.files.held.all():
         say(
             f"Erasure held back: {held.reference} ({held.form_kind}), asked "

@@ -162,8 +162,9 @@ class AnswersJob:
             for o in conversation.sending
             if o.queued_at is not None
         ]
-        if queued and (now - min(queued)).total_seconds() > waiting_limit:
-            minutes = int((now - min(queued)).total_seconds() // 60)
+        waited = (now - min(queued)).total_seconds() if queued else 0.0
+        if waited > waiting_limit:
+            minutes = int(waited // 60)
             problems.append(
                 f"A message in a conversation with a member has waited {minutes} minute(s) "
                 "to be sent."

@@ -173,8 +173,10 @@ class Conversations:
         gave an address for it (`alert` is to `MEMBER_COPY`: the address stays sealed)."""
         with exclusive_lock(self.lock_path):
             conversation = self.get(reference)
-            content = self.opened(conversation) if conversation is not None else {}
-            if conversation is None or not content.get("tell"):
+            if conversation is None:
+                return False
+            content = self.opened(conversation)
+            if not content.get("tell"):
                 return False
             newest = len(content["messages"]) - 1
             self.mark_sending(reference)
@@ -211,9 +213,6 @@ class Conversations:
             for conversation in self.each()
             if (conversation.last_message_at or conversation.created_at) + kept <= now
         ]
-
-    def member_address(self, conversation: Conversation) -> str | None:
-        return self.contents(conversation)[1]
 
     def delivered(self, reference: str, changed: Outgoing) -> Conversation | None:
         """One message's new state for one recipient, written into the file as it is now (the

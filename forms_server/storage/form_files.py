@@ -75,13 +75,19 @@ class FormFiles(FormSteps):
     # -- Events ----------------------------------------------------------------------------
 
     def happen(
-        self, reference: str, event: Event, reason: str = "", by: str = ""
+        self,
+        reference: str,
+        event: Event,
+        reason: str = "",
+        by: str = "",
+        alert: RecipientState | None = None,
     ) -> Outcome | None:
-        """The event, as the lifecycle decides it for this form; None if nothing is held."""
+        """The event, as the lifecycle decides it for this form; None if nothing is held.
+        `alert`: the member's "There is a message for you", if the rule sends it."""
         state = self.state_of(reference)
         if state is None:
             return None
-        return self.carry_out(state, decide(state, event), reason=reason, by=by)
+        return self.carry_out(state, decide(state, event), reason=reason, by=by, alert=alert)
 
     def pick_up(
         self, reference: str, form_kind: str, by: str, by_route: tuple[str, ...] = ()
@@ -105,9 +111,7 @@ class FormFiles(FormSteps):
         """A recipient's question to the member (LookupError if there is no conversation);
         `alert`: "There is a message for you", if the lifecycle sends one."""
         self.conversations.add(reference, "group", question, self.clock())
-        state = self.state_of(reference)
-        if state is not None:
-            self.carry_out(state, decide(state, Event.ASKED), by=by, alert=alert)
+        self.happen(reference, Event.ASKED, by=by, alert=alert)
 
     def answered(
         self, reference: str, answer: str, now: datetime, to: tuple[RecipientState, ...]
