@@ -15,6 +15,7 @@ from starlette.templating import Jinja2Templates
 
 from forms_server.config.env import Settings
 from forms_server.config.group import PACKAGE_DIR
+from forms_server.delivery.member_copy import MESSAGE_ALERT_SUBJECT
 from forms_server.forms.definitions import FORMS
 from forms_server.forms.fields import FormDefinition
 from forms_server.forms.reference import EXAMPLE_REFERENCE
@@ -93,6 +94,8 @@ def make_templates(settings: Settings, stylesheets: list[str]) -> Jinja2Template
         group=settings.group,
         handbook_url=settings.handbook_url,
         example_reference=EXAMPLE_REFERENCE,
+        # The member's alert, quoted on the pages as the email's subject says it.
+        message_alert_subject=MESSAGE_ALERT_SUBJECT,
         theme={"stylesheets": stylesheets},
         # The quick exit partial is written for MkDocs, which names the facts config.extra.group.
         config={"extra": {"group": settings.group}},
